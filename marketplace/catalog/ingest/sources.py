@@ -1,0 +1,348 @@
+"""Reading CSV, Parquet and JSON Lines files as a stream of Arrow batches, turning every defect into IngestError.
+
+CSV and JSON Lines columns come out as Arrow strings (typing happens in ``profile``); Parquet columns keep
+their stored types. Memory is bounded by one batch (``BLOCK_BYTES`` of CSV text, ``JSONL_BATCH_ROWS`` lines,
+or one Parquet row-group slice of ``PARQUET_BATCH_ROWS`` rows).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from marketplace.catalog.ingest.errors import IngestError
+
+SCAN_CHUNK_BYTES = 8 << 20
+BLOCK_BYTES = 16 << 20
+JSONL_BATCH_ROWS = 50_000
+PARQUET_BATCH_ROWS = 65_536
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def scan_text(path: Path, *, max_line_bytes: int) -> None:
+    """Check that ``path`` is UTF-8 text without NUL bytes and without a line over ``max_line_bytes``.
+
+    Reads the file once in ``SCAN_CHUNK_BYTES`` chunks. Line lengths are in bytes, without the newline.
+    Raises ``IngestError`` with code ``nul_bytes``, ``undecodable`` or ``line_too_long``, naming the
+    1-based line and the 0-based byte offset.
+    """
+    name = path.name
+    newlines = 0
+    offset = 0
+    last_newline = -1
+    carry = b""
+    with path.open("rb") as stream:
+        while chunk := stream.read(SCAN_CHUNK_BYTES):
+            nul = chunk.find(b"\x00")
+            if nul >= 0:
+                line = newlines + chunk.count(b"\n", 0, nul) + 1
+                raise IngestError(
+                    "nul_bytes",
+                    f"{name} contains a NUL byte on line {line} (byte offset {offset + nul}); "
+                    "text tables cannot contain NUL bytes.",
+                )
+            data = carry + chunk
+            try:
+                _, consumed = codecs.utf_8_decode(data, "strict", False)
+            except UnicodeDecodeError as error:
+                position = offset - len(carry) + error.start
+                line = newlines + chunk.count(b"\n", 0, max(0, error.start - len(carry))) + 1
+                raise IngestError(
+                    "undecodable",
+                    f"{name} is not valid UTF-8: byte 0x{data[error.start]:02x} on line {line} "
+                    f"(byte offset {position}) cannot be decoded. Save the file as UTF-8.",
+                ) from None
+            carry = data[consumed:]
+            positions = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
+            if positions.size:
+                gaps = np.empty(positions.size, dtype=np.int64)
+                gaps[0] = offset + positions[0] - last_newline - 1
+                gaps[1:] = np.diff(positions) - 1
+                longest = int(gaps.argmax())
+                if gaps[longest] > max_line_bytes:
+                    _raise_line_too_long(name, newlines + longest + 1, max_line_bytes)
+                last_newline = offset + int(positions[-1])
+            newlines += int(positions.size)
+            offset += len(chunk)
+            if offset - last_newline - 1 > max_line_bytes:
+                _raise_line_too_long(name, newlines + 1, max_line_bytes)
+    if carry:
+        raise IngestError(
+            "undecodable",
+            f"{name} is not valid UTF-8: it ends in the middle of a character (byte offset {offset - len(carry)}).",
+        )
+
+
+def _raise_line_too_long(name: str, line: int, max_line_bytes: int) -> None:
+    raise IngestError(
+        "line_too_long",
+        f"Line {line} of {name} is longer than {_bytes_words(max_line_bytes)}; "
+        "rows that long are not supported (is a quote left open?).",
+    )
+
+
+def _bytes_words(size: int) -> str:
+    if size >= 1 << 20 and size % (1 << 20) == 0:
+        return f"{size >> 20} MB"
+    if size >= 1 << 10 and size % (1 << 10) == 0:
+        return f"{size >> 10} KB"
+    return f"{size} bytes"
+
+
+def check_column_names(names: list[str], name: str, where: str) -> None:
+    """Refuse empty (blank) and duplicate column names, naming the column's position and ``where`` it is."""
+    seen: dict[str, int] = {}
+    for position, column in enumerate(names, start=1):
+        if not column.strip():
+            raise IngestError(
+                "empty_column_name",
+                f"Column {position} of {name} has an empty name in {where}; every column needs a name.",
+            )
+        if column in seen:
+            raise IngestError(
+                "duplicate_columns",
+                f"{name} has two columns named {column!r} (columns {seen[column]} and {position}) in {where}.",
+            )
+        seen[column] = position
+
+
+class TableSource:
+    """One table file opened for streaming: ``names`` and ``batches()`` of Arrow arrays in column order."""
+
+    def __init__(self, path: Path, fmt: str, *, max_line_bytes: int) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.max_line_bytes = max_line_bytes
+        self.block_bytes = max(BLOCK_BYTES, 4 * max_line_bytes)
+        if fmt == "csv":
+            self.names = self._csv_names()
+            where = "the header"
+        elif fmt == "parquet":
+            self.names = self._parquet_names()
+            where = "the schema"
+        else:
+            self.names = self._jsonl_names()
+            where = "line 1"
+        if not self.names:
+            raise IngestError("no_rows", f"{path.name} has no columns.")
+        check_column_names(self.names, path.name, where)
+
+    def batches(self, columns: list[str] | None = None) -> Iterator[list[pa.Array]]:
+        """Yield the table in batches, each a list of arrays for ``columns`` (default: all, in order)."""
+        wanted = list(self.names) if columns is None else columns
+        if self.fmt == "csv":
+            yield from self._csv_batches(wanted)
+        elif self.fmt == "parquet":
+            yield from self._parquet_batches(wanted)
+        else:
+            yield from self._jsonl_batches(wanted)
+
+    # CSV
+
+    def _csv_reader(self, convert_options: pa_csv.ConvertOptions | None, handler: Any = None) -> Any:
+        return pa_csv.open_csv(
+            self.path,
+            read_options=pa_csv.ReadOptions(block_size=self.block_bytes),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=handler),
+            convert_options=convert_options,
+        )
+
+    def _csv_names(self) -> list[str]:
+        try:
+            reader = self._csv_reader(pa_csv.ConvertOptions(include_columns=None))
+        except pa.ArrowInvalid as error:
+            self._raise_csv_problem(error, expected=None)
+        names = list(reader.schema.names)
+        reader.close()
+        return names
+
+    def _csv_batches(self, wanted: list[str]) -> Iterator[list[pa.Array]]:
+        def record_first_invalid(row: Any) -> str:
+            return "error"
+
+        convert = pa_csv.ConvertOptions(
+            column_types={column: pa.string() for column in self.names},
+            include_columns=wanted,
+            strings_can_be_null=True,
+        )
+        try:
+            reader = self._csv_reader(convert, record_first_invalid)
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                yield [batch.column(index) for index in range(batch.num_columns)]
+        except pa.ArrowInvalid as error:
+            self._raise_csv_problem(error, expected=len(self.names))
+
+    def _raise_csv_problem(self, error: Exception, expected: int | None) -> Any:
+        """Re-read the file with Python's csv module to name the line pyarrow could not parse."""
+        name = self.path.name
+        previous_limit = csv.field_size_limit()
+        # The scan already bounded lines to max_line_bytes; only an unclosed quote can make a longer field.
+        csv.field_size_limit(min(sys.maxsize, max(previous_limit, 2 * self.max_line_bytes)))
+        try:
+            with self.path.open("r", encoding="utf-8-sig", newline="") as text:
+                reader = csv.reader(text, strict=True)
+                width = expected
+                try:
+                    for record in reader:
+                        if not record:
+                            continue
+                        if width is None:
+                            width = len(record)
+                        elif len(record) != width:
+                            raise IngestError(
+                                "ragged_rows",
+                                f"Line {reader.line_num} of {name} has {len(record)} fields but the header has "
+                                f"{width}; every row must have the same number of columns.",
+                            )
+                except csv.Error as csv_error:
+                    kind = "line_too_long" if "field larger" in str(csv_error) else "ragged_rows"
+                    raise IngestError(
+                        kind,
+                        f"{name} cannot be parsed as CSV at line {reader.line_num}: {csv_error} "
+                        "(is a quote left open?).",
+                    ) from None
+        finally:
+            csv.field_size_limit(previous_limit)
+        if "straddling" in str(error):
+            raise IngestError(
+                "line_too_long",
+                f"A row of {name} is longer than {_bytes_words(self.block_bytes)} (is a quote left open?).",
+            ) from None
+        raise IngestError("unreadable", f"{name} cannot be parsed as CSV: {error}") from None
+
+    # Parquet
+
+    def _parquet_file(self) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(self.path)
+        except (pa.ArrowException, OSError) as error:
+            raise IngestError(
+                "truncated_parquet",
+                f"{self.path.name} is not a complete Parquet file (it may have been cut off): {error}",
+            ) from None
+
+    def _parquet_names(self) -> list[str]:
+        parquet = self._parquet_file()
+        names = list(parquet.schema_arrow.names)
+        parquet.close()
+        return names
+
+    def _parquet_batches(self, wanted: list[str]) -> Iterator[list[pa.Array]]:
+        parquet = self._parquet_file()
+        try:
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+                yield [batch.column(index) for index in range(batch.num_columns)]
+        except (pa.ArrowException, OSError) as error:
+            raise IngestError(
+                "truncated_parquet",
+                f"{self.path.name} is damaged or cut off and cannot be read to the end: {error}",
+            ) from None
+        finally:
+            parquet.close()
+
+    # JSON Lines
+
+    def _jsonl_records(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        name = self.path.name
+        with self.path.open("rb") as stream:
+            for line_number, raw in enumerate(stream, start=1):
+                line = raw.removeprefix(_UTF8_BOM) if line_number == 1 else raw
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+                except _DuplicateKey as duplicate:
+                    raise IngestError(
+                        "duplicate_columns",
+                        f"Line {line_number} of {name} has the key {duplicate.key!r} twice.",
+                    ) from None
+                except json.JSONDecodeError as error:
+                    raise IngestError(
+                        "broken_jsonl",
+                        f"Line {line_number} of {name} is not valid JSON: {error.msg} at column {error.colno}.",
+                    ) from None
+                if not isinstance(value, dict):
+                    raise IngestError(
+                        "broken_jsonl",
+                        f"Line {line_number} of {name} is a JSON {_json_kind(value)}, not an object; "
+                        'each line must be one object such as {"column": value}.',
+                    )
+                yield line_number, value
+
+    def _jsonl_names(self) -> list[str]:
+        for _, record in self._jsonl_records():
+            return list(record)
+        return []
+
+    def _jsonl_batches(self, wanted: list[str]) -> Iterator[list[pa.Array]]:
+        known = set(self.names)
+        buffers: list[list[str | None]] = [[] for _ in wanted]
+        for line_number, record in self._jsonl_records():
+            if not known.issuperset(record):
+                extra = next(key for key in record if key not in known)
+                raise IngestError(
+                    "ragged_rows",
+                    f"Line {line_number} of {self.path.name} has the key {extra!r}, which the first line "
+                    "does not have; every line must use the first line's keys.",
+                )
+            for buffer, column in zip(buffers, wanted, strict=True):
+                buffer.append(_json_text(record.get(column)))
+            if len(buffers[0]) >= JSONL_BATCH_ROWS:
+                yield [pa.array(buffer, type=pa.string()) for buffer in buffers]
+                buffers = [[] for _ in wanted]
+        if buffers[0]:
+            yield [pa.array(buffer, type=pa.string()) for buffer in buffers]
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _no_constant(constant: str) -> None:
+    """JSON's non-standard NaN/Infinity literals read as missing values."""
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON value as the text typing works on: strings as they are, scalars as JSON, nesting as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)

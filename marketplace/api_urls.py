@@ -1,0 +1,29 @@
+"""REST API routes under /api/v1/ (names in DESIGN.md's interface contract)."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from marketplace.catalog import api as catalog_api
+from marketplace.certification import api as certification_api
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("products/", catalog_api.ProductListCreate.as_view(), name="api-products"),
+    path("products/<slug:slug>/", catalog_api.ProductDetail.as_view(), name="api-product"),
+    path("products/<slug:slug>/versions/", catalog_api.VersionCreate.as_view(), name="api-versions"),
+    path("products/<slug:slug>/versions/<int:number>/", catalog_api.VersionDetail.as_view(), name="api-version"),
+    path(
+        "products/<slug:slug>/versions/<int:number>/submit/",
+        catalog_api.VersionSubmit.as_view(),
+        name="api-version-submit",
+    ),
+    path("jobs/<uuid:job_id>/", certification_api.JobDetail.as_view(), name="api-job"),
+    path("certificates/verify/", certification_api.CertificateVerify.as_view(), name="api-certificate-verify"),
+    path("certificates/<str:certificate_id>/", certification_api.CertificateDetail.as_view(), name="api-certificate"),
+    path(
+        "certificates/<str:certificate_id>/status/",
+        certification_api.CertificateStatus.as_view(),
+        name="api-certificate-status",
+    ),
+]

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from marketplace.accounts.models import Organization, User
+from marketplace.catalog.licenses import LICENSES
+from marketplace.catalog.models import Domain
+from marketplace.catalog.services import LicensePrice
+
+CURRENCIES = [("USD", "USD"), ("EUR", "EUR"), ("GBP", "GBP")]
+
+
+class ProductForm(forms.Form):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), empty_label=None)
+    title = forms.CharField(max_length=160)
+    summary = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"size": 80}))
+    description_md = forms.CharField(
+        label="Description (Markdown)", required=False, widget=forms.Textarea(attrs={"rows": 8})
+    )
+    domain = forms.ChoiceField(choices=Domain.choices)
+    tags = forms.CharField(required=False, help_text="Comma-separated, e.g. census, income, tabular")
+    currency = forms.ChoiceField(choices=CURRENCIES, initial="USD")
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["organization"].queryset = user.provider_organizations()
+        for code, lic in LICENSES.items():
+            self.fields[f"price_{code}"] = forms.DecimalField(
+                label=f"{lic.name} price",
+                required=False,
+                min_value=0,
+                max_digits=12,
+                decimal_places=2,
+                help_text=lic.summary + " Leave empty to not offer it; 0 makes it free.",
+            )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not any(data.get(f"price_{code}") is not None for code in LICENSES):
+            raise forms.ValidationError("Offer the product under at least one license (set a price, 0 for free).")
+        return data
+
+    def licenses(self) -> list[LicensePrice]:
+        currency = self.cleaned_data["currency"]
+        return [
+            LicensePrice(code=code, price_minor=int(self.cleaned_data[f"price_{code}"] * 100), currency=currency)
+            for code in LICENSES
+            if self.cleaned_data.get(f"price_{code}") is not None
+        ]
+
+    def tag_list(self) -> list[str]:
+        return [t.strip() for t in self.cleaned_data.get("tags", "").split(",") if t.strip()]
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ".csv,.parquet,.jsonl,.ndjson"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> Any:
+        single = super().clean
+        if isinstance(data, (list, tuple)):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)] if data else []
+
+
+class VersionUploadForm(forms.Form):
+    synthetic = MultipleFileField(label="Synthetic tables", help_text="CSV, Parquet or JSON Lines; one or more.")
+    train = forms.FileField(
+        required=False, label="Reference train rows (private)", help_text="The real rows the synthesizer learned from."
+    )
+    holdout = forms.FileField(
+        required=False, label="Reference holdout rows (private)", help_text="Real rows the synthesizer never saw."
+    )
+    changelog = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="What changed")

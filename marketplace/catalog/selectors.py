@@ -1,0 +1,217 @@
+"""Reads for the catalog: search with facets, product pages, who may see which file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+
+from marketplace.accounts.models import User
+from marketplace.catalog.licenses import LICENSES
+from marketplace.catalog.models import Domain, Product, ProductVersion, VersionFile, VersionStatus
+
+ORDERINGS: dict[str, tuple[str, ...]] = {
+    "relevance": ("-relevance", "-published_at"),
+    "newest": ("-published_at", "-id"),
+    "price": ("price_from_minor", "-published_at"),
+    "-price": ("-price_from_minor", "-published_at"),
+    "rows": ("-row_count", "-published_at"),
+    "quality": ("-quality_score", "-published_at"),
+    "dcr_share": ("dcr_share", "-published_at"),
+    "title": ("title",),
+}
+FORMATS = ("csv", "parquet", "jsonl")
+PRIVACY_GRADES = ("A", "B", "C", "D", "F")
+ROW_BUCKETS: dict[str, tuple[int, int | None]] = {
+    "lt1k": (0, 1_000),
+    "1k-100k": (1_000, 100_000),
+    "100k-1m": (100_000, 1_000_000),
+    "gte1m": (1_000_000, None),
+}
+
+
+@dataclass(frozen=True)
+class CatalogQuery:
+    """A validated catalog query; every field is optional."""
+
+    q: str = ""
+    domain: str = ""
+    license: str = ""
+    format: str = ""
+    provider: str = ""
+    kind: str = ""
+    min_price_minor: int | None = None
+    max_price_minor: int | None = None
+    rows: str = ""
+    min_quality: float | None = None
+    privacy_grade: str = ""
+    ordering: str = ""
+    errors: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_params(cls, params: Any) -> CatalogQuery:
+        """Parse query parameters; unknown or malformed values are dropped and reported in ``errors``."""
+        errors: list[str] = []
+
+        def choice(name: str, allowed: Any) -> str:
+            value = (params.get(name) or "").strip()
+            if value and value not in allowed:
+                errors.append(f"Unknown {name} {value!r}.")
+                return ""
+            return value
+
+        def number(name: str, kind: type) -> Any:
+            raw = (params.get(name) or "").strip()
+            if not raw:
+                return None
+            try:
+                value = kind(raw)
+            except ValueError:
+                errors.append(f"{name} must be a number.")
+                return None
+            if value < 0:
+                errors.append(f"{name} must not be negative.")
+                return None
+            return value
+
+        min_quality = number("min_quality", float)
+        if min_quality is not None and min_quality > 1:
+            min_quality = min_quality / 100 if min_quality <= 100 else None
+        return cls(
+            q=(params.get("q") or "").strip()[:200],
+            domain=choice("domain", Domain.values),
+            license=choice("license", LICENSES),
+            format=choice("format", FORMATS),
+            provider=(params.get("provider") or "").strip()[:60],
+            kind=choice("kind", ("dataset", "generator")),
+            min_price_minor=number("min_price", int),
+            max_price_minor=number("max_price", int),
+            rows=choice("rows", ROW_BUCKETS),
+            min_quality=min_quality,
+            privacy_grade=choice("privacy_grade", PRIVACY_GRADES),
+            ordering=choice("ordering", ORDERINGS),
+            errors=tuple(errors),
+        )
+
+
+def listed_products() -> QuerySet[Product]:
+    """Products a buyer can see: listed by staff and with at least one submitted version."""
+    return Product.objects.filter(is_listed=True, published_at__isnull=False)
+
+
+def _terms(q: str) -> list[str]:
+    return [t for t in q.lower().split() if t][:8]
+
+
+def _apply_filters(qs: QuerySet[Product], query: CatalogQuery, skip: str = "") -> QuerySet[Product]:
+    for term in _terms(query.q):
+        qs = qs.filter(search_text__contains=term)
+    if query.domain and skip != "domain":
+        qs = qs.filter(domain=query.domain)
+    if query.license and skip != "license":
+        qs = qs.filter(licenses__code=query.license)
+    if query.format and skip != "format":
+        qs = qs.filter(formats__contains=f",{query.format},")
+    if query.provider and skip != "provider":
+        qs = qs.filter(organization__slug=query.provider)
+    if query.kind and skip != "kind":
+        qs = qs.filter(kind=query.kind)
+    if query.min_price_minor is not None:
+        qs = qs.filter(price_from_minor__gte=query.min_price_minor)
+    if query.max_price_minor is not None:
+        qs = qs.filter(price_from_minor__lte=query.max_price_minor)
+    if query.rows and skip != "rows":
+        low, high = ROW_BUCKETS[query.rows]
+        qs = qs.filter(row_count__gte=low)
+        if high is not None:
+            qs = qs.filter(row_count__lt=high)
+    if query.min_quality is not None:
+        qs = qs.filter(quality_score__gte=query.min_quality)
+    if query.privacy_grade and skip != "privacy_grade":
+        qs = qs.filter(privacy_grade=query.privacy_grade)
+    return qs
+
+
+def search_products(query: CatalogQuery) -> QuerySet[Product]:
+    """Listed products matching every search term (title, summary, tags, column names, provider) and filter.
+
+    Relevance: a term in the title counts 3, in the tags 2, anywhere else 1.
+    """
+    qs = _apply_filters(listed_products(), query)
+    if query.license:
+        qs = qs.distinct()
+    terms = _terms(query.q)
+    if terms:
+        score: Any = Value(0)
+        for term in terms:
+            score = score + Case(When(title__icontains=term, then=Value(3)), default=Value(0), output_field=IntegerField())
+            score = score + Case(When(tags__icontains=term, then=Value(2)), default=Value(1), output_field=IntegerField())
+        qs = qs.annotate(relevance=score)
+    ordering = query.ordering or ("relevance" if terms else "newest")
+    if ordering == "relevance" and not terms:
+        ordering = "newest"
+    return qs.select_related("organization").order_by(*ORDERINGS[ordering])
+
+
+def facet_counts(query: CatalogQuery) -> dict[str, list[tuple[str, str, int]]]:
+    """For each facet, (value, label, count) among products matching the query's other filters."""
+    facets: dict[str, list[tuple[str, str, int]]] = {}
+    base = listed_products()
+    domain_labels = dict(Domain.choices)
+    rows = _apply_filters(base, query, skip="domain").values("domain").annotate(n=Count("id")).order_by("-n")
+    facets["domain"] = [(r["domain"], domain_labels.get(r["domain"], r["domain"]), r["n"]) for r in rows]
+    rows = (
+        _apply_filters(base, query, skip="license").values("licenses__code").annotate(n=Count("id", distinct=True))
+    )
+    facets["license"] = [
+        (r["licenses__code"], LICENSES[r["licenses__code"]].name, r["n"]) for r in rows if r["licenses__code"] in LICENSES
+    ]
+    format_qs = _apply_filters(base, query, skip="format")
+    counts = format_qs.aggregate(**{fmt: Count("id", filter=Q(formats__contains=f",{fmt},")) for fmt in FORMATS})
+    facets["format"] = [(fmt, fmt.upper() if fmt != "jsonl" else "JSON Lines", counts[fmt]) for fmt in FORMATS if counts[fmt]]
+    rows = (
+        _apply_filters(base, query, skip="provider")
+        .values("organization__slug", "organization__name")
+        .annotate(n=Count("id"))
+        .order_by("-n", "organization__name")[:20]
+    )
+    facets["provider"] = [(r["organization__slug"], r["organization__name"], r["n"]) for r in rows]
+    row_qs = _apply_filters(base, query, skip="rows")
+    bucket_filters = {}
+    for key, (low, high) in ROW_BUCKETS.items():
+        condition = Q(row_count__gte=low) & (Q(row_count__lt=high) if high is not None else Q())
+        bucket_filters[key] = Count("id", filter=condition)
+    counts = row_qs.aggregate(**bucket_filters)
+    labels = {"lt1k": "< 1k rows", "1k-100k": "1k – 100k", "100k-1m": "100k – 1M", "gte1m": "≥ 1M rows"}
+    facets["rows"] = [(key, labels[key], counts[key]) for key in ROW_BUCKETS if counts[key]]
+    rows = (
+        _apply_filters(base, query, skip="privacy_grade")
+        .exclude(privacy_grade="")
+        .values("privacy_grade")
+        .annotate(n=Count("id"))
+        .order_by("privacy_grade")
+    )
+    facets["privacy_grade"] = [(r["privacy_grade"], f"Privacy {r['privacy_grade']}", r["n"]) for r in rows]
+    return facets
+
+
+def visible_versions(product: Product, user: User | Any) -> QuerySet[ProductVersion]:
+    """Versions a user may see: members see drafts too; everyone else sees submitted ones."""
+    qs = product.versions.all()
+    if not can_manage(user, product):
+        qs = qs.exclude(status=VersionStatus.DRAFT)
+    return qs.order_by("-number")
+
+
+def can_manage(user: User | Any, product: Product) -> bool:
+    return bool(user.is_authenticated and (user.is_staff or user.is_member_of(product.organization)))
+
+
+def can_read_file(user: User | Any, item: VersionFile) -> bool:
+    """Reference files are readable only by the owning organization's members; synthetic rows by anyone
+    who can see the version (previews; full downloads go through entitlements)."""
+    product = item.version.product
+    if item.is_reference or item.version.status == VersionStatus.DRAFT:
+        return bool(user.is_authenticated and user.is_member_of(product.organization))
+    return product.is_listed or can_manage(user, product)

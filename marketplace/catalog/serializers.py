@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from marketplace.catalog.licenses import LICENSES
+from marketplace.catalog.models import Domain, Product, ProductKind, ProductLicense, ProductVersion, VersionFile
+
+
+class LicenseInputSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=list(LICENSES))
+    price_minor = serializers.IntegerField(min_value=0, max_value=10**12)
+    currency = serializers.RegexField(r"^[A-Z]{3}$", error_messages={"invalid": "Use an ISO 4217 code like USD."})
+
+
+class ProductInputSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=160)
+    summary = serializers.CharField(max_length=300)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=50_000)
+    domain = serializers.ChoiceField(choices=Domain.choices)
+    kind = serializers.ChoiceField(choices=ProductKind.choices, default=ProductKind.DATASET)
+    tags = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=12)
+    organization = serializers.SlugField(required=False)
+    slug = serializers.SlugField(required=False, max_length=80)
+    licenses = LicenseInputSerializer(many=True, allow_empty=False)
+
+
+class ProductUpdateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=160, required=False)
+    summary = serializers.CharField(max_length=300, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=50_000)
+    domain = serializers.ChoiceField(choices=Domain.choices, required=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=12)
+    licenses = LicenseInputSerializer(many=True, allow_empty=False, required=False)
+    is_listed = serializers.BooleanField(required=False)
+
+
+class LicenseOutputSerializer(serializers.ModelSerializer):
+    name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ProductLicense
+        fields = ["code", "name", "price_minor", "currency"]
+
+    def get_name(self, obj: ProductLicense) -> str:
+        return LICENSES[obj.code].name
+
+
+class ProductOutputSerializer(serializers.ModelSerializer):
+    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    provider = serializers.CharField(source="organization.name", read_only=True)
+    licenses = LicenseOutputSerializer(many=True, read_only=True)
+    formats = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = [
+            "slug", "title", "summary", "description_md", "description_html", "domain", "kind", "tags",
+            "organization", "provider", "licenses", "formats", "row_count", "column_count", "price_from_minor",
+            "price_currency", "quality_score", "quality_grade", "privacy_grade", "dcr_share", "is_listed",
+            "published_at", "created_at", "updated_at", "url",
+        ]
+
+    def get_formats(self, obj: Product) -> list[str]:
+        return [f for f in obj.formats.split(",") if f]
+
+    def get_url(self, obj: Product) -> str:
+        request = self.context.get("request")
+        path = f"/products/{obj.slug}/"
+        return request.build_absolute_uri(path) if request else path
+
+
+class VersionFileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VersionFile
+        fields = [
+            "id", "role", "table_name", "original_filename", "format", "sha256", "size_bytes", "rows",
+            "column_count", "profile", "created_at", "deleted_at",
+        ]
+
+
+class VersionOutputSerializer(serializers.ModelSerializer):
+    product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    files = serializers.SerializerMethodField()
+    certification = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ProductVersion
+        fields = [
+            "product", "number", "status", "changelog", "target_column", "sdv_metadata", "created_at",
+            "submitted_at", "certified_at", "files", "certification",
+        ]
+
+    def get_files(self, obj: ProductVersion) -> list[dict[str, Any]]:
+        show_reference = self.context.get("show_reference", False)
+        files = [f for f in obj.files.all() if show_reference or not f.is_reference]
+        return VersionFileSerializer(files, many=True).data
+
+    def get_certification(self, obj: ProductVersion) -> dict[str, Any] | None:
+        from marketplace.certification.selectors import certification_summary
+
+        return certification_summary(obj)
+
+
+class JSONObjectField(serializers.Field):
+    """A JSON object given as a string (multipart forms) or as an object (JSON bodies)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data) if data.strip() else {}
+            except json.JSONDecodeError:
+                raise serializers.ValidationError("Must be a JSON object.") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise serializers.ValidationError("Must be a JSON object mapping column names to SDV sdtypes.")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class VersionInputSerializer(serializers.Serializer):
+    synthetic = serializers.ListField(child=serializers.FileField(), allow_empty=False, max_length=10)
+    train = serializers.FileField(required=False)
+    holdout = serializers.FileField(required=False)
+    target = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    changelog = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    metadata = JSONObjectField(required=False)
+    submit = serializers.BooleanField(required=False, default=True)
+
+
+class VersionSubmitSerializer(serializers.Serializer):
+    metadata = JSONObjectField(required=False)
+    target = serializers.CharField(required=False, allow_blank=True, max_length=200)

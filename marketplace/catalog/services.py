@@ -1,0 +1,425 @@
+"""Writes for the catalog: products, licenses, versions and their files.
+
+A version is made in two steps, as a provider would in the browser: ``create_version`` receives and
+validates the uploads (stored, hashed, profiled, SDV metadata detected) as a *draft*; ``submit_version``
+records the provider's confirmed or corrected metadata and sends it to certification. The API does both
+in one call unless asked to keep the draft.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.core.files import File
+from django.core.files.storage import storages
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Min
+from django.utils import timezone
+from django.utils.text import slugify
+
+from marketplace.accounts.models import Organization, User
+from marketplace.catalog.ingest import IngestError, TableProfile, apply_metadata_overrides, profile_table, sniff_format
+from marketplace.catalog.licenses import LICENSES
+from marketplace.catalog.markdown import render_markdown
+from marketplace.catalog.models import (
+    FileRole,
+    Product,
+    ProductLicense,
+    ProductVersion,
+    VersionFile,
+    VersionStatus,
+)
+from marketplace.catalog.uploads import HashedUploadedFile
+
+logger = logging.getLogger(__name__)
+
+MAX_TAGS = 12
+SNIFF_BYTES = 64 * 1024
+
+
+class CatalogError(Exception):
+    """A refused catalog operation: ``code`` is a short slug, ``message`` a sentence for the user."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class LicensePrice:
+    code: str
+    price_minor: int
+    currency: str
+
+
+def ensure_can_manage(user: User, product: Product) -> None:
+    """Only members of the product's organization (and staff) may change it or upload to it."""
+    if not (user.is_authenticated and (user.is_staff or user.is_member_of(product.organization))):
+        raise PermissionDenied("Only members of the provider organization can change this product.")
+
+
+def _clean_tags(tags: Iterable[str]) -> list[str]:
+    cleaned: list[str] = []
+    for tag in tags:
+        value = slugify(str(tag))[:40]
+        if value and value not in cleaned:
+            cleaned.append(value)
+    if len(cleaned) > MAX_TAGS:
+        raise CatalogError("too_many_tags", f"A product can have at most {MAX_TAGS} tags.")
+    return cleaned
+
+
+def _validate_licenses(licenses: Sequence[LicensePrice]) -> None:
+    if not licenses:
+        raise CatalogError("no_license", "Offer the product under at least one license.")
+    seen: set[str] = set()
+    for item in licenses:
+        if item.code not in LICENSES:
+            raise CatalogError("unknown_license", f"Unknown license {item.code!r}; choose from {', '.join(LICENSES)}.")
+        if item.code in seen:
+            raise CatalogError("duplicate_license", f"License {item.code!r} is listed twice.")
+        seen.add(item.code)
+        if not isinstance(item.price_minor, int) or isinstance(item.price_minor, bool) or item.price_minor < 0:
+            raise CatalogError("bad_price", "Prices are whole numbers of minor units (cents), zero or more.")
+        if item.price_minor > 10**12:
+            raise CatalogError("bad_price", "That price is too large.")
+        if len(item.currency) != 3 or not item.currency.isalpha() or not item.currency.isupper():
+            raise CatalogError("bad_currency", f"{item.currency!r} is not an ISO 4217 currency code like USD.")
+    if len({item.currency for item in licenses}) > 1:
+        raise CatalogError("mixed_currency", "All licenses of one product must use the same currency.")
+
+
+@transaction.atomic
+def create_product(
+    *,
+    user: User,
+    organization: Organization,
+    title: str,
+    summary: str,
+    domain: str,
+    kind: str = "dataset",
+    description_md: str = "",
+    tags: Iterable[str] = (),
+    licenses: Sequence[LicensePrice],
+    slug: str = "",
+) -> Product:
+    """Create a product owned by ``organization``; the user must be one of its members and it a provider."""
+    if not organization.is_provider:
+        raise CatalogError("not_a_provider", f"{organization.name} is not a provider organization.")
+    if not user.is_member_of(organization):
+        raise PermissionDenied("You are not a member of this organization.")
+    _validate_licenses(licenses)
+    slug = slugify(slug or title)[:80]
+    if not slug:
+        raise CatalogError("bad_slug", "The title must contain letters or digits to make a web address.")
+    if Product.objects.filter(slug=slug).exists():
+        raise CatalogError("slug_taken", f"The address {slug!r} is taken; choose another title or slug.", status=409)
+    try:
+        with transaction.atomic():
+            product = Product.objects.create(
+                organization=organization,
+                slug=slug,
+                title=title.strip(),
+                summary=summary.strip(),
+                description_md=description_md,
+                description_html=render_markdown(description_md),
+                domain=domain,
+                kind=kind,
+                tags=_clean_tags(tags),
+                created_by=user,
+            )
+    except IntegrityError:
+        raise CatalogError("slug_taken", f"The address {slug!r} is taken; choose another title or slug.", status=409) from None
+    ProductLicense.objects.bulk_create(
+        ProductLicense(product=product, code=item.code, price_minor=item.price_minor, currency=item.currency)
+        for item in licenses
+    )
+    refresh_product_summary(product)
+    return product
+
+
+@transaction.atomic
+def update_product(
+    product: Product,
+    *,
+    user: User,
+    title: str | None = None,
+    summary: str | None = None,
+    description_md: str | None = None,
+    domain: str | None = None,
+    tags: Iterable[str] | None = None,
+    licenses: Sequence[LicensePrice] | None = None,
+    is_listed: bool | None = None,
+) -> Product:
+    """Change a product's listing. Prices change for future orders only (orders freeze their price)."""
+    ensure_can_manage(user, product)
+    if title is not None:
+        product.title = title.strip()
+    if summary is not None:
+        product.summary = summary.strip()
+    if description_md is not None:
+        product.description_md = description_md
+        product.description_html = render_markdown(description_md)
+    if domain is not None:
+        product.domain = domain
+    if tags is not None:
+        product.tags = _clean_tags(tags)
+    if is_listed is not None:
+        product.is_listed = is_listed
+    product.save()
+    if licenses is not None:
+        _validate_licenses(licenses)
+        product.licenses.exclude(code__in=[item.code for item in licenses]).delete()
+        for item in licenses:
+            ProductLicense.objects.update_or_create(
+                product=product, code=item.code, defaults={"price_minor": item.price_minor, "currency": item.currency}
+            )
+    refresh_product_summary(product)
+    return product
+
+
+@dataclass
+class _Received:
+    role: str
+    upload: HashedUploadedFile
+    fmt: str
+    profile: TableProfile
+    table_name: str
+
+
+def _table_name(filename: str) -> str:
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return slugify(stem).replace("-", "_")[:100] or "table"
+
+
+def _receive(role: str, upload: HashedUploadedFile) -> _Received:
+    if upload.size == 0:
+        raise IngestError("empty_file", f"{upload.name} is empty.")
+    with open(upload.temporary_file_path(), "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    fmt = sniff_format(head, upload.name or "")
+    profile = profile_table(upload.temporary_file_path(), fmt)
+    return _Received(role=role, upload=upload, fmt=fmt, profile=profile, table_name=_table_name(upload.name or ""))
+
+
+def _column_names(profile: TableProfile) -> list[str]:
+    return [column.name for column in profile.columns]
+
+
+def _check_reference_matches(received: list[_Received]) -> None:
+    synthetic = [r for r in received if r.role == FileRole.SYNTHETIC]
+    reference = [r for r in received if r.role != FileRole.SYNTHETIC]
+    if not reference:
+        return
+    if len(synthetic) != 1:
+        raise CatalogError(
+            "reference_needs_one_table", "Reference train/holdout files can only accompany a single synthetic table."
+        )
+    if any(r.role == FileRole.HOLDOUT for r in reference) and not any(r.role == FileRole.TRAIN for r in reference):
+        raise CatalogError("holdout_without_train", "A holdout file needs the train file it was split from.")
+    expected = set(_column_names(synthetic[0].profile))
+    for item in reference:
+        got = set(_column_names(item.profile))
+        if got != expected:
+            missing = sorted(expected - got)
+            extra = sorted(got - expected)
+            raise CatalogError(
+                "reference_columns_differ",
+                f"The {item.role} file's columns differ from the synthetic table's"
+                + (f"; missing: {', '.join(missing)}" if missing else "")
+                + (f"; extra: {', '.join(extra)}" if extra else "")
+                + ".",
+            )
+
+
+def _store(item: _Received, organization: Organization) -> tuple[str, bool]:
+    """Save into the right storage under a content-addressed name; return (name, newly_written)."""
+    sha = item.upload.sha256
+    if item.role == FileRole.SYNTHETIC:
+        storage, name = storages["default"], f"objects/{sha[:2]}/{sha}.{item.fmt}"
+    else:
+        storage, name = storages["reference"], f"org-{organization.pk}/{sha[:2]}/{sha}.{item.fmt}"
+    if storage.exists(name):
+        return name, False
+    item.upload.seek(0)
+    return storage.save(name, File(item.upload, name=name)), True
+
+
+def create_version(
+    product: Product,
+    *,
+    user: User,
+    synthetic: Sequence[HashedUploadedFile],
+    train: HashedUploadedFile | None = None,
+    holdout: HashedUploadedFile | None = None,
+    target_column: str = "",
+    changelog: str = "",
+) -> ProductVersion:
+    """Validate, store and profile the uploaded tables as a new draft version of ``product``.
+
+    All-or-nothing: on any bad file the error names it and no file, version or row is left behind.
+    """
+    ensure_can_manage(user, product)
+    if not synthetic:
+        raise CatalogError("no_synthetic_file", "Upload at least one synthetic table (CSV, Parquet or JSON Lines).")
+    uploads = [(FileRole.SYNTHETIC, f) for f in synthetic]
+    uploads += [(FileRole.TRAIN, train)] if train else []
+    uploads += [(FileRole.HOLDOUT, holdout)] if holdout else []
+    received: list[_Received] = []
+    for role, upload in uploads:
+        try:
+            received.append(_receive(role, upload))
+        except IngestError as error:
+            raise CatalogError(error.code, f"{upload.name}: {error.message}", status=_ingest_status(error)) from None
+    names = [r.table_name for r in received if r.role == FileRole.SYNTHETIC]
+    if len(set(names)) != len(names):
+        raise CatalogError("duplicate_table_name", "Two synthetic files have the same name; rename one.")
+    _check_reference_matches(received)
+    synthetic_columns = _column_names(received[0].profile)
+    if target_column and target_column not in synthetic_columns:
+        raise CatalogError("unknown_target", f"The target column {target_column!r} is not in the synthetic table.")
+
+    written: list[tuple[str, str]] = []
+    try:
+        stored = []
+        for item in received:
+            name, is_new = _store(item, product.organization)
+            if is_new:
+                written.append(("default" if item.role == FileRole.SYNTHETIC else "reference", name))
+            stored.append((item, name))
+        with transaction.atomic():
+            locked = Product.objects.select_for_update().get(pk=product.pk)
+            number = (locked.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+            version = ProductVersion.objects.create(
+                product=locked,
+                number=number,
+                created_by=user,
+                target_column=target_column,
+                changelog=changelog,
+                sdv_metadata=received[0].profile.sdv_metadata,
+            )
+            VersionFile.objects.bulk_create(
+                VersionFile(
+                    version=version,
+                    role=item.role,
+                    table_name=item.table_name if item.role == FileRole.SYNTHETIC else item.role,
+                    original_filename=(item.upload.name or "")[:255],
+                    format=item.fmt,
+                    storage_name=name,
+                    sha256=item.upload.sha256,
+                    size_bytes=item.upload.size,
+                    rows=item.profile.rows,
+                    column_count=len(item.profile.columns),
+                    profile=item.profile.to_dict(),
+                )
+                for item, name in stored
+            )
+    except BaseException:
+        for alias, name in written:
+            storages[alias].delete(name)
+        raise
+    return version
+
+
+def _ingest_status(error: IngestError) -> int:
+    return 413 if error.code == "too_large" else 400
+
+
+@transaction.atomic
+def submit_version(
+    version: ProductVersion,
+    *,
+    user: User,
+    sdtype_overrides: dict[str, str] | None = None,
+    target_column: str | None = None,
+) -> ProductVersion:
+    """Confirm the draft's metadata (with the provider's corrections) and send it to certification."""
+    ensure_can_manage(user, version.product)
+    version = ProductVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status != VersionStatus.DRAFT:
+        raise CatalogError("not_a_draft", f"Version {version.number} was already submitted.", status=409)
+    if sdtype_overrides:
+        try:
+            version.sdv_metadata = apply_metadata_overrides(version.sdv_metadata, sdtype_overrides)
+        except IngestError as error:
+            raise CatalogError(error.code, error.message) from None
+    if target_column is not None:
+        columns = list(version.sdv_metadata.get("columns", {}))
+        if target_column and target_column not in columns:
+            raise CatalogError("unknown_target", f"The target column {target_column!r} is not in the synthetic table.")
+        version.target_column = target_column
+    version.status = VersionStatus.SUBMITTED
+    version.submitted_at = timezone.now()
+    version.save()
+    refresh_product_summary(version.product)
+    from marketplace.certification.services import request_certification
+
+    request_certification(version)
+    return version
+
+
+@transaction.atomic
+def delete_draft(version: ProductVersion, *, user: User) -> None:
+    """Discard a draft version and the files only it referenced."""
+    ensure_can_manage(user, version.product)
+    if version.status != VersionStatus.DRAFT:
+        raise CatalogError("not_a_draft", "Only draft versions can be discarded.", status=409)
+    files = list(version.files.all())
+    version.delete()
+    for item in files:
+        if not VersionFile.objects.filter(storage_name=item.storage_name, role=item.role).exists():
+            transaction.on_commit(lambda a=item.storage_alias, n=item.storage_name: storages[a].delete(n))
+
+
+@transaction.atomic
+def delete_reference_data(version: ProductVersion, *, user: User) -> int:
+    """Delete a version's private reference files (the provider's right). Certificates keep aggregates only."""
+    ensure_can_manage(user, version.product)
+    count = 0
+    for item in version.files.filter(role__in=[FileRole.TRAIN, FileRole.HOLDOUT], deleted_at__isnull=True):
+        item.deleted_at = timezone.now()
+        item.save(update_fields=["deleted_at"])
+        if not VersionFile.objects.filter(storage_name=item.storage_name, deleted_at__isnull=True).exists():
+            transaction.on_commit(lambda n=item.storage_name: storages["reference"].delete(n))
+        count += 1
+    return count
+
+
+def refresh_product_summary(product: Product) -> None:
+    """Recompute the catalog's denormalized fields of ``product`` from its latest published version."""
+    latest = (
+        product.versions.exclude(status=VersionStatus.DRAFT).order_by("-number").prefetch_related("files").first()
+    )
+    prices = product.licenses.aggregate(low=Min("price_minor"))
+    currency = product.licenses.values_list("currency", flat=True).first() or ""
+    columns: list[str] = []
+    if latest is not None:
+        synthetic = [f for f in latest.files.all() if f.role == FileRole.SYNTHETIC]
+        product.formats = "," + ",".join(sorted({f.format for f in synthetic})) + ","
+        product.row_count = sum(f.rows for f in synthetic)
+        product.column_count = sum(f.column_count for f in synthetic)
+        for item in synthetic:
+            columns.extend(c["name"] for c in item.profile.get("columns", []))
+        first_published = product.versions.exclude(submitted_at=None).aggregate(t=Min("submitted_at"))["t"]
+        product.published_at = first_published
+    else:
+        product.formats, product.row_count, product.column_count, product.published_at = "", None, None, None
+    product.price_from_minor = prices["low"]
+    product.price_currency = currency
+    product.search_text = " ".join(
+        [product.title, product.summary, " ".join(product.tags), " ".join(columns), product.organization.name]
+    ).lower()
+    Product.objects.filter(pk=product.pk).update(
+        formats=product.formats,
+        row_count=product.row_count,
+        column_count=product.column_count,
+        published_at=product.published_at,
+        price_from_minor=product.price_from_minor,
+        price_currency=product.price_currency,
+        search_text=product.search_text,
+    )

@@ -1,0 +1,87 @@
+"""Streaming upload handling: every uploaded file goes to a temporary file on disk in 1 MiB chunks and is
+SHA-256 hashed while it streams, so a 2 GB upload never sits in memory and is never read twice to hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import TemporaryUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.core.handlers.wsgi import LimitedStream
+
+from marketplace.catalog.ingest import IngestError
+
+
+class HashedUploadedFile(TemporaryUploadedFile):
+    """A temporary uploaded file that knows its SHA-256 (hex) and exact size."""
+
+    sha256: str = ""
+
+
+class HashingUploadHandler(FileUploadHandler):
+    """Writes each file part to disk, hashing it on the way, and enforces ``SYNTHEX_MAX_UPLOAD_BYTES``.
+
+    Problems are recorded on ``request.upload_error`` (an ``IngestError``) for the view to turn into a
+    4xx: a file over the limit stops the upload at once; a body that ends before its Content-Length (a
+    client cut off mid-stream) is detected when parsing completes.
+    """
+
+    chunk_size = 1024 * 1024
+
+    def __init__(self, request: Any = None) -> None:
+        super().__init__(request)
+        self.file: HashedUploadedFile | None = None
+        self.digest = hashlib.sha256()
+        self.received = 0
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
+        self.file = HashedUploadedFile(self.file_name, self.content_type, 0, self.charset, self.content_type_extra)
+        self.digest = hashlib.sha256()
+        self.received = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        assert self.file is not None
+        self.received += len(raw_data)
+        limit = settings.SYNTHEX_MAX_UPLOAD_BYTES
+        if self.received > limit:
+            self.file.close()
+            self._record(
+                IngestError("too_large", f"{self.file_name} is larger than the upload limit of {limit:,} bytes.")
+            )
+            raise StopUpload(connection_reset=True)
+        self.digest.update(raw_data)
+        self.file.write(raw_data)
+        return None
+
+    def file_complete(self, file_size: int) -> HashedUploadedFile | None:
+        assert self.file is not None
+        self.file.seek(0)
+        self.file.size = file_size
+        self.file.sha256 = self.digest.hexdigest()
+        return self.file
+
+    def upload_complete(self) -> None:
+        stream = getattr(self.request, "_stream", None)
+        if isinstance(stream, LimitedStream) and stream._pos < stream.limit:
+            self._record(
+                IngestError(
+                    "incomplete_upload",
+                    f"The upload ended after {stream._pos:,} of {stream.limit:,} bytes; nothing was saved. "
+                    "Please send the file again.",
+                )
+            )
+
+    def _record(self, error: IngestError) -> None:
+        if self.request is not None and getattr(self.request, "upload_error", None) is None:
+            self.request.upload_error = error
+
+
+def upload_error(request: Any) -> IngestError | None:
+    """The problem the upload handler met while receiving this request's files, if any."""
+    return getattr(request, "upload_error", None)

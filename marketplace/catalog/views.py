@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from marketplace.catalog import selectors, services
+from marketplace.catalog.forms import ProductForm, VersionUploadForm
+from marketplace.catalog.ingest import IngestError
+from marketplace.catalog.licenses import LICENSES
+from marketplace.catalog.models import Domain, FileRole, Product, ProductVersion, VersionStatus
+from marketplace.catalog.uploads import upload_error
+
+SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id")
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    query = selectors.CatalogQuery.from_params(request.GET)
+    results = selectors.search_products(query)
+    page = Paginator(results, 12).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(
+        request,
+        "catalog/home.html",
+        {
+            "query": query,
+            "page": page,
+            "facets": selectors.facet_counts(query),
+            "domains": Domain.choices,
+            "orderings": selectors.ORDERINGS,
+            "querystring": params.urlencode(),
+        },
+    )
+
+
+def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    product = get_object_or_404(Product.objects.select_related("organization"), slug=slug)
+    can_manage = selectors.can_manage(request.user, product)
+    if not (product.is_listed or can_manage):
+        raise PermissionDenied("This product is not listed.")
+    versions = list(selectors.visible_versions(product, request.user).prefetch_related("files"))
+    number = request.GET.get("version")
+    version = next((v for v in versions if str(v.number) == number), None) if number else None
+    if version is None:
+        version = next((v for v in versions if v.status != VersionStatus.DRAFT), versions[0] if versions else None)
+    synthetic = [f for f in version.files.all() if f.role == FileRole.SYNTHETIC] if version else []
+    reference = [f for f in version.files.all() if f.is_reference] if (version and can_manage) else []
+    return render(
+        request,
+        "catalog/product_detail.html",
+        {
+            "product": product,
+            "versions": versions,
+            "version": version,
+            "synthetic_files": synthetic,
+            "reference_files": reference,
+            "licenses": [(lic, LICENSES[lic.code]) for lic in product.licenses.all()],
+            "can_manage": can_manage,
+        },
+    )
+
+
+@login_required
+def product_create(request: HttpRequest) -> HttpResponse:
+    if not request.user.provider_organizations().exists():
+        messages.info(request, "Create a provider organization first: products belong to organizations.")
+        return redirect("accounts:profile")
+    form = ProductForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            product = services.create_product(
+                user=request.user,
+                organization=form.cleaned_data["organization"],
+                title=form.cleaned_data["title"],
+                summary=form.cleaned_data["summary"],
+                description_md=form.cleaned_data["description_md"],
+                domain=form.cleaned_data["domain"],
+                tags=form.tag_list(),
+                licenses=form.licenses(),
+            )
+        except services.CatalogError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, "Product created. Now upload its first version.")
+            return redirect("catalog:version_upload", slug=product.slug)
+    return render(request, "catalog/product_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+def version_upload(request: HttpRequest, slug: str) -> HttpResponse:
+    product = get_object_or_404(Product, slug=slug)
+    services.ensure_can_manage(request.user, product)
+    wants_json = request.headers.get("Accept", "").startswith("application/json")
+    if request.method != "POST":
+        return render(request, "catalog/version_upload.html", {"product": product, "form": VersionUploadForm()})
+    error: IngestError | services.CatalogError | None = upload_error(request)
+    form = VersionUploadForm(request.POST, request.FILES) if error is None else VersionUploadForm()
+    version: ProductVersion | None = None
+    status = 400
+    if error is None and form.is_valid():
+        try:
+            version = services.create_version(
+                product,
+                user=request.user,
+                synthetic=form.cleaned_data["synthetic"],
+                train=form.cleaned_data["train"],
+                holdout=form.cleaned_data["holdout"],
+                changelog=form.cleaned_data["changelog"],
+            )
+        except services.CatalogError as caught:
+            error, status = caught, caught.status
+    elif error is not None:
+        status = 413 if error.code == "too_large" else 400
+    if version is not None:
+        url = reverse("catalog:version_confirm", args=[product.slug, version.number])
+        if wants_json:
+            return JsonResponse({"redirect": url, "version": version.number}, status=201)
+        return redirect(url)
+    message = error.message if error is not None else " ".join(e for errs in form.errors.values() for e in errs)
+    if wants_json:
+        return JsonResponse({"detail": message, "code": getattr(error, "code", "invalid")}, status=status)
+    if error is not None:
+        form.add_error(None, error.message)
+    return render(request, "catalog/version_upload.html", {"product": product, "form": form}, status=status)
+
+
+@login_required
+def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    product = get_object_or_404(Product, slug=slug)
+    services.ensure_can_manage(request.user, product)
+    version = get_object_or_404(ProductVersion, product=product, number=number)
+    if version.status != VersionStatus.DRAFT:
+        return redirect(f"{reverse('catalog:product_detail', args=[slug])}?version={number}")
+    files = list(version.files.all())
+    synthetic = [f for f in files if f.role == FileRole.SYNTHETIC]
+    columns = version.sdv_metadata.get("columns", {})
+    error = ""
+    if request.method == "POST":
+        if "discard" in request.POST:
+            services.delete_draft(version, user=request.user)
+            messages.info(request, f"Draft version {number} discarded.")
+            return redirect("catalog:product_detail", slug=slug)
+        overrides = {
+            name: request.POST.get(f"sdtype__{name}", spec.get("sdtype", ""))
+            for name, spec in columns.items()
+            if request.POST.get(f"sdtype__{name}", spec.get("sdtype")) != spec.get("sdtype")
+        }
+        try:
+            services.submit_version(
+                version, user=request.user, sdtype_overrides=overrides, target_column=request.POST.get("target", "")
+            )
+        except services.CatalogError as caught:
+            error = caught.message
+        else:
+            messages.success(request, f"Version {number} submitted for certification.")
+            return redirect(f"{reverse('catalog:product_detail', args=[slug])}?version={number}")
+    return render(
+        request,
+        "catalog/version_confirm.html",
+        {
+            "product": product,
+            "version": version,
+            "synthetic_files": synthetic,
+            "reference_files": [f for f in files if f.is_reference],
+            "columns": columns,
+            "sdtypes": SDTYPES,
+            "error": error,
+        },
+        status=400 if error else 200,
+    )
+
+
+@login_required
+@require_POST
+def reference_delete(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    product = get_object_or_404(Product, slug=slug)
+    version = get_object_or_404(ProductVersion, product=product, number=number)
+    count = services.delete_reference_data(version, user=request.user)
+    messages.success(request, f"Deleted {count} reference file(s) of version {number}.")
+    return redirect(f"{reverse('catalog:product_detail', args=[slug])}?version={number}")
+
+

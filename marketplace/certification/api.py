@@ -1,0 +1,119 @@
+"""REST API: jobs, certificates, verification."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from typing import Any
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketplace.catalog import selectors as catalog_selectors
+from marketplace.certification import keys, signing
+from marketplace.certification.models import Certificate, Job
+from marketplace.core.api import ApiError
+
+
+class JobSerializer(serializers.ModelSerializer):
+    product = serializers.CharField(source="version.product.slug")
+    version = serializers.IntegerField(source="version.number")
+
+    class Meta:
+        model = Job
+        fields = ["id", "kind", "product", "version", "status", "stage", "progress", "error", "attempts",
+                  "created_at", "started_at", "finished_at"]
+
+
+class JobDetail(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=JobSerializer)
+    def get(self, request: Request, job_id: str) -> Response:
+        job = get_object_or_404(Job.objects.select_related("version__product__organization"), pk=job_id)
+        if not catalog_selectors.can_manage(request.user, job.version.product):
+            raise ApiError("Not found.", "not_found", 404)
+        return Response(JobSerializer(job).data)
+
+
+def certificate_payload(certificate: Certificate) -> dict[str, Any]:
+    payload = dict(certificate.document)
+    return payload
+
+
+class CertificateDetail(APIView):
+    """The signed certificate JSON, exactly as signed. `?format=jcs` returns the signed canonical bytes."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request, certificate_id: str) -> Any:
+        certificate = get_object_or_404(Certificate.objects.select_related("version__product"), pk=certificate_id)
+        product = certificate.version.product
+        if not (product.is_listed or catalog_selectors.can_manage(request.user, product)):
+            raise ApiError("Not found.", "not_found", 404)
+        if request.query_params.get("format") == "jcs":
+            return HttpResponse(bytes(certificate.signed_bytes), content_type="application/octet-stream")
+        response = Response(certificate.document)
+        revocation = getattr(certificate, "revocation", None)
+        response["Synthex-Certificate-Status"] = "revoked" if revocation else "valid"
+        return response
+
+
+class CertificateStatus(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request, certificate_id: str) -> Response:
+        certificate = get_object_or_404(Certificate, pk=certificate_id)
+        revocation = getattr(certificate, "revocation", None)
+        if revocation is None:
+            return Response({"certificate_id": certificate.id, "status": "valid"})
+        return Response(revocation.document)
+
+
+class CertificateVerify(APIView):
+    """Verify a certificate (JSON body `certificate`, or multipart `certificate` file) and optionally files
+    (multipart `data`): the signature against the published keys, and each file's SHA-256."""
+
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser, MultiPartParser]
+
+    def post(self, request: Request) -> Response:
+        raw = request.data.get("certificate")
+        if raw is None:
+            raise ApiError("Send the certificate as 'certificate' (JSON object or file).", "missing_certificate")
+        if hasattr(raw, "read"):
+            raw = raw.read(5 * 1024 * 1024 + 1)
+            if len(raw) > 5 * 1024 * 1024:
+                raise ApiError("That certificate is too large.", "too_large", 413)
+        if isinstance(raw, (bytes, str)):
+            try:
+                raw = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise ApiError("The certificate is not valid JSON.", "bad_certificate") from None
+        if not isinstance(raw, dict):
+            raise ApiError("The certificate must be a JSON object.", "bad_certificate")
+        result = signing.verify_certificate_signature(raw, keys.keys_document())
+        reasons = list(result.reasons)
+        files = []
+        for upload in request.FILES.getlist("data"):
+            with tempfile.NamedTemporaryFile() as copy:
+                for chunk in upload.chunks():
+                    copy.write(chunk)
+                copy.flush()
+                match = signing.verify_artifact(raw, None, copy.name)
+            files.append({"name": upload.name, "sha256": match.sha256, "matches": match.ok, "artifact": match.artifact_name})
+            if not match.ok:
+                reasons.append(f"{upload.name}: its SHA-256 matches no artifact of this certificate.")
+        revoked = Certificate.objects.filter(pk=raw.get("id"), revocation__isnull=False).exists()
+        if revoked:
+            reasons.append("This certificate has been revoked by Synthex.")
+        ok = result.ok and all(f["matches"] for f in files) and not revoked
+        return Response({"valid": ok, "signature_valid": result.ok, "key_id": result.key_id, "revoked": revoked,
+                         "files": files, "reasons": reasons})

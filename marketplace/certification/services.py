@@ -1,0 +1,215 @@
+"""Writes for certification: queue a version, run the engine on it, sign and store the certificate.
+
+Guarantees: one job and at most one certificate per (version, engine version), however often the task
+runs (the worker claims a job with a conditional UPDATE; the certificate row is unique); a version is
+marked certified only in the same transaction that stores its certificate.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.core.files.storage import storages
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from marketplace.catalog.models import FileRole, Product, ProductVersion, VersionFile, VersionStatus
+from marketplace.catalog.services import refresh_product_summary
+from marketplace.certification import keys, signing
+from marketplace.certification.models import Certificate, Job, Revocation
+
+logger = logging.getLogger(__name__)
+
+ENGINE_VERSION = "1.0.0"
+PROGRESS_STEP = 2
+
+
+class CertificationFailed(Exception):
+    """Certification cannot proceed; the message is shown to the provider as is."""
+
+
+def request_certification(version: ProductVersion) -> Job:
+    """Create (or return) the version's certification job and enqueue it after the transaction commits."""
+    job, created = Job.objects.get_or_create(
+        kind=Job.Kind.CERTIFY, version=version, engine_version=ENGINE_VERSION
+    )
+    if created:
+        from marketplace.certification.tasks import certify_version_task
+
+        transaction.on_commit(lambda: certify_version_task.delay(str(job.pk)))
+    return job
+
+
+def claim_job(job_id: str) -> Job | None:
+    """Move a queued (or crashed-while-running) job to running; None when another worker has it or it is done."""
+    claimed = Job.objects.filter(pk=job_id, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+        status=Job.Status.RUNNING, stage="loading", started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    return Job.objects.select_related("version__product").get(pk=job_id)
+
+
+def _progress_writer(job: Job) -> Callable[[str, int], None]:
+    """Map the engine's (stage, percent) onto the job's 5–95% range, writing at most every few percent."""
+    last = {"progress": -100, "stage": ""}
+
+    def write(stage: str, percent: int) -> None:
+        overall = 5 + int(max(0, min(100, percent)) * 0.9)
+        if stage != last["stage"] or overall - last["progress"] >= PROGRESS_STEP:
+            Job.objects.filter(pk=job.pk).update(stage=stage[:40], progress=overall)
+            last.update(progress=overall, stage=stage)
+
+    return write
+
+
+def _fetch(item: VersionFile, folder: Path) -> Path:
+    target = folder / f"{item.role}-{item.pk}.{item.format}"
+    with storages[item.storage_alias].open(item.storage_name, "rb") as source, open(target, "wb") as sink:
+        shutil.copyfileobj(source, sink, 1024 * 1024)
+    return target
+
+
+def run_certification(job: Job) -> Certificate:
+    """Evaluate the job's version with the engine, then sign and store its certificate."""
+    from marketplace.catalog.ingest import read_table
+    from marketplace.certification.engine import EngineConfig, EngineError, evaluate
+
+    version = job.version
+    files = {f.role: f for f in version.files.filter(deleted_at__isnull=True)}
+    synthetic_files = list(version.files.filter(role=FileRole.SYNTHETIC).order_by("table_name"))
+    if FileRole.TRAIN not in files:
+        raise CertificationFailed(
+            "This version has no reference train file: upload the real rows the synthetic data imitates "
+            "(and a holdout the generator never saw) to certify it."
+        )
+    progress = _progress_writer(job)
+    progress("loading", 0)
+    with tempfile.TemporaryDirectory(prefix="synthex-certify-") as folder:
+        synthetic_path = _fetch(synthetic_files[0], Path(folder))
+        train_path = _fetch(files[FileRole.TRAIN], Path(folder))
+        holdout_path = _fetch(files[FileRole.HOLDOUT], Path(folder)) if FileRole.HOLDOUT in files else None
+        synthetic = read_table(synthetic_path, synthetic_files[0].format)
+        train = read_table(train_path, files[FileRole.TRAIN].format)
+        holdout = read_table(holdout_path, files[FileRole.HOLDOUT].format) if holdout_path else None
+        try:
+            evaluation = evaluate(
+                synthetic,
+                train,
+                holdout,
+                target=version.target_column or None,
+                metadata=version.sdv_metadata or None,
+                config=EngineConfig(seed=version.pk),
+                progress=progress,
+            ).to_dict()
+        except EngineError as error:
+            raise CertificationFailed(str(error)) from error
+    progress("signing", 100)
+    return issue_certificate(version, evaluation, synthetic_files)
+
+
+def issue_certificate(
+    version: ProductVersion, evaluation: dict[str, Any], synthetic_files: list[VersionFile]
+) -> Certificate:
+    """Sign ``evaluation`` as the certificate of ``version``; idempotent per engine version."""
+    existing = Certificate.objects.filter(version=version, engine_version=ENGINE_VERSION).first()
+    if existing is not None:
+        return existing
+    now = timezone.now().replace(microsecond=0)
+    certificate_id = f"cert_{uuid.uuid4().hex}"
+    unsigned = signing.build_certificate(
+        certificate_id=certificate_id,
+        issued_at=now,
+        artifacts=[
+            {"name": f.table_name, "sha256": f.sha256, "rows": f.rows, "columns": f.column_count}
+            for f in synthetic_files
+        ],
+        evaluation=evaluation,
+        subject_extra={
+            "product": version.product.slug,
+            "version": version.number,
+            "provider": version.product.organization.slug,
+            "target": version.target_column or None,
+        },
+    )
+    document = signing.sign_certificate(unsigned, keys.active_private_key())
+    quality, privacy = document["quality"], document["privacy"]
+    try:
+        with transaction.atomic():
+            certificate = Certificate.objects.create(
+                id=certificate_id,
+                version=version,
+                engine_version=ENGINE_VERSION,
+                document=document,
+                signed_bytes=signing.signed_bytes(document),
+                key_id=document["signature"]["key_id"],
+                issued_at=now,
+                quality_score=quality["score"],
+                quality_grade=quality["grade"],
+                privacy_grade=privacy["grade"],
+                privacy_passed=bool(privacy["passed"]),
+                dcr_share=privacy.get("dcr_share"),
+            )
+            ProductVersion.objects.filter(pk=version.pk).update(
+                status=VersionStatus.CERTIFIED, certified_at=now
+            )
+            refresh_certified_summary(version.product)
+    except IntegrityError:
+        return Certificate.objects.get(version=version, engine_version=ENGINE_VERSION)
+    return certificate
+
+
+def refresh_certified_summary(product: Product) -> None:
+    """Copy the latest certificate's grades onto the product for catalog filters and cards."""
+    latest = (
+        Certificate.objects.filter(version__product=product, revocation__isnull=True)
+        .order_by("-version__number", "-issued_at")
+        .first()
+    )
+    Product.objects.filter(pk=product.pk).update(
+        quality_score=latest.quality_score if latest else None,
+        quality_grade=latest.quality_grade if latest else "",
+        privacy_grade=latest.privacy_grade if latest else "",
+        dcr_share=latest.dcr_share if latest else None,
+    )
+    refresh_product_summary(product)
+
+
+def finish_job(job: Job, *, error: str = "") -> None:
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.FAILED if error else Job.Status.SUCCEEDED,
+        stage="failed" if error else "done",
+        progress=job.progress if error else 100,
+        error=error,
+        finished_at=timezone.now(),
+    )
+    if error:
+        ProductVersion.objects.filter(pk=job.version_id, status__in=[VersionStatus.SUBMITTED, VersionStatus.CERTIFYING]).update(
+            status=VersionStatus.FAILED
+        )
+
+
+@transaction.atomic
+def revoke_certificate(certificate: Certificate, *, reason: str) -> Revocation:
+    """Publish a signed revocation; the certificate itself never changes."""
+    if hasattr(certificate, "revocation"):
+        return certificate.revocation
+    now = timezone.now().replace(microsecond=0)
+    statement = {
+        "schema": "synthex.revocation/v1",
+        "certificate_id": certificate.id,
+        "status": "revoked",
+        "reason": reason,
+        "revoked_at": signing.format_issued_at(now),
+    }
+    signed = signing.sign_document(statement, keys.active_private_key())
+    revocation = Revocation.objects.create(certificate=certificate, reason=reason, revoked_at=now, document=signed)
+    refresh_certified_summary(certificate.version.product)
+    return revocation

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import json
+import tempfile
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+
+from marketplace.catalog import selectors as catalog_selectors
+from marketplace.catalog.models import Product, ProductVersion
+from marketplace.certification import keys, signing
+from marketplace.certification.models import Certificate, Job
+
+MAX_CERTIFICATE_BYTES = 5 * 1024 * 1024
+
+
+def _visible(request: HttpRequest, certificate_id: str) -> Certificate:
+    certificate = get_object_or_404(
+        Certificate.objects.select_related("version__product__organization"), pk=certificate_id
+    )
+    product = certificate.version.product
+    if not (product.is_listed or catalog_selectors.can_manage(request.user, product)):
+        raise Http404("No such certificate.")
+    return certificate
+
+
+def certificate_detail(request: HttpRequest, certificate_id: str) -> HttpResponse:
+    certificate = _visible(request, certificate_id)
+    return render(
+        request,
+        "certification/certificate.html",
+        {
+            "certificate": certificate,
+            "doc": certificate.document,
+            "product": certificate.version.product,
+            "version": certificate.version,
+            "revocation": getattr(certificate, "revocation", None),
+        },
+    )
+
+
+def certificate_json(request: HttpRequest, certificate_id: str) -> HttpResponse:
+    certificate = _visible(request, certificate_id)
+    response = HttpResponse(
+        json.dumps(certificate.document, indent=2, ensure_ascii=False), content_type="application/json"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{certificate.id}.json"'
+    return response
+
+
+def certificate_jcs(request: HttpRequest, certificate_id: str) -> HttpResponse:
+    certificate = _visible(request, certificate_id)
+    response = HttpResponse(bytes(certificate.signed_bytes), content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="{certificate.id}.jcs"'
+    return response
+
+
+def job_status(request: HttpRequest, slug: str, number: int) -> JsonResponse:
+    """Polled by the product page while a version certifies."""
+    product = get_object_or_404(Product, slug=slug)
+    if not catalog_selectors.can_manage(request.user, product):
+        raise Http404("No such job.")
+    version = get_object_or_404(ProductVersion, product=product, number=number)
+    job = version.jobs.order_by("-created_at").first()
+    if job is None:
+        raise Http404("No job for this version.")
+    certificate = version.certificates.order_by("-issued_at").first()
+    return JsonResponse(
+        {
+            "status": job.status,
+            "stage": job.stage,
+            "progress": job.progress,
+            "error": job.error,
+            "done": job.status in (Job.Status.SUCCEEDED, Job.Status.FAILED),
+            "certificate": certificate.id if certificate else None,
+        }
+    )
+
+
+def verify_page(request: HttpRequest) -> HttpResponse:
+    """A buyer drops a certificate and, optionally, data files; we check signature and hashes."""
+    context: dict[str, object] = {}
+    status = 200
+    if request.method == "POST":
+        upload = request.FILES.get("certificate")
+        document = None
+        if upload is None:
+            context["error"] = "Choose the certificate file (the .json you downloaded)."
+        elif upload.size > MAX_CERTIFICATE_BYTES:
+            context["error"] = "That file is too large to be a certificate."
+        else:
+            try:
+                document = json.loads(upload.read())
+                if not isinstance(document, dict):
+                    raise ValueError
+            except ValueError:
+                context["error"] = "That file is not a certificate (not a JSON object)."
+        if document is not None:
+            result = signing.verify_certificate_signature(document, keys.keys_document())
+            files = []
+            for data in request.FILES.getlist("data"):
+                with tempfile.NamedTemporaryFile() as copy:
+                    for chunk in data.chunks():
+                        copy.write(chunk)
+                    copy.flush()
+                    files.append((data.name, signing.verify_artifact(document, None, copy.name)))
+            revoked = Certificate.objects.filter(pk=document.get("id"), revocation__isnull=False).exists()
+            context.update(
+                result=result,
+                files=files,
+                revoked=revoked,
+                doc=document,
+                valid=result.ok and not revoked and all(m.ok for _, m in files),
+            )
+        if "error" in context:
+            status = 400
+    return render(request, "certification/verify.html", context, status=status)

@@ -1,0 +1,14 @@
+"""Settings for the test suite: a throw-away var dir per run, fast hashing, tasks run eagerly unless a
+test starts a real worker."""
+
+import os
+import tempfile
+
+os.environ.setdefault("SYNTHEX_VAR_DIR", tempfile.mkdtemp(prefix="synthex-test-"))
+os.environ.setdefault("DEBUG", "0")
+
+from marketplace.settings.base import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from marketplace.accounts import views as account_views
+from marketplace.core import views as core_views
+
+urlpatterns = [
+    path("", include("marketplace.catalog.urls")),
+    path("accounts/", include("marketplace.accounts.urls")),
+    path("organizations/<slug:slug>/", account_views.organization_detail, name="organization"),
+    path("certificates/", include("marketplace.certification.urls")),
+    path("api/v1/", include("marketplace.api_urls")),
+    path(".well-known/synthex/keys.json", core_views.well_known_keys, name="well-known-keys"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+]

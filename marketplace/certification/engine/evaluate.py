@@ -1,0 +1,295 @@
+"""The engine's entry point: one call from three tables to every quality and privacy figure."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+
+from . import charts, learning, privacy, quality
+from .config import EngineConfig
+from .errors import EngineError
+from .schema import Column, bounded_sample, clean_table, resolve_columns
+
+ENGINE = {"name": "synthex-engine", "version": "1.0.0"}
+_DECIMALS = 6
+_STAGE_RANGES = {
+    "prepare": (0, 5),
+    "quality": (5, 25),
+    "ml_efficacy": (25, 40),
+    "privacy": (40, 97),
+    "charts": (97, 100),
+}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every figure of one evaluation; ``to_dict`` gives the JSON-ready document (see docs/engine.md)."""
+
+    quality: MappingProxyType
+    privacy: MappingProxyType
+    charts: MappingProxyType
+    parameters: MappingProxyType
+    engine: MappingProxyType
+
+    @property
+    def quality_score(self) -> float | None:
+        return self.quality["score"]
+
+    @property
+    def quality_grade(self) -> str:
+        return self.quality["grade"]
+
+    @property
+    def privacy_grade(self) -> str:
+        return self.privacy["grade"]
+
+    @property
+    def privacy_passed(self) -> bool:
+        return self.privacy["passed"]
+
+    def to_dict(self) -> dict:
+        """A deep copy with only JSON types (floats rounded to 6 decimals, no NaN/inf: None instead)."""
+        return {
+            "quality": copy.deepcopy(dict(self.quality)),
+            "privacy": copy.deepcopy(dict(self.privacy)),
+            "charts": copy.deepcopy(dict(self.charts)),
+            "parameters": copy.deepcopy(dict(self.parameters)),
+            "engine": copy.deepcopy(dict(self.engine)),
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict | MappingProxyType):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(item) for item in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return None if math.isnan(number) or math.isinf(number) else round(number, _DECIMALS) + 0.0
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _quality_grade(score: float, config: EngineConfig) -> str:
+    if math.isnan(score):
+        return "F"
+    for letter, minimum in config.quality_grade_bands:
+        if score >= minimum:
+            return letter
+    return "F"
+
+
+def _key_columns(columns: tuple[Column, ...], metadata: dict | None) -> tuple[str, ...]:
+    keys = [c.name for c in columns if c.sdtype == "id"]
+    if metadata:
+        declared = [metadata.get("primary_key")] + list(metadata.get("alternate_keys") or [])
+        keys += [k for k in declared if isinstance(k, str) and k not in keys]
+    return tuple(keys)
+
+
+def _check_inputs(
+    synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame | None, target: str | None
+) -> None:
+    for label, table in (("synthetic", synthetic), ("train", train), ("holdout", holdout)):
+        if table is None:
+            continue
+        if not isinstance(table, pd.DataFrame):
+            raise EngineError(f"The {label} table must be a pandas DataFrame.")
+        if len(table) < 2 or len(table.columns) == 0:
+            raise EngineError(f"The {label} table has fewer than 2 rows or no columns.")
+    missing = [str(c) for c in train.columns if c not in synthetic.columns]
+    if missing:
+        raise EngineError(f"The synthetic table lacks the train columns: {', '.join(missing)}.")
+    if holdout is not None:
+        missing = [str(c) for c in train.columns if c not in holdout.columns]
+        if missing:
+            raise EngineError(f"The holdout table lacks the train columns: {', '.join(missing)}.")
+    if target is not None and target not in train.columns:
+        raise EngineError(f"The target column {target!r} is not in the train table.")
+
+
+def _thresholds(config: EngineConfig) -> dict:
+    return {
+        "grade_bands": [
+            {"grade": letter, "min_score": minimum} for letter, minimum in config.quality_grade_bands
+        ],
+        "grade_source": (
+            "Synthex: ten-point bands over the SDMetrics QualityReport overall score (mean of column shapes and "
+            "column pair trends); F below the last band. docs/engine.md#quality-grade"
+        ),
+        "real_correlation_threshold": config.real_correlation_threshold,
+        "real_association_threshold": config.real_association_threshold,
+        "pair_threshold_source": (
+            "SDMetrics 0.32 QualityReport defaults (DEFAULT_REAL_CORRELATION_THRESHOLD, "
+            "DEFAULT_REAL_ASSOCIATION_THRESHOLD): weaker real pairs do not count in the mean."
+        ),
+    }
+
+
+def evaluate(
+    synthetic: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame | None = None,
+    *,
+    target: str | None = None,
+    metadata: dict | None = None,
+    config: EngineConfig = EngineConfig(),
+    progress: Callable[[str, int], None] | None = None,
+) -> Evaluation:
+    """Certify ``synthetic`` against the real ``train`` rows it was made from and, when given, real
+    ``holdout`` rows it never saw.
+
+    Guarantees: the same inputs and ``config.seed`` give an identical ``to_dict()``; every table above
+    ``config.max_rows`` rows is replaced by a uniform sample (stated in ``parameters``); the output holds
+    aggregates only, never a reference row. Raises EngineError for inputs it cannot certify.
+    ``progress(stage, percent)`` is called with stages prepare, quality, ml_efficacy, privacy, charts and
+    an overall percent from 0 to 100.
+    """
+    _check_inputs(synthetic, train, holdout, target)
+
+    def report(stage: str, fraction: float) -> None:
+        if progress is not None:
+            low, high = _STAGE_RANGES[stage]
+            progress(stage, int(round(low + (high - low) * fraction)))
+
+    report("prepare", 0)
+    seeds = np.random.SeedSequence(config.seed).spawn(6)
+    columns = resolve_columns(train, metadata)
+    if target is not None and next(c for c in columns if c.name == target).sdtype not in (
+        "numerical",
+        "datetime",
+        "categorical",
+        "boolean",
+        "ordinal",
+    ):
+        raise EngineError(f"The target column {target!r} is neither numerical nor categorical.")
+    inputs = {
+        "synthetic": len(synthetic),
+        "train": len(train),
+        "holdout": None if holdout is None else len(holdout),
+    }
+    synthetic_used, synthetic_sampled = bounded_sample(
+        synthetic, config.max_rows, np.random.default_rng(seeds[0])
+    )
+    train_used, train_sampled = bounded_sample(train, config.max_rows, np.random.default_rng(seeds[1]))
+    holdout_used, holdout_sampled = (
+        bounded_sample(holdout, config.max_rows, np.random.default_rng(seeds[2]))
+        if holdout is not None
+        else (None, False)
+    )
+    synthetic_clean = clean_table(synthetic_used, columns)
+    train_clean = clean_table(train_used, columns)
+    holdout_clean = clean_table(holdout_used, columns) if holdout_used is not None else None
+    if len(train_clean.columns) == 0:
+        raise EngineError("No column of the train table is numerical, datetime, categorical or boolean.")
+    report("prepare", 1)
+
+    shapes = quality.column_shapes(train_clean, synthetic_clean, columns)
+    report("quality", 0.3)
+    pairs = quality.column_pair_trends(
+        train_clean,
+        synthetic_clean,
+        columns,
+        correlation_threshold=config.real_correlation_threshold,
+        association_threshold=config.real_association_threshold,
+        bins=config.contingency_bins,
+    )
+    report("quality", 0.8)
+    overall = (
+        float(np.nanmean([shapes["score"], pairs["score"]]))
+        if not (math.isnan(shapes["score"]) and math.isnan(pairs["score"]))
+        else math.nan
+    )
+    quality_section: dict = {
+        "score": overall,
+        "grade": _quality_grade(overall, config),
+        "column_shapes": shapes,
+        "column_pair_trends": pairs,
+        "coverage": quality.coverage(train_clean, synthetic_clean, columns),
+        "validity": quality.validity(
+            train_clean,
+            synthetic_clean,
+            train_used,
+            synthetic_used,
+            columns,
+            _key_columns(columns, metadata),
+            metadata,
+        ),
+        "thresholds": _thresholds(config),
+    }
+    report("quality", 1)
+    learning_seed = int(np.random.default_rng(seeds[3]).integers(2**31 - 1))
+    if target is not None:
+        if holdout_clean is not None:
+            fit_rows, test_rows = train_clean, holdout_clean
+        else:
+            order = np.random.default_rng(learning_seed).permutation(len(train_clean))
+            cut = int(len(order) * 0.8)
+            fit_rows, test_rows = (
+                train_clean.iloc[np.sort(order[:cut])],
+                train_clean.iloc[np.sort(order[cut:])],
+            )
+        quality_section["ml_efficacy"] = learning.ml_efficacy(
+            synthetic_clean, fit_rows, test_rows, columns, target, config.learning_max_rows, learning_seed
+        ) | {
+            "test_rows_source": "holdout"
+            if holdout_clean is not None
+            else "20% of train, not used for fitting"
+        }
+    else:
+        quality_section["ml_efficacy"] = None
+    report("ml_efficacy", 0.5)
+    quality_section["discriminator_auc"] = learning.discriminator_auc(
+        synthetic_clean, train_clean, columns, config.learning_max_rows, learning_seed
+    )
+    report("ml_efficacy", 1)
+
+    privacy_section, dcr_chart, privacy_sizes = privacy.assess(
+        synthetic_clean,
+        train_clean,
+        holdout_clean,
+        columns,
+        config,
+        np.random.default_rng(seeds[4]),
+        lambda percent: report("privacy", percent / 100),
+    )
+    privacy_section["grade"], privacy_section["passed"] = privacy.grade(privacy_section, config)
+    chart_section = charts.build(train_clean, synthetic_clean, columns) | {"dcr": dcr_chart}
+    report("charts", 1)
+    parameters = {
+        "seed": config.seed,
+        "rows": {
+            "input": inputs,
+            "used": {
+                "synthetic": len(synthetic_used),
+                "train": len(train_used),
+                "holdout": None if holdout_used is None else len(holdout_used),
+            },
+            "sampled": {"synthetic": synthetic_sampled, "train": train_sampled, "holdout": holdout_sampled},
+            "privacy": privacy_sizes,
+        },
+        "columns": [{"name": str(c.name), "sdtype": c.sdtype} for c in columns],
+        "target": target,
+        "config": asdict(config),
+        "libraries": {"numpy": np.__version__, "pandas": pd.__version__, "sklearn": sklearn.__version__},
+    }
+    return Evaluation(
+        quality=MappingProxyType(_plain(quality_section)),
+        privacy=MappingProxyType(_plain(privacy_section)),
+        charts=MappingProxyType(_plain(chart_section)),
+        parameters=MappingProxyType(_plain(parameters)),
+        engine=MappingProxyType(dict(ENGINE)),
+    )

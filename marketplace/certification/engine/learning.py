@@ -1,0 +1,137 @@
+"""Figures that need a fitted model: ML efficacy (train on synthetic, test on real) and a discriminator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.metrics import f1_score, r2_score, roc_auc_score
+
+from .schema import Column
+
+_MAX_ITER = 60
+
+
+def _features(tables: list[pd.DataFrame], columns: list[Column]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Continuous columns as floats and discrete ones as category codes shared by all tables."""
+    matrices = [np.empty((len(t), len(columns)), dtype=np.float64) for t in tables]
+    categorical = np.zeros(len(columns), dtype=bool)
+    for index, column in enumerate(columns):
+        if column.is_continuous:
+            for matrix, table in zip(matrices, tables, strict=True):
+                matrix[:, index] = table[column.name].to_numpy(dtype=np.float64)
+            continue
+        categorical[index] = True
+        reference = tables[0][column.name].dropna()
+        kept = reference.value_counts().index[:250]
+        lookup = pd.Index(kept)
+        for matrix, table in zip(matrices, tables, strict=True):
+            codes = lookup.get_indexer(table[column.name]).astype(np.float64)
+            matrix[:, index] = np.where(codes < 0, np.nan, codes)
+    return matrices, categorical
+
+
+def _fit_score(kind: str, train_x, train_y, test_x, test_y, categorical, seed: int) -> float:
+    if kind == "classification":
+        model = HistGradientBoostingClassifier(
+            max_iter=_MAX_ITER, categorical_features=categorical, random_state=seed, early_stopping=False
+        )
+        model.fit(train_x, train_y)
+        return float(f1_score(test_y, model.predict(test_x), average="macro"))
+    model = HistGradientBoostingRegressor(
+        max_iter=_MAX_ITER, categorical_features=categorical, random_state=seed, early_stopping=False
+    )
+    model.fit(train_x, train_y)
+    return float(r2_score(test_y, model.predict(test_x)))
+
+
+def ml_efficacy(
+    synthetic: pd.DataFrame,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    columns: tuple[Column, ...],
+    target: str,
+    max_rows: int,
+    seed: int,
+) -> dict:
+    """Train-on-synthetic vs train-on-real, both scored on the same real ``test`` rows.
+
+    Classification (discrete target) is scored by macro F1, regression by R². Both models see the same
+    number of rows (at most ``max_rows``). ``ratio`` is synthetic score / real score (None when the real
+    score is not positive).
+    """
+    target_column = next(c for c in columns if c.name == target)
+    kind = "classification" if target_column.is_discrete else "regression"
+    features = [c for c in columns if c.name != target and (c.is_continuous or c.is_discrete)]
+    rows = min(len(synthetic), len(train), max_rows)
+    rng = np.random.default_rng(seed)
+    synthetic = synthetic.iloc[np.sort(rng.choice(len(synthetic), rows, replace=False))]
+    train = train.iloc[np.sort(rng.choice(len(train), rows, replace=False))]
+    labelled = [t[t[target].notna()] for t in (train, synthetic, test)]
+    (real_x, synthetic_x, test_x), categorical = _features(labelled, features)
+    if kind == "classification":
+        labels = pd.Index(labelled[0][target].astype(str).unique())
+        real_y, synthetic_y, test_y = (lookup_labels(t[target], labels) for t in labelled)
+    else:
+        real_y, synthetic_y, test_y = (t[target].to_numpy(dtype=np.float64) for t in labelled)
+    if len(np.unique(synthetic_y)) < 2 or len(np.unique(real_y)) < 2 or len(test_y) == 0:
+        return {
+            "task": kind,
+            "target": target,
+            "metric": "f1_macro" if kind == "classification" else "r2",
+            "real_score": None,
+            "synthetic_score": None,
+            "ratio": None,
+            "reason": "target has a single value",
+        }
+    real_score = _fit_score(kind, real_x, real_y, test_x, test_y, categorical, seed)
+    synthetic_score = _fit_score(kind, synthetic_x, synthetic_y, test_x, test_y, categorical, seed)
+    ratio = max(synthetic_score, 0.0) / real_score if real_score > 0 else None
+    return {
+        "task": kind,
+        "target": target,
+        "metric": "f1_macro" if kind == "classification" else "r2",
+        "real_score": real_score,
+        "synthetic_score": synthetic_score,
+        "ratio": ratio,
+        "training_rows": rows,
+        "test_rows": int(len(test_y)),
+    }
+
+
+def lookup_labels(values: pd.Series, labels: pd.Index) -> np.ndarray:
+    """Class labels as integer codes of ``labels``; unseen labels get the code len(labels)."""
+    codes = labels.get_indexer(values.astype(str))
+    return np.where(codes < 0, len(labels), codes)
+
+
+def discriminator_auc(
+    synthetic: pd.DataFrame, real: pd.DataFrame, columns: tuple[Column, ...], max_rows: int, seed: int
+) -> dict:
+    """AUC of a gradient-boosted classifier telling real from synthetic rows on a 30% held-out split
+    (0.5: indistinguishable, 1.0: always told apart), with equal numbers of rows from each side."""
+    features = [c for c in columns if c.is_continuous or c.is_discrete]
+    rows = min(len(synthetic), len(real), max_rows)
+    rng = np.random.default_rng(seed)
+    synthetic = synthetic.iloc[np.sort(rng.choice(len(synthetic), rows, replace=False))]
+    real = real.iloc[np.sort(rng.choice(len(real), rows, replace=False))]
+    (real_x, synthetic_x), categorical = _features([real, synthetic], features)
+    data = np.vstack([real_x, synthetic_x])
+    labels = np.concatenate([np.zeros(rows), np.ones(rows)])
+    order = rng.permutation(len(data))
+    cut = int(len(data) * 0.7)
+    fit_rows, test_rows = order[:cut], order[cut:]
+    if len(np.unique(labels[test_rows])) < 2:
+        return {"auc": None, "rows_each": rows}
+    model = HistGradientBoostingClassifier(
+        max_iter=_MAX_ITER, categorical_features=categorical, random_state=seed, early_stopping=False
+    )
+    model.fit(data[fit_rows], labels[fit_rows])
+    auc = float(roc_auc_score(labels[test_rows], model.predict_proba(data[test_rows])[:, 1]))
+    return {
+        "auc": auc,
+        "score": 1.0 - 2.0 * abs(auc - 0.5) if not math.isnan(auc) else None,
+        "rows_each": rows,
+    }

@@ -430,7 +430,7 @@ def profile_table(path: str | Path, fmt: str, *, max_line_bytes: int = 1 << 20) 
     if path.stat().st_size == 0:
         raise IngestError("empty_file", f"{path.name} is empty: there is no data to read.")
     if fmt != "parquet":
-        scan_text(path, max_line_bytes=max_line_bytes)
+        scan_text(path, max_line_bytes=max_line_bytes, quoted=fmt == "csv")
     source = TableSource(path, fmt, max_line_bytes=max_line_bytes)
     cap = _distinct_cap(len(source.names))
     stats = [_ColumnStats(name, cap) for name in source.names]

@@ -29,10 +29,12 @@ def read_table(
         raise ValueError(f"unknown table format {fmt!r}")
     path = Path(path)
     if fmt == "csv":
-        return pd.read_csv(path, usecols=columns, nrows=max_rows, encoding="utf-8-sig")
-    if fmt == "parquet":
-        return _read_parquet(path, columns, max_rows)
-    return _read_jsonl(path, columns, max_rows)
+        frame = pd.read_csv(path, usecols=columns, nrows=max_rows, encoding="utf-8-sig")
+    elif fmt == "parquet":
+        frame = _read_parquet(path, columns, max_rows)
+    else:
+        frame = _read_jsonl(path, columns, max_rows)
+    return frame if columns is None else frame[columns]
 
 
 def _read_parquet(path: Path, columns: list[str] | None, max_rows: int | None) -> pd.DataFrame:
@@ -65,5 +67,4 @@ def _read_jsonl(path: Path, columns: list[str] | None, max_rows: int | None) -> 
                 break
             if line.strip():
                 records.append(json.loads(line))
-    frame = pd.DataFrame.from_records(records)
-    return frame if columns is None else frame[columns]
+    return pd.DataFrame.from_records(records)

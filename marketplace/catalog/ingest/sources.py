@@ -30,17 +30,21 @@ PARQUET_BATCH_ROWS = 65_536
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def scan_text(path: Path, *, max_line_bytes: int) -> None:
-    """Check that ``path`` is UTF-8 text without NUL bytes and without a line over ``max_line_bytes``.
+def scan_text(path: Path, *, max_line_bytes: int, quoted: bool = False) -> None:
+    """Check that ``path`` is UTF-8 text without NUL bytes and without a row over ``max_line_bytes`` bytes.
 
-    Reads the file once in ``SCAN_CHUNK_BYTES`` chunks. Line lengths are in bytes, without the newline.
-    Raises ``IngestError`` with code ``nul_bytes``, ``undecodable`` or ``line_too_long``, naming the
-    1-based line and the 0-based byte offset.
+    Rows end at newlines; with ``quoted`` (CSV) only at newlines outside double quotes (an even number of
+    quote characters before them; doubled quotes inside a field count twice, so the rule holds), which also
+    catches a quote left open. Reads the file once in ``SCAN_CHUNK_BYTES`` chunks. Raises ``IngestError``
+    with code ``nul_bytes``, ``undecodable`` or ``line_too_long``, naming the 1-based line and, for bytes,
+    the 0-based byte offset.
     """
     name = path.name
     newlines = 0
+    quotes = 0
     offset = 0
-    last_newline = -1
+    last_boundary = -1
+    lines_to_last_boundary = 0
     carry = b""
     with path.open("rb") as stream:
         while chunk := stream.read(SCAN_CHUNK_BYTES):
@@ -64,19 +68,33 @@ def scan_text(path: Path, *, max_line_bytes: int) -> None:
                     f"(byte offset {position}) cannot be decoded. Save the file as UTF-8.",
                 ) from None
             carry = data[consumed:]
-            positions = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
-            if positions.size:
-                gaps = np.empty(positions.size, dtype=np.int64)
-                gaps[0] = offset + positions[0] - last_newline - 1
-                gaps[1:] = np.diff(positions) - 1
-                longest = int(gaps.argmax())
-                if gaps[longest] > max_line_bytes:
-                    _raise_line_too_long(name, newlines + longest + 1, max_line_bytes)
-                last_newline = offset + int(positions[-1])
-            newlines += int(positions.size)
+            raw = np.frombuffer(chunk, dtype=np.uint8)
+            line_ends = np.flatnonzero(raw == 10)
+            if quoted:
+                quote_positions = np.flatnonzero(raw == 34)
+                outside = (quotes + np.searchsorted(quote_positions, line_ends)) % 2 == 0
+                boundary_index = np.flatnonzero(outside)
+                quotes += int(quote_positions.size)
+            else:
+                boundary_index = np.arange(line_ends.size)
+            boundaries = line_ends[boundary_index] + offset
+            if boundaries.size:
+                starts = np.concatenate(([last_boundary], boundaries[:-1]))
+                lengths = boundaries - starts - 1
+                longest = int(lengths.argmax())
+                if lengths[longest] > max_line_bytes:
+                    before = (
+                        lines_to_last_boundary
+                        if longest == 0
+                        else newlines + int(boundary_index[longest - 1]) + 1
+                    )
+                    _raise_line_too_long(name, before + 1, max_line_bytes)
+                last_boundary = int(boundaries[-1])
+                lines_to_last_boundary = newlines + int(boundary_index[-1]) + 1
+            newlines += int(line_ends.size)
             offset += len(chunk)
-            if offset - last_newline - 1 > max_line_bytes:
-                _raise_line_too_long(name, newlines + 1, max_line_bytes)
+            if offset - last_boundary - 1 > max_line_bytes:
+                _raise_line_too_long(name, lines_to_last_boundary + 1, max_line_bytes)
     if carry:
         raise IngestError(
             "undecodable",
@@ -87,7 +105,7 @@ def scan_text(path: Path, *, max_line_bytes: int) -> None:
 def _raise_line_too_long(name: str, line: int, max_line_bytes: int) -> None:
     raise IngestError(
         "line_too_long",
-        f"Line {line} of {name} is longer than {_bytes_words(max_line_bytes)}; "
+        f"The row on line {line} of {name} is longer than {_bytes_words(max_line_bytes)}; "
         "rows that long are not supported (is a quote left open?).",
     )
 
@@ -197,10 +215,12 @@ class TableSource:
             with self.path.open("r", encoding="utf-8-sig", newline="") as text:
                 reader = csv.reader(text, strict=True)
                 width = expected
+                records = 0
                 try:
                     for record in reader:
                         if not record:
                             continue
+                        records += 1
                         if width is None:
                             width = len(record)
                         elif len(record) != width:
@@ -218,6 +238,11 @@ class TableSource:
                     ) from None
         finally:
             csv.field_size_limit(previous_limit)
+        if records <= 1:
+            # pyarrow cannot infer the columns of a lone header without a final newline.
+            raise IngestError(
+                "no_rows", f"{name} has a header but no rows; upload a table with at least one row."
+            )
         if "straddling" in str(error):
             raise IngestError(
                 "line_too_long",
@@ -265,7 +290,9 @@ class TableSource:
                 if not line.strip():
                     continue
                 try:
-                    value = json.loads(line, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+                    value = json.loads(
+                        line.rstrip(), object_pairs_hook=_unique_pairs, parse_constant=_no_constant
+                    )
                 except _DuplicateKey as duplicate:
                     raise IngestError(
                         "duplicate_columns",
@@ -274,7 +301,7 @@ class TableSource:
                 except json.JSONDecodeError as error:
                     raise IngestError(
                         "broken_jsonl",
-                        f"Line {line_number} of {name} is not valid JSON: {error.msg} at column {error.colno}.",
+                        f"Line {line_number} of {name} is not valid JSON: {error.msg} at column {error.pos + 1}.",
                     ) from None
                 if not isinstance(value, dict):
                     raise IngestError(

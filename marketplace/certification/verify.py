@@ -53,7 +53,7 @@ def fetch_json(url: str) -> Any:
         raise InputError(f"The key URL must start with https:// or http://, got {url!r}.")
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=_FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=_FETCH_TIMEOUT_SECONDS) as response:
             body = response.read(_MAX_KEYS_BYTES + 1)
     except OSError as error:
         raise InputError(f"Cannot fetch {url}: {error}.") from error

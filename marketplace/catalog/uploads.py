@@ -85,3 +85,20 @@ class HashingUploadHandler(FileUploadHandler):
 def upload_error(request: Any) -> IngestError | None:
     """The problem the upload handler met while receiving this request's files, if any."""
     return getattr(request, "upload_error", None)
+
+
+def local_upload(path: str | os.PathLike[str], *, name: str | None = None) -> HashedUploadedFile:
+    """Wrap a local file as an uploaded file (copied to the upload temp dir, hashed on the way) so commands
+    and the demo seeding go through exactly the same validation and storage path as browser uploads."""
+    from marketplace.catalog.ingest import copy_stream
+
+    os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
+    filename = name or os.path.basename(os.fspath(path))
+    upload = HashedUploadedFile(filename, "application/octet-stream", 0, None)
+    with open(path, "rb") as source:
+        sha256, size = copy_stream(iter(lambda: source.read(1024 * 1024), b""), upload, max_bytes=settings.SYNTHEX_MAX_UPLOAD_BYTES)
+    upload.flush()
+    upload.seek(0)
+    upload.size = size
+    upload.sha256 = sha256
+    return upload

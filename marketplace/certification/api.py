@@ -43,11 +43,6 @@ class JobDetail(APIView):
         return Response(JobSerializer(job).data)
 
 
-def certificate_payload(certificate: Certificate) -> dict[str, Any]:
-    payload = dict(certificate.document)
-    return payload
-
-
 class CertificateDetail(APIView):
     """The signed certificate JSON, exactly as signed. `?format=jcs` returns the signed canonical bytes."""
 
@@ -60,7 +55,8 @@ class CertificateDetail(APIView):
             raise ApiError("Not found.", "not_found", 404)
         if request.query_params.get("format") == "jcs":
             return HttpResponse(bytes(certificate.signed_bytes), content_type="application/octet-stream")
-        response = Response(certificate.document)
+        # The exact canonical bytes (RFC 8785), so the served text verifies with openssl as well.
+        response = HttpResponse(signing.document_bytes(certificate.document), content_type="application/json")
         revocation = getattr(certificate, "revocation", None)
         response["Synthex-Certificate-Status"] = "revoked" if revocation else "valid"
         return response

@@ -41,9 +41,8 @@ def certificate_detail(request: HttpRequest, certificate_id: str) -> HttpRespons
 
 def certificate_json(request: HttpRequest, certificate_id: str) -> HttpResponse:
     certificate = _visible(request, certificate_id)
-    response = HttpResponse(
-        json.dumps(certificate.document, indent=2, ensure_ascii=False), content_type="application/json"
-    )
+    # Served as the compact canonical bytes: the openssl recipe cuts the signed bytes out of this text.
+    response = HttpResponse(signing.document_bytes(certificate.document), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{certificate.id}.json"'
     return response
 

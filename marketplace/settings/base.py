@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "marketplace.accounts",
     "marketplace.catalog",
     "marketplace.certification",
+    "exchange.ledger",
 ]
 
 MIDDLEWARE = [
@@ -211,5 +212,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # SDV and its libraries log every fit and sample at INFO; keep worker logs readable.
+        **{name: {"level": "WARNING"} for name in ("sdv", "copulas", "rdt", "ctgan", "SingleTableSynthesizer", "MultiTableSynthesizer")},
+    },
 }

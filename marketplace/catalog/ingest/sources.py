@@ -1,7 +1,7 @@
 """Reading CSV, Parquet and JSON Lines files as a stream of Arrow batches, turning every defect into IngestError.
 
 CSV and JSON Lines columns come out as Arrow strings (typing happens in ``profile``); Parquet columns keep
-their stored types. Memory is bounded by one batch (``BLOCK_BYTES`` of CSV text, ``JSONL_BATCH_ROWS`` lines,
+their stored types. Memory is bounded by a few batches (``BLOCK_BYTES`` of CSV text, ``JSONL_BATCH_ROWS`` lines,
 or one Parquet row-group slice of ``PARQUET_BATCH_ROWS`` rows).
 """
 
@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 
 from marketplace.catalog.ingest.errors import IngestError
 
-SCAN_CHUNK_BYTES = 8 << 20
-BLOCK_BYTES = 16 << 20
+SCAN_CHUNK_BYTES = 2 << 20
+BLOCK_BYTES = 1 << 20
 JSONL_BATCH_ROWS = 50_000
 PARQUET_BATCH_ROWS = 65_536
 
@@ -142,7 +142,9 @@ class TableSource:
         self.path = path
         self.fmt = fmt
         self.max_line_bytes = max_line_bytes
-        self.block_bytes = max(BLOCK_BYTES, 4 * max_line_bytes)
+        # A row must fit in one block (pyarrow refuses rows that straddle blocks); scan_text already
+        # bounded rows to max_line_bytes. Small blocks keep pyarrow's read-ahead buffers small.
+        self.block_bytes = max(BLOCK_BYTES, max_line_bytes + (64 << 10))
         if fmt == "csv":
             self.names = self._csv_names()
             where = "the header"

@@ -22,6 +22,8 @@ from .stats import Rate, rank_auc, residual_risk, wilson, wilson_interval
 
 _QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95)
 _INFERENCE_TOLERANCE = 0.05
+_SELECTIVE_ROWS = 64
+_SINGLING_OUT_ROUNDS = 10
 
 
 def _row_hashes(table: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -83,6 +85,20 @@ def _count_matches(data: np.ndarray, columns: np.ndarray, low: np.ndarray, high:
     return counts
 
 
+def _single_counts(
+    sorted_columns: list[np.ndarray], columns: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
+    """Rows matching each single condition, from per-column sorted values (queries × slots)."""
+    counts = np.zeros(columns.shape, dtype=np.int64)
+    for column, values in enumerate(sorted_columns):
+        where = columns == column
+        if where.any():
+            counts[where] = np.searchsorted(values, high[where], side="right") - np.searchsorted(
+                values, low[where], side="left"
+            )
+    return counts
+
+
 def singling_out(
     synthetic: np.ndarray,
     original: np.ndarray,
@@ -100,6 +116,8 @@ def singling_out(
     single out exactly one synthetic row. The attack succeeds on a query that singles out exactly one
     row of ``original`` (train rows); the control attack runs the same queries on ``control`` (holdout
     rows, same size). Risk = (attack − control) / (1 − control) with Wilson rates, as Anonymeter.
+    A query whose most selective condition alone matches more than ``_SELECTIVE_ROWS`` synthetic rows
+    is not tried (it almost never singles out), which keeps the search to a few passes.
     """
     synthetic = np.unique(synthetic, axis=0)
     original = np.unique(original, axis=0)
@@ -110,9 +128,10 @@ def singling_out(
         [np.median(col[np.isfinite(col)]) if np.isfinite(col).any() else 0.0 for col in synthetic.T],
         dtype=np.float64,
     )
+    sorted_columns = [np.sort(col) for col in synthetic.T]
     kept_columns, kept_low, kept_high, seen = [], [], [], set()
-    for _round in range(6):
-        candidates = 2 * attacks
+    for _round in range(_SINGLING_OUT_ROUNDS):
+        candidates = 10 * attacks
         rows = rng.integers(0, len(synthetic), size=candidates)
         columns = np.argsort(rng.random((candidates, width)), axis=1)[:, :slots]
         columns.sort(axis=1)
@@ -122,8 +141,14 @@ def singling_out(
         missing = np.isneginf(values)
         low = np.where(is_discrete | above | missing, values, -np.finfo(np.float64).max)
         high = np.where(is_discrete | ~above | missing, values, np.inf)
-        counts = _count_matches(synthetic, columns, low, high)
-        for index in np.flatnonzero(counts == 1):
+        selective = _single_counts(sorted_columns, columns, low, high).min(axis=1)
+        unique = selective == 1
+        doubtful = np.flatnonzero((selective > 1) & (selective <= _SELECTIVE_ROWS))
+        if len(doubtful):
+            unique[doubtful] = (
+                _count_matches(synthetic, columns[doubtful], low[doubtful], high[doubtful]) == 1
+            )
+        for index in np.flatnonzero(unique):
             key = (columns[index].tobytes(), low[index].tobytes(), high[index].tobytes())
             if key in seen:
                 continue
@@ -240,7 +265,7 @@ def inference(
             int(right[:attack_total].sum()), int(right[attack_total:].sum()), attack_total, control_count
         )
         details.append({"column": column.name} | result)
-    worst = max(details, key=lambda item: (item["risk"], item["ci"][1]))
+    worst = max(details, key=lambda item: (item["ci"][0], item["risk"]))
     return {"risk": worst["risk"], "ci": worst["ci"], "column": worst["column"], "details": details}
 
 
@@ -473,12 +498,12 @@ def _tests_with_holdout(
         tests.append(
             _test(
                 name,
-                risk["risk"],
+                risk["ci"][0],
                 config.attack_risk_threshold,
                 config.attack_risk_strict,
                 risk["ci"][0] <= config.attack_risk_threshold,
-                f"Anonymeter-style risk of {label}, beyond the same attack on holdout rows; fails when its "
-                "95% interval lies above the threshold.",
+                f"Lower end of the 95% interval of the Anonymeter-style risk of {label}, beyond the same "
+                "attack on holdout rows (the risk itself and its interval are under the attack's name).",
             )
         )
     return tests

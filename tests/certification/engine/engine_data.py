@@ -21,7 +21,10 @@ def split(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFram
 def independent_marginals(train: pd.DataFrame, rows: int, seed: int = 1) -> pd.DataFrame:
     """A cheap honest generator: every column drawn on its own from train's marginal (no row is copied)."""
     return pd.DataFrame(
-        {name: train[name].sample(rows, replace=True, random_state=seed + i).to_numpy() for i, name in enumerate(train)}
+        {
+            name: train[name].sample(rows, replace=True, random_state=seed + i).to_numpy()
+            for i, name in enumerate(train)
+        }
     )
 
 
@@ -45,4 +48,3 @@ def wine() -> pd.DataFrame:
 
 
 DATASETS = {"adult": lambda: adult(10_000), "breast_cancer": breast_cancer, "wine": wine}
-

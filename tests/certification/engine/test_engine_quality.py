@@ -29,7 +29,9 @@ def _imperfect_synthetic(train: pd.DataFrame, seed: int) -> pd.DataFrame:
     numeric = [name for name in synthetic if pd.api.types.is_numeric_dtype(synthetic[name])]
     for name in numeric:
         synthetic[name] = synthetic[name] + rng.normal(0, 0.2 * train[name].std(), len(synthetic))
-    synthetic[synthetic.columns[1]] = synthetic[synthetic.columns[1]].sample(frac=1, random_state=seed).to_numpy()
+    synthetic[synthetic.columns[1]] = (
+        synthetic[synthetic.columns[1]].sample(frac=1, random_state=seed).to_numpy()
+    )
     synthetic.loc[synthetic.index[:20], numeric[0]] = np.nan
     return synthetic
 
@@ -82,7 +84,9 @@ def test_quality_validity_and_coverage_flag_out_of_range_values() -> None:
 
 def test_ml_efficacy_reports_real_and_synthetic_scores_on_holdout() -> None:
     train, holdout = split(DATASETS["breast_cancer"]())
-    result = evaluate(train.copy(), train, holdout, target="target", config=EngineConfig(attack_count=50)).to_dict()
+    result = evaluate(
+        train.copy(), train, holdout, target="target", config=EngineConfig(attack_count=50)
+    ).to_dict()
     efficacy = result["quality"]["ml_efficacy"]
 
     assert efficacy["task"] == "classification"

@@ -123,9 +123,10 @@ class JSONObjectField(serializers.Field):
 
 
 class VersionInputSerializer(serializers.Serializer):
-    synthetic = serializers.ListField(child=serializers.FileField(), allow_empty=False, max_length=10)
-    train = serializers.FileField(required=False)
-    holdout = serializers.FileField(required=False)
+    # Empty files pass here on purpose: the ingest service refuses them with its own, clearer message.
+    synthetic = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False, max_length=10)
+    train = serializers.FileField(required=False, allow_empty_file=True)
+    holdout = serializers.FileField(required=False, allow_empty_file=True)
     target = serializers.CharField(required=False, allow_blank=True, max_length=200)
     changelog = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     metadata = JSONObjectField(required=False)

@@ -13,7 +13,7 @@ VAR_DIR = Path(env_str("SYNTHEX_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 # Every process (web, worker, commands, tests) needs these folders; creating them here is cheap and means
 # no start-up order can leave one missing.
-for _sub in ("tmp", "files", "reference", "broker/queue", "broker/processed"):
+for _sub in ("tmp", "files", "reference", "staticfiles", "broker/queue", "broker/processed"):
     (VAR_DIR / _sub).mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env_str("SECRET_KEY", "synthex-development-only-not-secret")

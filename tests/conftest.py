@@ -1,0 +1,141 @@
+"""Shared fixtures: users, provider organizations, API clients, small real tables."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+# Playwright drives the browser from the test's thread while the ORM is used synchronously (RECIPES.md).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+ADULT_CSV = REPO.parent / "shared" / "data" / "adult.csv"
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def adult_frame() -> pd.DataFrame:
+    return pd.read_csv(ADULT_CSV, na_values=["?"], nrows=3000)
+
+
+@pytest.fixture
+def user_factory(db: Any) -> Callable[..., Any]:
+    from marketplace.accounts.models import User
+
+    def make(username: str | None = None, password: str = "correct-horse-battery", **fields: Any) -> User:
+        name = username or f"user{next(_counter)}"
+        return User.objects.create_user(username=name, email=f"{name}@example.test", password=password, **fields)
+
+    return make
+
+
+@pytest.fixture
+def organization_factory(db: Any) -> Callable[..., Any]:
+    from marketplace.accounts.services import create_organization
+
+    def make(owner: Any, name: str | None = None, is_provider: bool = True) -> Any:
+        return create_organization(owner=owner, name=name or f"Provider {next(_counter)}", is_provider=is_provider)
+
+    return make
+
+
+@pytest.fixture
+def provider(user_factory: Callable[..., Any], organization_factory: Callable[..., Any]) -> Any:
+    """A user who is the owner of one provider organization (``provider.organization``)."""
+    user = user_factory("provider")
+    user.organization = organization_factory(user, "Acme Synthetic")
+    return user
+
+
+@pytest.fixture
+def buyer(user_factory: Callable[..., Any]) -> Any:
+    return user_factory("buyer")
+
+
+@pytest.fixture
+def api_client_for() -> Callable[[Any], Any]:
+    from rest_framework.test import APIClient
+
+    from marketplace.accounts.services import api_token_for
+
+    def make(user: Any | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(user)}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def product_factory(db: Any) -> Callable[..., Any]:
+    from marketplace.catalog import services
+
+    def make(owner: Any, title: str | None = None, **fields: Any) -> Any:
+        licenses = fields.pop("licenses", [services.LicensePrice("standard", 2500, "USD")])
+        return services.create_product(
+            user=owner,
+            organization=fields.pop("organization", owner.organization),
+            title=title or f"Product {next(_counter)}",
+            summary=fields.pop("summary", "A synthetic table for tests."),
+            domain=fields.pop("domain", "census"),
+            licenses=licenses,
+            **fields,
+        )
+
+    return make
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    frame.to_parquet(sink, index=False)
+    return sink.getvalue()
+
+
+@pytest.fixture
+def small_tables(adult_frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Real adult rows split into train/holdout, and a 'synthetic' table drawn column-wise from train."""
+    frame = adult_frame[["age", "workclass", "education", "hours-per-week", "sex", "class"]].head(1000)
+    train, holdout = frame.iloc[:800].reset_index(drop=True), frame.iloc[800:].reset_index(drop=True)
+    synthetic = pd.DataFrame(
+        {name: train[name].sample(frac=1.0, random_state=i).to_numpy() for i, name in enumerate(train.columns)}
+    )
+    return {"synthetic": synthetic, "train": train, "holdout": holdout}
+
+
+@pytest.fixture
+def version_factory(small_tables: dict[str, pd.DataFrame], tmp_path: Path) -> Callable[..., Any]:
+    """Upload a version through the same service the web and API use (files stored, hashed, profiled)."""
+    from marketplace.catalog import services
+    from marketplace.catalog.uploads import local_upload
+
+    def make(product: Any, user: Any, *, submit: bool = False, with_reference: bool = True, target: str = "") -> Any:
+        paths = {}
+        for role, frame in small_tables.items():
+            path = tmp_path / f"{role}-{next(_counter)}.csv"
+            path.write_bytes(csv_bytes(frame))
+            paths[role] = path
+        version = services.create_version(
+            product,
+            user=user,
+            synthetic=[local_upload(paths["synthetic"], name="people.csv")],
+            train=local_upload(paths["train"]) if with_reference else None,
+            holdout=local_upload(paths["holdout"]) if with_reference else None,
+            target_column=target,
+        )
+        if submit:
+            version = services.submit_version(version, user=user)
+        return version
+
+    return make

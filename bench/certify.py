@@ -52,12 +52,20 @@ def _gaussian_copula(train: pd.DataFrame, sizes: list[int]) -> list[pd.DataFrame
 def _metadata(table: pd.DataFrame) -> dict:
     return {
         "columns": {
-            c: {"sdtype": "numerical" if pd.api.types.is_numeric_dtype(table[c]) else "categorical"} for c in table
+            c: {"sdtype": "numerical" if pd.api.types.is_numeric_dtype(table[c]) else "categorical"}
+            for c in table
         }
     }
 
 
 def _run_child(queue: multiprocessing.Queue, job: str, paths: dict) -> None:
+    try:
+        _run_job(queue, job, paths)
+    except Exception as error:
+        queue.put((f"failed: {type(error).__name__}: {error}"[:200], None))
+
+
+def _run_job(queue: multiprocessing.Queue, job: str, paths: dict) -> None:
     warnings.simplefilter("ignore")
     synthetic, train, holdout = (pd.read_parquet(paths[k]) for k in ("synthetic", "train", "holdout"))
     metadata = _metadata(train)
@@ -69,7 +77,7 @@ def _run_child(queue: multiprocessing.Queue, job: str, paths: dict) -> None:
     elif job == "sdmetrics_dcr_overfitting":
         from sdmetrics.single_table import DCROverfittingProtection
 
-        DCROverfittingProtection.compute_breakdown(train, synthetic, holdout, metadata)
+        DCROverfittingProtection.compute_breakdown(train, synthetic, holdout, metadata, "adult")
     elif job.startswith("anonymeter_"):
         from anonymeter.evaluators import InferenceEvaluator, LinkabilityEvaluator, SinglingOutEvaluator
 
@@ -79,7 +87,11 @@ def _run_child(queue: multiprocessing.Queue, job: str, paths: dict) -> None:
         elif job == "anonymeter_linkability":
             half = len(columns) // 2
             LinkabilityEvaluator(
-                ori=train, syn=synthetic, control=holdout, aux_cols=(columns[:half], columns[half:]), n_attacks=1000
+                ori=train,
+                syn=synthetic,
+                control=holdout,
+                aux_cols=(columns[:half], columns[half:]),
+                n_attacks=1000,
             ).evaluate(n_jobs=2)
         else:
             for secret in columns:
@@ -96,8 +108,9 @@ def _run_child(queue: multiprocessing.Queue, job: str, paths: dict) -> None:
     queue.put((time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def _timed(job: str, paths: dict, timeout: float) -> tuple[float | None, float | None]:
-    """Wall seconds and peak RSS (MiB) of one job in a fresh process, or (None, None) past ``timeout``."""
+def _timed(job: str, paths: dict, timeout: float) -> tuple[float | str | None, float | None]:
+    """Wall seconds and peak RSS (MiB) of one job in a fresh process, (None, None) past ``timeout``,
+    or the error text when the job failed."""
     queue: multiprocessing.Queue = multiprocessing.Queue()
     process = multiprocessing.get_context("fork").Process(target=_run_child, args=(queue, job, paths))
     process.start()
@@ -106,7 +119,7 @@ def _timed(job: str, paths: dict, timeout: float) -> tuple[float | None, float |
         process.kill()
         process.join()
         return None, None
-    return queue.get() if not queue.empty() else (None, None)
+    return queue.get() if not queue.empty() else ("failed: no result", None)
 
 
 def _save(folder: Path, name: str, tables: dict[str, pd.DataFrame]) -> dict:
@@ -118,7 +131,9 @@ def _save(folder: Path, name: str, tables: dict[str, pd.DataFrame]) -> dict:
     return paths
 
 
-def _fmt(seconds: float | None, timeout: float) -> str:
+def _fmt(seconds: float | str | None, timeout: float) -> str:
+    if isinstance(seconds, str):
+        return seconds
     return f"{seconds:8.2f} s" if seconds is not None else f"did not finish in {timeout:.0f} s"
 
 
@@ -135,7 +150,9 @@ def _adult(folder: Path, runs: int, timeout: float) -> None:
             result = evaluate(synthetic, train, holdout, target="class")
             times.append(time.perf_counter() - start)
         document = result.to_dict()
-        print(f"\n  synthetic {label} ({len(synthetic)} rows): engine median {statistics.median(times):.2f} s over {runs} runs")
+        print(
+            f"\n  synthetic {label} ({len(synthetic)} rows): engine median {statistics.median(times):.2f} s over {runs} runs"
+        )
         print(
             f"    quality {document['quality']['score']:.3f} ({document['quality']['grade']}), "
             f"privacy {document['privacy']['grade']} passed={document['privacy']['passed']}, "
@@ -167,8 +184,12 @@ def _large(folder: Path, rows: int, timeout: float) -> None:
     paths = _save(folder, "large", {"synthetic": synthetic, "train": train, "holdout": holdout})
     del train, holdout, synthetic
     seconds, peak = _timed("engine", paths, timeout=max(timeout, 600))
-    print(f"\nLarge: synthetic {rows} rows, train {rows} rows, holdout {rows // 4} rows, {len(table.columns)} columns")
-    print(f"  engine (child process, includes reading Parquet): {_fmt(seconds, 600)}, peak RSS {peak or 0:.0f} MiB")
+    print(
+        f"\nLarge: synthetic {rows} rows, train {rows} rows, holdout {rows // 4} rows, {len(table.columns)} columns"
+    )
+    print(
+        f"  engine (child process, includes reading Parquet): {_fmt(seconds, max(timeout, 600))}, peak RSS {peak or 0:.0f} MiB"
+    )
 
 
 def main() -> None:

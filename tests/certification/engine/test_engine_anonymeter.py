@@ -25,7 +25,9 @@ def test_attack_risks_agree_with_anonymeter(leak_rows: int) -> None:
 
     train, holdout = split(adult(5_000))
     honest = independent_marginals(train, len(holdout))
-    synthetic = pd.concat([train.sample(leak_rows, random_state=3), honest.iloc[leak_rows:]], ignore_index=True)
+    synthetic = pd.concat(
+        [train.sample(leak_rows, random_state=3), honest.iloc[leak_rows:]], ignore_index=True
+    )
     mine = evaluate(synthetic, train, holdout, config=EngineConfig(attack_count=500)).to_dict()["privacy"]
     original = train.sample(len(holdout), random_state=0)
     columns = list(train.columns)

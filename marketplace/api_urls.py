@@ -1,6 +1,6 @@
 """REST API routes under /api/v1/ (names in DESIGN.md's interface contract)."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from marketplace.catalog import api as catalog_api
@@ -18,6 +18,7 @@ urlpatterns = [
         catalog_api.VersionSubmit.as_view(),
         name="api-version-submit",
     ),
+    path("", include("exchange.api_urls")),
     path("jobs/<uuid:job_id>/", certification_api.JobDetail.as_view(), name="api-job"),
     path("certificates/verify/", certification_api.CertificateVerify.as_view(), name="api-certificate-verify"),
     path("certificates/<str:certificate_id>/", certification_api.CertificateDetail.as_view(), name="api-certificate"),

@@ -10,6 +10,7 @@ urlpatterns = [
     path("organizations/<slug:slug>/", account_views.organization_detail, name="organization"),
     path("certificates/", include("marketplace.certification.urls")),
     path("api/v1/", include("marketplace.api_urls")),
+    path("", include("exchange.urls")),
     path(".well-known/synthex/keys.json", core_views.well_known_keys, name="well-known-keys"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from marketplace.settings.env import env_bool, env_int, env_list, env_str
 
@@ -38,6 +40,8 @@ INSTALLED_APPS = [
     "marketplace.catalog",
     "marketplace.certification",
     "exchange.ledger",
+    "exchange.delivery",
+    "exchange.orders",
 ]
 
 MIDDLEWARE = [
@@ -205,6 +209,28 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 2100, minimum=1)
 SYNTHEX_DEMO_PASSWORD = env_str("SYNTHEX_DEMO_PASSWORD", "synthex-demo")
 SYNTHEX_SIGNING_KEY_PEM = env_str("SYNTHEX_SIGNING_KEY_PEM")
 SYNTHEX_KEYS_DIR = VAR_DIR / "keys"
+
+# Payments: Stripe with STRIPE_SECRET_KEY; without it, local mode against localstripe at STRIPE_API_BASE.
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "http://127.0.0.1:8420")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1)
+STRIPE_NETWORK_RETRIES = env_int("STRIPE_NETWORK_RETRIES", 2, minimum=0)
+try:
+    SYNTHEX_PLATFORM_FEE_RATE = Decimal(env_str("SYNTHEX_PLATFORM_FEE_RATE", "0.20"))
+except InvalidOperation:
+    raise ImproperlyConfigured("SYNTHEX_PLATFORM_FEE_RATE must be a decimal such as 0.20.") from None
+if not (SYNTHEX_PLATFORM_FEE_RATE.is_finite() and 0 <= SYNTHEX_PLATFORM_FEE_RATE <= 1):
+    raise ImproperlyConfigured("SYNTHEX_PLATFORM_FEE_RATE must lie between 0 and 1.")
+SYNTHEX_REFUND_WINDOW_DAYS = env_int("SYNTHEX_REFUND_WINDOW_DAYS", 14, minimum=0)
+SYNTHEX_PENDING_ORDER_HOURS = env_int("SYNTHEX_PENDING_ORDER_HOURS", 24, minimum=1)
+SYNTHEX_PAYOUT_EVERY_DAYS = env_int("SYNTHEX_PAYOUT_EVERY_DAYS", 7, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "repair-payment-invariants": {"task": "exchange.orders.tasks.repair_payment_invariants_task", "schedule": 300.0},
+    "run-payouts": {"task": "exchange.orders.tasks.run_payouts_task", "schedule": SYNTHEX_PAYOUT_EVERY_DAYS * 86400.0},
+}
 
 LOGGING = {
     "version": 1,

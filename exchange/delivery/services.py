@@ -1,0 +1,58 @@
+"""Granting and revoking entitlements; each change is also a ledger event in the same transaction."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from exchange.delivery.models import Entitlement
+from exchange.ledger.services import record_event
+from marketplace.accounts.models import User
+from marketplace.catalog.models import ProductVersion
+
+
+def grant_entitlement(*, buyer: User, version: ProductVersion, license_code: str, source: str) -> Entitlement:
+    """Grant ``buyer`` the right to ``version`` under ``license_code``; idempotent per ``source``.
+
+    Calling again with the same ``source`` returns the entitlement granted the first time (revoked or not)
+    and records nothing. The ``entitlement.granted`` ledger event commits with the row.
+    """
+    existing = Entitlement.objects.filter(source=source).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            entitlement = Entitlement.objects.create(
+                id=f"ent_{secrets.token_hex(12)}",
+                buyer=buyer,
+                version=version,
+                license_code=license_code,
+                source=source,
+                granted_at=timezone.now(),
+            )
+            record_event(
+                idempotency_key=f"entitlement.granted:{source}",
+                kind="entitlement.granted",
+                refs={"entitlement": entitlement.id, "source": source, "version": str(version.pk)},
+            )
+    except IntegrityError:
+        return Entitlement.objects.get(source=source)
+    return entitlement
+
+
+def revoke_entitlement(entitlement: Entitlement, *, reason: str) -> Entitlement:
+    """Revoke an active entitlement (a no-op on a revoked one); records ``entitlement.revoked`` once."""
+    with transaction.atomic():
+        changed = Entitlement.objects.filter(pk=entitlement.pk, status=Entitlement.Status.ACTIVE).update(
+            status=Entitlement.Status.REVOKED, revoked_at=timezone.now(), revoke_reason=reason[:200]
+        )
+        if changed:
+            record_event(
+                idempotency_key=f"entitlement.revoked:{entitlement.source}",
+                kind="entitlement.revoked",
+                refs={"entitlement": entitlement.id, "source": entitlement.source},
+            )
+    entitlement.refresh_from_db()
+    return entitlement

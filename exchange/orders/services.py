@@ -1,0 +1,587 @@
+"""Buying: orders, their payments, refunds; every money movement is posted to the ledger with the row.
+
+Guarantees:
+- Only a certified version whose latest certificate passed privacy and is not revoked is sold, by a listed
+  product, to a buyer outside the selling organization, at the license's current price (frozen on the
+  order in integer minor units, with the platform fee rate and split of that moment).
+- One open order per buyer, version and license: a double submit or a second tab gets the same order, hence
+  the same PaymentIntent and at most one charge.
+- The PaymentIntent's idempotency key is committed before Stripe is called; a retry after Stripe was
+  unreachable reuses it.
+- A succeeded payment is applied once, whichever path sees it first (the confirm call, the webhook, the
+  repair task): order paid, entitlement granted, sale posted (Stripe clearing debit = fee revenue credit +
+  provider payable credit), all in one transaction.
+- Refunds are reversed in the ledger in proportion to fee and provider share, cumulatively, so a series of
+  partial refunds reverses exactly the original split; a full refund revokes the entitlement.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from exchange.delivery.models import Entitlement
+from exchange.delivery.services import grant_entitlement, revoke_entitlement
+from exchange.ledger.services import Posting, account_for, entries_for, post_transaction
+from exchange.money import allocate, split
+from exchange.orders import stripe_gateway as gateway
+from exchange.orders.models import Order, Payment, Refund
+from exchange.orders.payouts import payable_balances
+from marketplace.accounts.models import User
+from marketplace.catalog.models import ProductVersion, VersionStatus
+from marketplace.certification.models import Certificate
+
+logger = logging.getLogger(__name__)
+
+ORDER_METADATA_KEY = "synthex_order"
+REFUND_METADATA_KEY = "synthex_refund"
+
+
+class OrderError(Exception):
+    """A refused buying operation: ``code`` is a short slug, ``message`` a sentence for the buyer."""
+
+    def __init__(
+        self, code: str, message: str, status: int = 400, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.extra = extra or {}
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """An order as returned to the caller: ``created`` is False when an open order was reused."""
+
+    order: Order
+    created: bool
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def sellable_certificate(version: ProductVersion) -> Certificate | None:
+    """The version's latest certificate when it makes the version sellable (privacy passed, not revoked)."""
+    latest = (
+        Certificate.objects.filter(version=version)
+        .select_related("revocation")
+        .order_by("-issued_at")
+        .first()
+    )
+    if latest is None or not latest.privacy_passed or hasattr(latest, "revocation"):
+        return None
+    return latest
+
+
+def _check_sellable(version: ProductVersion, buyer: User) -> None:
+    product = version.product
+    if not product.is_listed:
+        raise OrderError("unlisted", "This product is not listed.", 409)
+    if version.status != VersionStatus.CERTIFIED:
+        raise OrderError("not_certified", "Only certified versions are sold.", 409)
+    latest = (
+        Certificate.objects.filter(version=version)
+        .select_related("revocation")
+        .order_by("-issued_at")
+        .first()
+    )
+    if latest is not None and hasattr(latest, "revocation"):
+        raise OrderError("certificate_revoked", "This version's certificate was revoked.", 409)
+    if latest is None or not latest.privacy_passed:
+        raise OrderError("not_certified", "Only versions that passed the privacy test are sold.", 409)
+    if buyer.is_member_of(product.organization):
+        raise OrderError("own_product", "You cannot buy your own organization's product.", 403)
+
+
+def create_order(
+    *,
+    buyer: User,
+    version_id: int,
+    license_code: str,
+    expected_price_minor: int | None = None,
+    expected_currency: str | None = None,
+) -> OrderResult:
+    """Create (or reuse) the buyer's open order for a version and license, and its PaymentIntent.
+
+    ``expected_price_minor``/``expected_currency`` are the price the buyer saw; when the license's price
+    differs now, nothing is created and :class:`OrderError` ``price_changed`` (409) carries the new price.
+    A free license completes the order at once (entitlement and ledger event, no Stripe). Raises
+    ``payment_unavailable`` (503) when Stripe cannot be reached: the order and its idempotency key stay,
+    and calling again retries with the same key.
+    """
+    version = ProductVersion.objects.select_related("product__organization").filter(pk=version_id).first()
+    if version is None:
+        raise OrderError("not_found", "No such version.", 404)
+    _check_sellable(version, buyer)
+    license_ = version.product.licenses.filter(code=license_code).first()
+    if license_ is None:
+        raise OrderError(
+            "unknown_license", f"This product is not sold under the {license_code!r} license.", 400
+        )
+    price = {"price_minor": license_.price_minor, "currency": license_.currency}
+    if (expected_price_minor is not None and expected_price_minor != license_.price_minor) or (
+        expected_currency and expected_currency != license_.currency
+    ):
+        raise OrderError("price_changed", "The price changed since you saw it; please review it.", 409, price)
+    if Entitlement.objects.filter(
+        buyer=buyer, version=version, license_code=license_code, status=Entitlement.Status.ACTIVE
+    ).exists():
+        raise OrderError("already_owned", "You already own this version under this license.", 409)
+
+    order, created = _open_order(buyer, version, license_code, license_.price_minor, license_.currency)
+    if order.is_free:
+        complete_free_order(order)
+    else:
+        ensure_payment_intent(order)
+    order.refresh_from_db()
+    return OrderResult(order=order, created=created)
+
+
+def _open_order(
+    buyer: User, version: ProductVersion, license_code: str, amount_minor: int, currency: str
+) -> tuple[Order, bool]:
+    open_filter = {
+        "buyer": buyer,
+        "version": version,
+        "license_code": license_code,
+        "status": Order.Status.PENDING,
+    }
+    existing = Order.objects.filter(**open_filter).first()
+    if existing is not None:
+        if existing.amount_minor == amount_minor and existing.currency == currency:
+            return existing, False
+        cancel_order(existing, reason="price changed")
+    rate = settings.SYNTHEX_PLATFORM_FEE_RATE
+    fee_minor, share_minor = split(amount_minor, rate)
+    order_id = _new_id("ord")
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                id=order_id,
+                buyer=buyer,
+                version=version,
+                product=version.product,
+                seller=version.product.organization,
+                license_code=license_code,
+                amount_minor=amount_minor,
+                currency=currency,
+                fee_rate=rate,
+                platform_fee_minor=fee_minor,
+                provider_share_minor=share_minor,
+            )
+            if amount_minor > 0:
+                Payment.objects.create(
+                    order=order,
+                    idempotency_key=f"pi:{order_id}",
+                    amount_minor=amount_minor,
+                    currency=currency,
+                )
+    except IntegrityError:
+        # Another request (second tab, double click) opened the same order first: use that one.
+        return Order.objects.get(**open_filter), False
+    return order, True
+
+
+def ensure_payment_intent(order: Order) -> Payment:
+    """Give the order its PaymentIntent if it has none yet; idempotent (the key was saved beforehand)."""
+    payment = Payment.objects.get(order=order)
+    if payment.stripe_payment_intent_id:
+        return payment
+    try:
+        intent = gateway.create_payment_intent(
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            idempotency_key=payment.idempotency_key,
+            metadata={ORDER_METADATA_KEY: order.id},
+        )
+    except gateway.GatewayUnavailable as error:
+        logger.warning("stripe unreachable creating the intent of %s: %s", order.id, error)
+        raise OrderError(
+            "payment_unavailable", "The payment service is unreachable; please try again.", 503
+        ) from error
+    except gateway.GatewayError as error:
+        logger.error("stripe refused the intent of %s: %s", order.id, error)
+        raise OrderError("payment_error", str(error), 502) from error
+    if intent.amount_minor != payment.amount_minor or intent.currency != payment.currency:
+        raise OrderError("payment_error", "Stripe returned an intent for another amount.", 502)
+    Payment.objects.filter(pk=payment.pk, stripe_payment_intent_id__isnull=True).update(
+        stripe_payment_intent_id=intent.id, client_secret=intent.client_secret, stripe_status=intent.status
+    )
+    payment.refresh_from_db()
+    from exchange.orders.webhooks import retry_deferred_events
+
+    retry_deferred_events(object_id=payment.stripe_payment_intent_id or "")
+    return payment
+
+
+def complete_free_order(order: Order) -> Order:
+    """Complete a free order: paid at once, entitlement granted (a ledger event), no Stripe, no journal."""
+    with transaction.atomic():
+        changed = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING, amount_minor=0).update(
+            status=Order.Status.PAID, paid_at=timezone.now()
+        )
+        if changed:
+            _grant(order)
+    order.refresh_from_db()
+    return order
+
+
+def _grant(order: Order) -> Entitlement:
+    entitlement = grant_entitlement(
+        buyer=order.buyer, version=order.version, license_code=order.license_code, source=f"order:{order.id}"
+    )
+    Order.objects.filter(pk=order.pk).update(entitlement=entitlement)
+    return entitlement
+
+
+def find_order_for_intent(intent: gateway.IntentView) -> Order | None:
+    """The order an intent pays: by the stored intent id, else by the order id in the intent's metadata."""
+    payment = Payment.objects.select_related("order").filter(stripe_payment_intent_id=intent.id).first()
+    if payment is not None:
+        return payment.order
+    order_id = intent.metadata.get(ORDER_METADATA_KEY, "")
+    order = Order.objects.filter(pk=order_id).first() if order_id else None
+    if order is not None:
+        # The intent was created but its id not yet saved (the creating request is still running or died).
+        Payment.objects.filter(order=order, stripe_payment_intent_id__isnull=True).update(
+            stripe_payment_intent_id=intent.id, client_secret=intent.client_secret
+        )
+    return order
+
+
+class PaymentMismatch(OrderError):
+    """A payment event whose amount or currency differs from the order's frozen price."""
+
+
+def apply_payment_succeeded(order: Order, intent: gateway.IntentView) -> bool:
+    """Apply a captured payment to its order exactly once; True when this call applied it.
+
+    Refuses (``PaymentMismatch``, nothing changed) when the intent's amount or currency differs from the
+    order's. A canceled order is still fulfilled: captured money always ends in an entitlement or a refund.
+    """
+    if intent.amount_minor != order.amount_minor or intent.currency != order.currency:
+        raise PaymentMismatch(
+            "amount_mismatch",
+            f"intent {intent.id} is {intent.amount_minor} {intent.currency}, order {order.id} is "
+            f"{order.amount_minor} {order.currency}",
+            409,
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Order.objects.filter(
+            pk=order.pk, status__in=[Order.Status.PENDING, Order.Status.CANCELED], paid_at__isnull=True
+        ).update(status=Order.Status.PAID, paid_at=now, canceled_at=None)
+        Payment.objects.filter(order=order).update(stripe_status="succeeded", captured_at=now, last_error="")
+        if not changed:
+            return False
+        order.refresh_from_db()
+        _grant(order)
+        _post_sale(order, intent.id)
+    return True
+
+
+def _post_sale(order: Order, payment_intent_id: str) -> None:
+    currency = order.currency
+    postings = [Posting(account_for("stripe_clearing", currency), order.amount_minor)]
+    if order.platform_fee_minor:
+        postings.append(Posting(account_for("platform_fee_revenue", currency), -order.platform_fee_minor))
+    if order.provider_share_minor:
+        postings.append(
+            Posting(account_for("provider_payable", currency, order.seller), -order.provider_share_minor)
+        )
+    post_transaction(
+        idempotency_key=f"sale:{order.id}",
+        kind="sale",
+        postings=postings,
+        refs={"order": order.id, "payment_intent": payment_intent_id},
+        memo=f"sale of {order.license_code} license",
+    )
+
+
+def record_payment_failure(order: Order, intent: gateway.IntentView) -> None:
+    """Note a failed or abandoned attempt; never downgrades a payment that already succeeded."""
+    Payment.objects.filter(order=order).exclude(stripe_status="succeeded").update(
+        stripe_status=intent.status, last_error=intent.last_error[:300]
+    )
+
+
+def confirm_locally(order: Order, payment_method: str) -> gateway.IntentView:
+    """Local mode: confirm the order's intent with a test payment method, as Stripe.js would.
+
+    A success is applied at once (the webhook that follows finds it done). Raises ``card_declined`` (402)
+    for a declined card; returns the intent in ``requires_action`` when 3-D Secure is required.
+    """
+    if not gateway.is_local_mode():
+        raise OrderError("not_local_mode", "Payments are confirmed in the browser with Stripe.js.", 400)
+    if order.status != Order.Status.PENDING:
+        raise OrderError("not_payable", f"This order is {order.status}.", 409)
+    payment = ensure_payment_intent(order)
+    intent_id = payment.stripe_payment_intent_id or ""
+    try:
+        intent = gateway.confirm_locally(intent_id, payment_method)
+    except gateway.PaymentDeclined as error:
+        Payment.objects.filter(pk=payment.pk).exclude(stripe_status="succeeded").update(
+            stripe_status="requires_payment_method", last_error=str(error)[:300]
+        )
+        raise OrderError("card_declined", str(error), 402, {"decline_code": error.code}) from error
+    except gateway.GatewayUnavailable as error:
+        raise OrderError("payment_unavailable", "The payment service is unreachable.", 503) from error
+    except gateway.GatewayError as error:
+        raise OrderError("payment_error", str(error), 400) from error
+    return _apply_intent_state(order, intent)
+
+
+def authenticate_locally(order: Order, *, success: bool) -> gateway.IntentView:
+    """Local mode: pass or fail the simulated 3-D Secure challenge of the order's intent."""
+    payment = Payment.objects.get(order=order)
+    if not payment.stripe_payment_intent_id or payment.stripe_status != "requires_action":
+        raise OrderError("no_action_required", "This payment is not waiting for authentication.", 409)
+    try:
+        intent = gateway.authenticate_locally(
+            payment.stripe_payment_intent_id, payment.client_secret, success=success
+        )
+    except gateway.PaymentDeclined as error:
+        raise OrderError("card_declined", str(error), 402) from error
+    except gateway.GatewayError as error:
+        raise OrderError("payment_error", str(error), 400) from error
+    return _apply_intent_state(order, intent)
+
+
+def _apply_intent_state(order: Order, intent: gateway.IntentView) -> gateway.IntentView:
+    if intent.status == "succeeded":
+        apply_payment_succeeded(order, intent)
+    else:
+        record_payment_failure(order, intent)
+    return intent
+
+
+def sync_order_payment(order: Order) -> bool:
+    """Ask Stripe for the state of a pending order's intent and apply a success; True when applied."""
+    payment = Payment.objects.filter(order=order).first()
+    if payment is None or not payment.stripe_payment_intent_id:
+        return False
+    intent = gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
+    if intent.status == "succeeded":
+        return apply_payment_succeeded(order, intent)
+    record_payment_failure(order, intent)
+    return False
+
+
+def cancel_order(order: Order, *, reason: str) -> Order:
+    """Cancel a pending order and its intent (a Stripe failure leaves the intent to expire on its own)."""
+    changed = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+        status=Order.Status.CANCELED, canceled_at=timezone.now()
+    )
+    payment = Payment.objects.filter(order=order).first()
+    if changed and payment is not None and payment.stripe_payment_intent_id:
+        try:
+            intent = gateway.cancel_payment_intent(payment.stripe_payment_intent_id)
+            Payment.objects.filter(pk=payment.pk).exclude(stripe_status="succeeded").update(
+                stripe_status=intent.status
+            )
+        except gateway.GatewayError as error:
+            logger.warning("could not cancel intent of %s (%s): %s", order.id, reason, error)
+    order.refresh_from_db()
+    return order
+
+
+# Refunds ---------------------------------------------------------------------------------------------
+
+
+def _refund_split(order: Order, before_minor: int, amount_minor: int) -> tuple[int, int]:
+    """The (fee, provider) parts of refunding ``amount_minor`` after ``before_minor`` was already refunded.
+
+    Allocating cumulative totals (two weights: each part is monotone in the total) makes any series of
+    partial refunds add up to exactly the order's fee and provider share.
+    """
+    weights = [order.platform_fee_minor, order.provider_share_minor]
+    before = allocate(before_minor, weights)
+    after = allocate(before_minor + amount_minor, weights)
+    return after[0] - before[0], after[1] - before[1]
+
+
+def refund_order(
+    order: Order,
+    *,
+    amount_minor: int | None,
+    initiator: str,
+    requested_by: User | None,
+    reason: str = "",
+) -> Refund:
+    """Refund ``amount_minor`` (None: all that is left) of a paid order through Stripe, then the ledger.
+
+    Raises :class:`OrderError` (nothing changed) for an unpaid or free order or an amount outside
+    1..refundable. When Stripe is unreachable the refund stays ``pending`` with its idempotency key and the
+    repair task retries it.
+    """
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if locked.status != Order.Status.PAID:
+            raise OrderError("not_refundable", f"This order is {locked.status}.", 409)
+        if locked.is_free:
+            raise OrderError("not_refundable", "A free order has nothing to refund.", 409)
+        in_flight = (
+            Refund.objects.filter(order=locked, status=Refund.Status.PENDING).aggregate(
+                total=Sum("amount_minor")
+            )["total"]
+            or 0
+        )
+        already = locked.refunded_minor + in_flight
+        remaining = locked.amount_minor - already
+        amount = remaining if amount_minor is None else amount_minor
+        if not 0 < amount <= remaining:
+            raise OrderError(
+                "invalid_amount",
+                f"A refund is between 1 and {remaining} minor units.",
+                400,
+                {"refundable_minor": remaining},
+            )
+        fee_part, share_part = _refund_split(locked, already, amount)
+        refund_id = _new_id("rfd")
+        refund = Refund.objects.create(
+            id=refund_id,
+            order=locked,
+            amount_minor=amount,
+            currency=locked.currency,
+            platform_fee_minor=fee_part,
+            provider_share_minor=share_part,
+            initiator=initiator,
+            requested_by=requested_by,
+            reason=reason[:300],
+            idempotency_key=f"refund:{refund_id}",
+        )
+    send_refund(refund)
+    refund.refresh_from_db()
+    return refund
+
+
+def send_refund(refund: Refund) -> Refund:
+    """Send a pending refund to Stripe with its saved key and apply the result; safe to call again."""
+    if refund.status != Refund.Status.PENDING:
+        return refund
+    payment = Payment.objects.get(order_id=refund.order_id)
+    try:
+        stripe_refund = gateway.create_refund(
+            payment_intent_id=payment.stripe_payment_intent_id or "",
+            amount_minor=refund.amount_minor,
+            idempotency_key=refund.idempotency_key,
+            metadata={REFUND_METADATA_KEY: refund.id, ORDER_METADATA_KEY: refund.order_id},
+        )
+    except gateway.GatewayUnavailable as error:
+        logger.warning("stripe unreachable for refund %s; it stays pending: %s", refund.id, error)
+        return refund
+    except gateway.GatewayError as error:
+        Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
+            status=Refund.Status.FAILED, error=str(error)[:300]
+        )
+        logger.error("stripe refused refund %s: %s", refund.id, error)
+        raise OrderError("refund_failed", f"Stripe refused the refund: {error}", 502) from error
+    if stripe_refund.status in ("succeeded", "pending"):
+        # "pending" at Stripe means accepted and on its way; the money has left the platform balance.
+        apply_refund_succeeded(refund, stripe_refund.id)
+    else:
+        Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
+            status=Refund.Status.FAILED,
+            stripe_refund_id=stripe_refund.id,
+            error=f"stripe status {stripe_refund.status}",
+        )
+    refund.refresh_from_db()
+    return refund
+
+
+def apply_refund_succeeded(refund: Refund, stripe_refund_id: str) -> bool:
+    """Apply a refund Stripe accepted, exactly once: ledger reversal, order totals, revocation when full."""
+    with transaction.atomic():
+        changed = Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
+            status=Refund.Status.SUCCEEDED, stripe_refund_id=stripe_refund_id, succeeded_at=timezone.now()
+        )
+        if not changed:
+            return False
+        Order.objects.filter(pk=refund.order_id).update(
+            refunded_minor=F("refunded_minor") + refund.amount_minor
+        )
+        order = Order.objects.get(pk=refund.order_id)
+        currency = order.currency
+        postings = [Posting(account_for("stripe_clearing", currency), -refund.amount_minor)]
+        if refund.platform_fee_minor:
+            postings.append(Posting(account_for("platform_fee_revenue", currency), refund.platform_fee_minor))
+        # The provider's part comes out of what the platform still owes them; what was already paid out
+        # is borne by the platform (booked as a refund expense) rather than driving the payable negative.
+        # (The balance already counts this refund as succeeded, hence the share added back.)
+        owed = refund.provider_share_minor + next(
+            (b.amount_minor for b in payable_balances(order.seller) if b.currency == currency), 0
+        )
+        covered = max(0, refund.provider_share_minor - max(owed, 0))
+        if covered:
+            Refund.objects.filter(pk=refund.pk).update(platform_covered_minor=covered)
+            postings.append(Posting(account_for("refunds", currency), covered))
+        if refund.provider_share_minor - covered:
+            postings.append(
+                Posting(
+                    account_for("provider_payable", currency, order.seller),
+                    refund.provider_share_minor - covered,
+                )
+            )
+        payment = Payment.objects.get(order=order)
+        post_transaction(
+            idempotency_key=f"refund:{refund.id}",
+            kind="refund",
+            postings=postings,
+            refs={
+                "order": order.id,
+                "refund": refund.id,
+                "stripe_refund": stripe_refund_id,
+                "payment_intent": payment.stripe_payment_intent_id or "",
+            },
+            memo=f"refund ({refund.initiator})",
+        )
+        if order.refunded_minor == order.amount_minor:
+            Order.objects.filter(pk=order.pk).update(status=Order.Status.REFUNDED)
+            if order.entitlement_id:
+                revoke_entitlement(order.entitlement, reason="order refunded in full")
+    return True
+
+
+def buyer_refund_refusal(order: Order, buyer: User) -> str:
+    """Why the buyer may not refund this order under the policy, or "" when they may.
+
+    Policy: the buyer's own paid, non-free order, within ``SYNTHEX_REFUND_WINDOW_DAYS`` of payment, with
+    nothing refunded yet and no download recorded in the ledger for its entitlement.
+    """
+    if order.buyer_id != buyer.pk:
+        return "This is not your order."
+    if order.status != Order.Status.PAID or order.is_free:
+        return "Only paid orders can be refunded."
+    if (
+        order.refunded_minor
+        or Refund.objects.filter(order=order).exclude(status=Refund.Status.FAILED).exists()
+    ):
+        return "A refund was already made for this order."
+    window = timedelta(days=settings.SYNTHEX_REFUND_WINDOW_DAYS)
+    if order.paid_at is None or timezone.now() - order.paid_at > window:
+        return f"Refunds are possible within {settings.SYNTHEX_REFUND_WINDOW_DAYS} days of purchase."
+    if order.entitlement_id and any(
+        getattr(entry, "kind", "") == "download" for entry in entries_for("entitlement", order.entitlement_id)
+    ):
+        return "Refunds are possible only before the first download."
+    return ""
+
+
+def request_buyer_refund(order: Order, buyer: User, *, reason: str = "") -> Refund:
+    """Refund the whole order to its buyer when the refund policy allows it (see :func:`buyer_refund_refusal`)."""
+    refusal = buyer_refund_refusal(order, buyer)
+    if refusal:
+        raise OrderError("refund_not_allowed", refusal, 403 if order.buyer_id != buyer.pk else 409)
+    return refund_order(
+        order, amount_minor=None, initiator=Refund.Initiator.BUYER, requested_by=buyer, reason=reason
+    )

@@ -1,0 +1,149 @@
+"""Buyer and provider pages: buy, checkout (local test-card form or Stripe.js), order history, refunds, sales."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from exchange.orders import selectors, services
+from exchange.orders import stripe_gateway as gateway
+from exchange.orders.models import Order
+
+# The test payment methods the local-mode checkout offers (Stripe's names; see stripe_gateway).
+LOCAL_TEST_METHODS = [
+    ("pm_card_visa", "Visa 4242 4242 4242 4242: succeeds"),
+    ("pm_card_chargeCustomerFail", "Card 4000 0000 0000 0341: declined"),
+    ("pm_card_threeDSecure2Required", "Card 4000 0027 6000 3184: asks for 3-D Secure"),
+]
+
+
+def _order_or_404(request: HttpRequest, order_id: str) -> Order:
+    order = selectors.order_for(request.user, order_id)
+    if order is None:
+        raise Http404("No such order.")
+    return order
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@login_required
+@require_POST
+def order_create(request: HttpRequest) -> HttpResponse:
+    """The product page's Buy button: open (or reuse) the order at the price shown, then go to checkout."""
+    back = request.POST.get("next") or reverse("catalog:home")
+    version_id = _int_or_none(request.POST.get("version"))
+    if version_id is None:
+        messages.error(request, "Choose a version to buy.")
+        return redirect(back)
+    try:
+        result = services.create_order(
+            buyer=request.user,
+            version_id=version_id,
+            license_code=request.POST.get("license", ""),
+            expected_price_minor=_int_or_none(request.POST.get("price_minor")),
+            expected_currency=request.POST.get("currency") or None,
+        )
+    except services.OrderError as error:
+        messages.error(request, error.message)
+        return redirect(back)
+    return redirect("exchange:order", result.order.id)
+
+
+@login_required
+def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
+    order = _order_or_404(request, order_id)
+    payment = getattr(order, "payment", None)
+    return render(
+        request,
+        "orders/order_detail.html",
+        {
+            "order": order,
+            "payment": payment,
+            "local_mode": gateway.is_local_mode(),
+            "test_methods": LOCAL_TEST_METHODS,
+            "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+            "refund_refusal": services.buyer_refund_refusal(order, request.user)
+            if order.status == "paid"
+            else "",
+            "refund_window_days": settings.SYNTHEX_REFUND_WINDOW_DAYS,
+        },
+    )
+
+
+@login_required
+@require_POST
+def order_pay(request: HttpRequest, order_id: str) -> HttpResponse:
+    """Local mode: confirm with the chosen test payment method."""
+    order = _order_or_404(request, order_id)
+    method = request.POST.get("payment_method", "")
+    if method not in dict(LOCAL_TEST_METHODS):
+        messages.error(request, "Choose one of the test cards.")
+        return redirect("exchange:order", order.id)
+    try:
+        intent = services.confirm_locally(order, method)
+    except services.OrderError as error:
+        messages.error(request, error.message)
+        return redirect("exchange:order", order.id)
+    if intent.status == "succeeded":
+        messages.success(request, "Payment received. Your data is ready.")
+    elif intent.requires_action:
+        messages.info(request, "Your bank asks you to confirm this payment (3-D Secure).")
+    return redirect("exchange:order", order.id)
+
+
+@login_required
+@require_POST
+def order_authenticate(request: HttpRequest, order_id: str) -> HttpResponse:
+    order = _order_or_404(request, order_id)
+    try:
+        services.authenticate_locally(order, success=request.POST.get("success") == "1")
+    except services.OrderError as error:
+        messages.error(request, error.message)
+    return redirect("exchange:order", order.id)
+
+
+@login_required
+@require_POST
+def order_refund(request: HttpRequest, order_id: str) -> HttpResponse:
+    order = _order_or_404(request, order_id)
+    try:
+        refund = services.request_buyer_refund(order, request.user, reason=request.POST.get("reason", ""))
+    except services.OrderError as error:
+        messages.error(request, error.message)
+    else:
+        if refund.status == "succeeded":
+            messages.success(request, "Refunded. The money is on its way back to your card.")
+        else:
+            messages.info(request, "Your refund is being processed.")
+    return redirect("exchange:order", order.id)
+
+
+@login_required
+def order_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "orders/order_list.html", {"orders": selectors.orders_of(request.user)})
+
+
+@login_required
+def sales(request: HttpRequest) -> HttpResponse:
+    """A provider's sales, fees, payable balance and payouts, per organization they belong to."""
+    organizations = [
+        {
+            "organization": organization,
+            "summary": selectors.sales_summary(organization),
+            "sales": selectors.sales_of(organization)[:100],
+            "payouts": selectors.payouts_of(organization)[:50],
+            "payout_account": getattr(organization, "payout_account", None),
+        }
+        for organization in request.user.provider_organizations()
+    ]
+    return render(request, "orders/sales.html", {"organizations": organizations})

@@ -1,0 +1,7 @@
+"""Web pages of the exchange, included at the site root."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("exchange.ledger.urls")),
+]

@@ -102,6 +102,10 @@ class Account(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        owner = f" org {self.organization_id}" if self.organization_id else ""
+        return f"account {self.leaf_id} {self.kind}{owner} {self.currency}"
+
     @property
     def id(self) -> int:
         return self.leaf_id
@@ -109,10 +113,6 @@ class Account(models.Model):
     @property
     def rule(self) -> AccountRule:
         return ACCOUNT_RULES[self.kind]
-
-    def __str__(self) -> str:
-        owner = f" org {self.organization_id}" if self.organization_id else ""
-        return f"account {self.leaf_id} {self.kind}{owner} {self.currency}"
 
 
 class AccountBalance(models.Model):
@@ -123,6 +123,9 @@ class AccountBalance(models.Model):
     )
     balance_minor = models.BigIntegerField(default=0)
     posting_count = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"balance of account {self.account_id}: {self.balance_minor}"
 
     @property
     def normal_balance_minor(self) -> int:
@@ -145,12 +148,12 @@ class JournalTransaction(models.Model):
     class Meta:
         ordering = ["leaf_id"]
 
+    def __str__(self) -> str:
+        return f"transaction {self.leaf_id} {self.kind}"
+
     @property
     def id(self) -> int:
         return self.leaf_id
-
-    def __str__(self) -> str:
-        return f"transaction {self.leaf_id} {self.kind}"
 
 
 class Posting(models.Model):
@@ -185,12 +188,12 @@ class LedgerEvent(models.Model):
     class Meta:
         ordering = ["leaf_id"]
 
+    def __str__(self) -> str:
+        return f"event {self.leaf_id} {self.kind}"
+
     @property
     def id(self) -> int:
         return self.leaf_id
-
-    def __str__(self) -> str:
-        return f"event {self.leaf_id} {self.kind}"
 
 
 class EntryRef(models.Model):
@@ -202,6 +205,9 @@ class EntryRef(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["key", "value"], name="ledger_entryref_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value} of leaf {self.leaf_id}"
 
 
 class LogState(models.Model):
@@ -215,6 +221,9 @@ class LogState(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="ledger_logstate_single_row")]
+
+    def __str__(self) -> str:
+        return f"log of {self.size} entries"
 
 
 class TreeHead(models.Model):

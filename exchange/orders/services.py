@@ -319,7 +319,7 @@ def confirm_locally(order: Order, payment_method: str) -> gateway.IntentView:
     """Local mode: confirm the order's intent with a test payment method, as Stripe.js would.
 
     A success is applied at once (the webhook that follows finds it done). Raises ``card_declined`` (402)
-    for a declined card; returns the intent in ``requires_action`` when 3-D Secure is required.
+    for a declined card, and the order is canceled (buying again opens a new one); returns the intent in ``requires_action`` when 3-D Secure is required.
     """
     if not gateway.is_local_mode():
         raise OrderError("not_local_mode", "Payments are confirmed in the browser with Stripe.js.", 400)
@@ -333,6 +333,9 @@ def confirm_locally(order: Order, payment_method: str) -> gateway.IntentView:
         Payment.objects.filter(pk=payment.pk).exclude(stripe_status="succeeded").update(
             stripe_status="requires_payment_method", last_error=str(error)[:300]
         )
+        # localstripe cannot confirm an intent again after a decline (Stripe can), so the local order ends
+        # here and buying again opens a fresh one.
+        cancel_order(order, reason="card declined")
         raise OrderError("card_declined", str(error), 402, {"decline_code": error.code}) from error
     except gateway.GatewayUnavailable as error:
         raise OrderError("payment_unavailable", "The payment service is unreachable.", 503) from error

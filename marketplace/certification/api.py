@@ -44,7 +44,7 @@ class JobDetail(APIView):
 
 
 class CertificateDetail(APIView):
-    """The signed certificate JSON, exactly as signed. `?format=jcs` returns the signed canonical bytes."""
+    """The signed certificate JSON, exactly as signed. `?as=jcs` returns the signed canonical bytes (without the signature)."""
 
     permission_classes = [AllowAny]
 
@@ -53,7 +53,7 @@ class CertificateDetail(APIView):
         product = certificate.version.product
         if not (product.is_listed or catalog_selectors.can_manage(request.user, product)):
             raise ApiError("Not found.", "not_found", 404)
-        if request.query_params.get("format") == "jcs":
+        if request.query_params.get("as") == "jcs":
             return HttpResponse(bytes(certificate.signed_bytes), content_type="application/octet-stream")
         # The exact canonical bytes (RFC 8785), so the served text verifies with openssl as well.
         response = HttpResponse(signing.document_bytes(certificate.document), content_type="application/json")

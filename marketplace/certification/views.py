@@ -89,10 +89,12 @@ def verify_page(request: HttpRequest) -> HttpResponse:
             context["error"] = "That file is too large to be a certificate."
         else:
             try:
-                document = json.loads(upload.read())
-                if not isinstance(document, dict):
-                    raise ValueError
+                parsed = json.loads(upload.read())
             except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                document = parsed
+            else:
                 context["error"] = "That file is not a certificate (not a JSON object)."
         if document is not None:
             result = signing.verify_certificate_signature(document, keys.keys_document())

@@ -1,0 +1,46 @@
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from marketplace.certification import keys, signing
+from marketplace.certification.models import Revocation
+
+
+class Command(BaseCommand):
+    help = (
+        "Verify a certificate's signature against this platform's published keys and, with --data, that "
+        "each file is one the certificate covers. Exit 0 only when everything holds."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("certificate", metavar="CERT.json")
+        parser.add_argument("--data", metavar="FILE", action="append", default=[], help="a certified file (repeatable)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path = Path(options["certificate"])
+        try:
+            document = json.loads(path.read_bytes())
+        except OSError as error:
+            raise CommandError(f"Cannot read {path}: {error.strerror or error}.") from error
+        except ValueError:
+            raise CommandError(f"{path} is not JSON.") from None
+        if not isinstance(document, dict):
+            raise CommandError(f"{path} is not a certificate (not a JSON object).")
+        failures = list(signing.verify_certificate_signature(document, keys.keys_document()).reasons)
+        for data in options["data"]:
+            if not Path(data).is_file():
+                raise CommandError(f"Cannot read {data}: no such file.")
+            match = signing.verify_artifact(document, None, data)
+            failures.extend(match.reasons)
+            if match.ok:
+                self.stdout.write(f"{data}: matches artifact {match.artifact_name!r} (SHA-256 {match.sha256})")
+        revocation = Revocation.objects.filter(certificate_id=document.get("id")).first()
+        if revocation is not None:
+            failures.append(f"The certificate was revoked on {revocation.revoked_at:%Y-%m-%d}: {revocation.reason}")
+        if failures:
+            for reason in failures:
+                self.stderr.write(f"FAILED: {reason}")
+            raise SystemExit(1)
+        self.stdout.write(f"OK: certificate {document.get('id')!r} is valid and signed by {document['signature']['key_id']}")

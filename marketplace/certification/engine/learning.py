@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import f1_score, r2_score, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from .schema import Column
 
@@ -34,6 +35,13 @@ def _features(tables: list[pd.DataFrame], columns: list[Column]) -> tuple[list[n
 
 
 def _fit_score(kind: str, train_x, train_y, test_x, test_y, categorical, seed: int) -> float:
+    # One OpenMP thread: with torch loaded in the same process (SDV workers) two OpenMP runtimes fight
+    # over the cores and a 1-second fit takes 20.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _fit_score_single_thread(kind, train_x, train_y, test_x, test_y, categorical, seed)
+
+
+def _fit_score_single_thread(kind: str, train_x, train_y, test_x, test_y, categorical, seed: int) -> float:
     if kind == "classification":
         model = HistGradientBoostingClassifier(
             max_iter=_MAX_ITER, categorical_features=categorical, random_state=seed, early_stopping=False
@@ -128,8 +136,9 @@ def discriminator_auc(
     model = HistGradientBoostingClassifier(
         max_iter=_MAX_ITER, categorical_features=categorical, random_state=seed, early_stopping=False
     )
-    model.fit(data[fit_rows], labels[fit_rows])
-    auc = float(roc_auc_score(labels[test_rows], model.predict_proba(data[test_rows])[:, 1]))
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model.fit(data[fit_rows], labels[fit_rows])
+        auc = float(roc_auc_score(labels[test_rows], model.predict_proba(data[test_rows])[:, 1]))
     return {
         "auc": auc,
         "score": 1.0 - 2.0 * abs(auc - 0.5) if not math.isnan(auc) else None,

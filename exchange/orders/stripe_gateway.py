@@ -12,6 +12,7 @@ Local mode (no ``STRIPE_SECRET_KEY``): the client talks to localstripe at ``STRI
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -325,6 +326,10 @@ def verify_webhook(payload: bytes, signature_header: str) -> dict[str, Any]:
         raise SignatureError(str(error)) from error
     except ValueError as error:
         raise SignatureError(f"payload is not JSON: {error}") from error
+    # Stripe's check only bounds the past; a timestamp far in the future is refused as well.
+    stamps = [part[2:] for part in signature_header.split(",") if part.startswith("t=")]
+    if not stamps or not stamps[0].isdigit() or int(stamps[0]) > time.time() + settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS:
+        raise SignatureError("timestamp outside the tolerance zone")
     event = json.loads(payload)
     if not isinstance(event, dict) or not {"id", "type", "created", "data"} <= event.keys():
         raise SignatureError("payload is not a Stripe event")

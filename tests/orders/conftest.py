@@ -76,10 +76,19 @@ def stripe_local(settings: Any, localstripe_url: str) -> str:
 
 
 @pytest.fixture
-def stripe_webhooks_to(localstripe_url: str) -> Iterator[Callable[[str], None]]:
-    """Point localstripe's webhook at a URL for one test; back to nowhere afterwards."""
+def stripe_webhooks_to(localstripe_url: str, live_server: Any) -> Iterator[Callable[[str], None]]:
+    """Point localstripe's webhook at a URL of the live server for one test; back to nowhere afterwards.
+
+    The ledger is purged before the live server's transactional flush (its append-only triggers refuse
+    the flush's DELETEs).
+    """
+    from django.db import connection
+
+    from exchange.ledger.schema import purge_ledger
+
     yield lambda url: register_webhook(localstripe_url, url)
     register_webhook(localstripe_url, DEAD_URL)
+    purge_ledger(connection)
 
 
 EVALUATION = {

@@ -6,7 +6,7 @@ from marketplace.accounts.models import Membership, Organization, User
 
 @admin.register(User)
 class SynthexUserAdmin(UserAdmin):
-    fieldsets = (*UserAdmin.fieldsets, ("Synthex", {"fields": ("is_auditor",)}))
+    fieldsets = (*(UserAdmin.fieldsets or ()), ("Synthex", {"fields": ("is_auditor",)}))
     list_display = ("username", "email", "is_staff", "is_auditor", "date_joined")
 
 

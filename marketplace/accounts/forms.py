@@ -17,7 +17,7 @@ class SignUpForm(UserCreationForm):
         help_text="Name an organization to sell data as a provider. Leave empty to buy only.",
     )
 
-    class Meta(UserCreationForm.Meta):
+    class Meta:
         model = User
         fields = ("username", "email")
 

@@ -28,7 +28,9 @@ class Organization(models.Model):
     description = models.TextField(blank=True)
     website = models.URLField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    members = models.ManyToManyField(User, through="Membership", related_name="organizations")
+    members: models.ManyToManyField[User, Membership] = models.ManyToManyField(
+        User, through="Membership", related_name="organizations"
+    )
 
     class Meta:
         ordering = ["name"]

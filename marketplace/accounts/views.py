@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from marketplace.accounts import services
 from marketplace.accounts.forms import OrganizationForm, SignUpForm
 from marketplace.accounts.models import Organization
+from marketplace.core.auth import signed_in_user
 
 
 def sign_up(request: HttpRequest) -> HttpResponse:
@@ -31,7 +32,9 @@ def sign_up(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
-    memberships = request.user.memberships.select_related("organization").order_by("organization__name")
+    memberships = (
+        signed_in_user(request).memberships.select_related("organization").order_by("organization__name")
+    )
     return render(
         request,
         "accounts/profile.html",
@@ -45,21 +48,23 @@ def create_organization(request: HttpRequest) -> HttpResponse:
     form = OrganizationForm(request.POST)
     if form.is_valid():
         organization = services.create_organization(
-            owner=request.user,
+            owner=signed_in_user(request),
             name=form.cleaned_data["name"],
             is_provider=form.cleaned_data["is_provider"],
             description=form.cleaned_data["description"],
         )
         messages.success(request, f"Organization {organization.name} created.")
         return redirect("accounts:profile")
-    memberships = request.user.memberships.select_related("organization")
-    return render(request, "accounts/profile.html", {"memberships": memberships, "organization_form": form}, status=400)
+    memberships = signed_in_user(request).memberships.select_related("organization")
+    return render(
+        request, "accounts/profile.html", {"memberships": memberships, "organization_form": form}, status=400
+    )
 
 
 @login_required
 @require_POST
 def api_token(request: HttpRequest) -> HttpResponse:
-    key = services.api_token_for(request.user)
+    key = services.api_token_for(signed_in_user(request))
     return render(request, "accounts/token.html", {"key": key})
 
 

@@ -8,7 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,6 +27,7 @@ from marketplace.catalog.serializers import (
 )
 from marketplace.catalog.uploads import upload_error
 from marketplace.core.api import ApiError
+from marketplace.core.auth import signed_in_user
 
 
 def _catalog_error(error: services.CatalogError) -> ApiError:
@@ -55,8 +56,20 @@ class ProductListCreate(generics.ListAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(name, str, required=False)
-            for name in ("q", "domain", "license", "format", "provider", "kind", "min_price", "max_price", "rows",
-                         "min_quality", "privacy_grade", "ordering")
+            for name in (
+                "q",
+                "domain",
+                "license",
+                "format",
+                "provider",
+                "kind",
+                "min_price",
+                "max_price",
+                "rows",
+                "min_quality",
+                "privacy_grade",
+                "ordering",
+            )
         ]
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -67,23 +80,28 @@ class ProductListCreate(generics.ListAPIView):
         data = ProductInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        organizations = request.user.provider_organizations()
+        organizations = signed_in_user(request).provider_organizations()
         if values.get("organization"):
             organization = Organization.objects.filter(slug=values["organization"]).first()
             if organization is None:
                 raise ApiError(f"No organization {values['organization']!r}.", "unknown_organization", 400)
             if not organizations.filter(pk=organization.pk).exists():
-                raise ApiError("You are not a member of that provider organization.", "permission_denied", 403)
+                raise ApiError(
+                    "You are not a member of that provider organization.", "permission_denied", 403
+                )
         else:
             count = organizations.count()
             if count == 0:
                 raise ApiError("You are not a member of any provider organization.", "not_a_provider", 403)
             if count > 1:
-                raise ApiError("You belong to several providers; say which with 'organization'.", "ambiguous_organization")
+                raise ApiError(
+                    "You belong to several providers; say which with 'organization'.",
+                    "ambiguous_organization",
+                )
             organization = organizations.get()
         try:
             product = services.create_product(
-                user=request.user,
+                user=signed_in_user(request),
                 organization=organization,
                 title=values["title"],
                 summary=values["summary"],
@@ -115,14 +133,14 @@ class ProductDetail(APIView):
     @extend_schema(request=ProductUpdateSerializer, responses=ProductOutputSerializer)
     def patch(self, request: Request, slug: str) -> Response:
         product = self._get(request, slug)
-        services.ensure_can_manage(request.user, product)
+        services.ensure_can_manage(signed_in_user(request), product)
         data = ProductUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         try:
             product = services.update_product(
                 product,
-                user=request.user,
+                user=signed_in_user(request),
                 title=values.get("title"),
                 summary=values.get("summary"),
                 description_md=values.get("description"),
@@ -148,21 +166,30 @@ class VersionCreate(APIView):
     @extend_schema(request=VersionInputSerializer, responses={201: VersionOutputSerializer})
     def post(self, request: Request, slug: str) -> Response:
         product = get_object_or_404(Product, slug=slug)
-        services.ensure_can_manage(request.user, product)
+        services.ensure_can_manage(signed_in_user(request), product)
         files = request.FILES  # parses the body through the streaming, hashing upload handler
-        error = upload_error(request._request)
-        if error is not None:
-            raise ApiError(error.message, error.code, 413 if error.code == "too_large" else 400)
-        payload = {key: request.data.get(key) for key in ("target", "changelog", "metadata", "submit") if key in request.data}
-        data = VersionInputSerializer(data={**payload, "synthetic": files.getlist("synthetic"), **{
-            role: files[role] for role in ("train", "holdout") if role in files
-        }})
+        problem = upload_error(request._request)
+        if problem is not None:
+            raise ApiError(problem.message, problem.code, 413 if problem.code == "too_large" else 400)
+        payload = {
+            key: request.data.get(key)
+            for key in ("target", "changelog", "metadata", "submit")
+            if key in request.data
+        }
+        data = VersionInputSerializer(
+            data={
+                **payload,
+                "synthetic": files.getlist("synthetic"),
+                **{role: files[role] for role in ("train", "holdout") if role in files},
+            }
+        )
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        version: ProductVersion | None = None
         try:
             version = services.create_version(
                 product,
-                user=request.user,
+                user=signed_in_user(request),
                 synthetic=values["synthetic"],
                 train=values.get("train"),
                 holdout=values.get("holdout"),
@@ -170,10 +197,12 @@ class VersionCreate(APIView):
                 changelog=values.get("changelog", ""),
             )
             if values["submit"]:
-                version = services.submit_version(version, user=request.user, sdtype_overrides=values.get("metadata"))
+                version = services.submit_version(
+                    version, user=signed_in_user(request), sdtype_overrides=values.get("metadata")
+                )
         except services.CatalogError as error:
-            if "version" in locals() and version.status == "draft":
-                services.delete_draft(version, user=request.user)
+            if version is not None and version.status == "draft":
+                services.delete_draft(version, user=signed_in_user(request))
             raise _catalog_error(error) from None
         return Response(VersionOutputSerializer(version, context={"show_reference": True}).data, status=201)
 
@@ -199,17 +228,19 @@ class VersionSubmit(APIView):
     @extend_schema(request=VersionSubmitSerializer, responses=VersionOutputSerializer)
     def post(self, request: Request, slug: str, number: int) -> Response:
         product = get_object_or_404(Product, slug=slug)
-        services.ensure_can_manage(request.user, product)
+        services.ensure_can_manage(signed_in_user(request), product)
         version = get_object_or_404(ProductVersion, product=product, number=number)
         data = VersionSubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             version = services.submit_version(
                 version,
-                user=request.user,
+                user=signed_in_user(request),
                 sdtype_overrides=data.validated_data.get("metadata"),
                 target_column=data.validated_data.get("target"),
             )
         except services.CatalogError as error:
             raise _catalog_error(error) from None
-        return Response(VersionOutputSerializer(version, context={"show_reference": True}).data, status=status.HTTP_200_OK)
+        return Response(
+            VersionOutputSerializer(version, context={"show_reference": True}).data, status=status.HTTP_200_OK
+        )

@@ -25,7 +25,9 @@ class ProductForm(forms.Form):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["organization"].queryset = user.provider_organizations()
+        organization_field = self.fields["organization"]
+        if isinstance(organization_field, forms.ModelChoiceField):
+            organization_field.queryset = user.provider_organizations()
         for code, lic in LICENSES.items():
             self.fields[f"price_{code}"] = forms.DecimalField(
                 label=f"{lic.name} price",
@@ -37,15 +39,19 @@ class ProductForm(forms.Form):
             )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if not any(data.get(f"price_{code}") is not None for code in LICENSES):
-            raise forms.ValidationError("Offer the product under at least one license (set a price, 0 for free).")
+            raise forms.ValidationError(
+                "Offer the product under at least one license (set a price, 0 for free)."
+            )
         return data
 
     def licenses(self) -> list[LicensePrice]:
         currency = self.cleaned_data["currency"]
         return [
-            LicensePrice(code=code, price_minor=int(self.cleaned_data[f"price_{code}"] * 100), currency=currency)
+            LicensePrice(
+                code=code, price_minor=int(self.cleaned_data[f"price_{code}"] * 100), currency=currency
+            )
             for code in LICENSES
             if self.cleaned_data.get(f"price_{code}") is not None
         ]
@@ -71,11 +77,19 @@ class MultipleFileField(forms.FileField):
 
 
 class VersionUploadForm(forms.Form):
-    synthetic = MultipleFileField(label="Synthetic tables", help_text="CSV, Parquet or JSON Lines; one or more.")
+    synthetic = MultipleFileField(
+        label="Synthetic tables", help_text="CSV, Parquet or JSON Lines; one or more."
+    )
     train = forms.FileField(
-        required=False, label="Reference train rows (private)", help_text="The real rows the synthesizer learned from."
+        required=False,
+        label="Reference train rows (private)",
+        help_text="The real rows the synthesizer learned from.",
     )
     holdout = forms.FileField(
-        required=False, label="Reference holdout rows (private)", help_text="Real rows the synthesizer never saw."
+        required=False,
+        label="Reference holdout rows (private)",
+        help_text="Real rows the synthesizer never saw.",
     )
-    changelog = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="What changed")
+    changelog = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), label="What changed"
+    )

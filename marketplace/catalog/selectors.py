@@ -145,8 +145,12 @@ def search_products(query: CatalogQuery) -> QuerySet[Product]:
     if terms:
         score: Any = Value(0)
         for term in terms:
-            score = score + Case(When(title__icontains=term, then=Value(3)), default=Value(0), output_field=IntegerField())
-            score = score + Case(When(tags__icontains=term, then=Value(2)), default=Value(1), output_field=IntegerField())
+            score = score + Case(
+                When(title__icontains=term, then=Value(3)), default=Value(0), output_field=IntegerField()
+            )
+            score = score + Case(
+                When(tags__icontains=term, then=Value(2)), default=Value(1), output_field=IntegerField()
+            )
         qs = qs.annotate(relevance=score)
     ordering = query.ordering or ("relevance" if terms else "newest")
     if ordering == "relevance" and not terms:
@@ -162,14 +166,22 @@ def facet_counts(query: CatalogQuery) -> dict[str, list[tuple[str, str, int]]]:
     rows = _apply_filters(base, query, skip="domain").values("domain").annotate(n=Count("id")).order_by("-n")
     facets["domain"] = [(r["domain"], domain_labels.get(r["domain"], r["domain"]), r["n"]) for r in rows]
     rows = (
-        _apply_filters(base, query, skip="license").values("licenses__code").annotate(n=Count("id", distinct=True))
+        _apply_filters(base, query, skip="license")
+        .values("licenses__code")
+        .annotate(n=Count("id", distinct=True))
     )
     facets["license"] = [
-        (r["licenses__code"], LICENSES[r["licenses__code"]].name, r["n"]) for r in rows if r["licenses__code"] in LICENSES
+        (r["licenses__code"], LICENSES[r["licenses__code"]].name, r["n"])
+        for r in rows
+        if r["licenses__code"] in LICENSES
     ]
     format_qs = _apply_filters(base, query, skip="format")
-    counts = format_qs.aggregate(**{fmt: Count("id", filter=Q(formats__contains=f",{fmt},")) for fmt in FORMATS})
-    facets["format"] = [(fmt, fmt.upper() if fmt != "jsonl" else "JSON Lines", counts[fmt]) for fmt in FORMATS if counts[fmt]]
+    counts = format_qs.aggregate(
+        **{fmt: Count("id", filter=Q(formats__contains=f",{fmt},")) for fmt in FORMATS}
+    )
+    facets["format"] = [
+        (fmt, fmt.upper() if fmt != "jsonl" else "JSON Lines", counts[fmt]) for fmt in FORMATS if counts[fmt]
+    ]
     rows = (
         _apply_filters(base, query, skip="provider")
         .values("organization__slug", "organization__name")

@@ -6,13 +6,22 @@ from typing import Any
 from rest_framework import serializers
 
 from marketplace.catalog.licenses import LICENSES
-from marketplace.catalog.models import Domain, Product, ProductKind, ProductLicense, ProductVersion, VersionFile
+from marketplace.catalog.models import (
+    Domain,
+    Product,
+    ProductKind,
+    ProductLicense,
+    ProductVersion,
+    VersionFile,
+)
 
 
 class LicenseInputSerializer(serializers.Serializer):
     code = serializers.ChoiceField(choices=list(LICENSES))
     price_minor = serializers.IntegerField(min_value=0, max_value=10**12)
-    currency = serializers.RegexField(r"^[A-Z]{3}$", error_messages={"invalid": "Use an ISO 4217 code like USD."})
+    currency = serializers.RegexField(
+        r"^[A-Z]{3}$", error_messages={"invalid": "Use an ISO 4217 code like USD."}
+    )
 
 
 class ProductInputSerializer(serializers.Serializer):
@@ -49,7 +58,9 @@ class LicenseOutputSerializer(serializers.ModelSerializer):
 
 
 class ProductOutputSerializer(serializers.ModelSerializer):
-    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    organization: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     provider = serializers.CharField(source="organization.name", read_only=True)
     licenses = LicenseOutputSerializer(many=True, read_only=True)
     formats = serializers.SerializerMethodField()
@@ -58,10 +69,31 @@ class ProductOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Product
         fields = [
-            "slug", "title", "summary", "description_md", "description_html", "domain", "kind", "tags",
-            "organization", "provider", "licenses", "formats", "row_count", "column_count", "price_from_minor",
-            "price_currency", "quality_score", "quality_grade", "privacy_grade", "dcr_share", "is_listed",
-            "published_at", "created_at", "updated_at", "url",
+            "slug",
+            "title",
+            "summary",
+            "description_md",
+            "description_html",
+            "domain",
+            "kind",
+            "tags",
+            "organization",
+            "provider",
+            "licenses",
+            "formats",
+            "row_count",
+            "column_count",
+            "price_from_minor",
+            "price_currency",
+            "quality_score",
+            "quality_grade",
+            "privacy_grade",
+            "dcr_share",
+            "is_listed",
+            "published_at",
+            "created_at",
+            "updated_at",
+            "url",
         ]
 
     def get_formats(self, obj: Product) -> list[str]:
@@ -77,27 +109,46 @@ class VersionFileSerializer(serializers.ModelSerializer):
     class Meta:
         model = VersionFile
         fields = [
-            "id", "role", "table_name", "original_filename", "format", "sha256", "size_bytes", "rows",
-            "column_count", "profile", "created_at", "deleted_at",
+            "id",
+            "role",
+            "table_name",
+            "original_filename",
+            "format",
+            "sha256",
+            "size_bytes",
+            "rows",
+            "column_count",
+            "profile",
+            "created_at",
+            "deleted_at",
         ]
 
 
 class VersionOutputSerializer(serializers.ModelSerializer):
-    product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    product: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     files = serializers.SerializerMethodField()
     certification = serializers.SerializerMethodField()
 
     class Meta:
         model = ProductVersion
         fields = [
-            "product", "number", "status", "changelog", "target_column", "sdv_metadata", "created_at",
-            "submitted_at", "certified_at", "files", "certification",
+            "product",
+            "number",
+            "status",
+            "changelog",
+            "target_column",
+            "sdv_metadata",
+            "created_at",
+            "submitted_at",
+            "certified_at",
+            "files",
+            "certification",
         ]
 
     def get_files(self, obj: ProductVersion) -> list[dict[str, Any]]:
         show_reference = self.context.get("show_reference", False)
         files = [f for f in obj.files.all() if show_reference or not f.is_reference]
-        return VersionFileSerializer(files, many=True).data
+        return list(VersionFileSerializer(files, many=True).data)
 
     def get_certification(self, obj: ProductVersion) -> dict[str, Any] | None:
         from marketplace.certification.selectors import certification_summary
@@ -124,7 +175,9 @@ class JSONObjectField(serializers.Field):
 
 class VersionInputSerializer(serializers.Serializer):
     # Empty files pass here on purpose: the ingest service refuses them with its own, clearer message.
-    synthetic = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False, max_length=10)
+    synthetic = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True), allow_empty=False, max_length=10
+    )
     train = serializers.FileField(required=False, allow_empty_file=True)
     holdout = serializers.FileField(required=False, allow_empty_file=True)
     target = serializers.CharField(required=False, allow_blank=True, max_length=200)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from django.core.exceptions import PermissionDenied
 from django.core.files import File
@@ -21,7 +22,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from marketplace.accounts.models import Organization, User
-from marketplace.catalog.ingest import IngestError, TableProfile, apply_metadata_overrides, profile_table, sniff_format
+from marketplace.catalog.ingest import (
+    IngestError,
+    TableProfile,
+    apply_metadata_overrides,
+    profile_table,
+    sniff_format,
+)
 from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.markdown import render_markdown
 from marketplace.catalog.models import (
@@ -80,16 +87,24 @@ def _validate_licenses(licenses: Sequence[LicensePrice]) -> None:
     seen: set[str] = set()
     for item in licenses:
         if item.code not in LICENSES:
-            raise CatalogError("unknown_license", f"Unknown license {item.code!r}; choose from {', '.join(LICENSES)}.")
+            raise CatalogError(
+                "unknown_license", f"Unknown license {item.code!r}; choose from {', '.join(LICENSES)}."
+            )
         if item.code in seen:
             raise CatalogError("duplicate_license", f"License {item.code!r} is listed twice.")
         seen.add(item.code)
-        if not isinstance(item.price_minor, int) or isinstance(item.price_minor, bool) or item.price_minor < 0:
+        if (
+            not isinstance(item.price_minor, int)
+            or isinstance(item.price_minor, bool)
+            or item.price_minor < 0
+        ):
             raise CatalogError("bad_price", "Prices are whole numbers of minor units (cents), zero or more.")
         if item.price_minor > 10**12:
             raise CatalogError("bad_price", "That price is too large.")
         if len(item.currency) != 3 or not item.currency.isalpha() or not item.currency.isupper():
-            raise CatalogError("bad_currency", f"{item.currency!r} is not an ISO 4217 currency code like USD.")
+            raise CatalogError(
+                "bad_currency", f"{item.currency!r} is not an ISO 4217 currency code like USD."
+            )
     if len({item.currency for item in licenses}) > 1:
         raise CatalogError("mixed_currency", "All licenses of one product must use the same currency.")
 
@@ -118,7 +133,9 @@ def create_product(
     if not slug:
         raise CatalogError("bad_slug", "The title must contain letters or digits to make a web address.")
     if Product.objects.filter(slug=slug).exists():
-        raise CatalogError("slug_taken", f"The address {slug!r} is taken; choose another title or slug.", status=409)
+        raise CatalogError(
+            "slug_taken", f"The address {slug!r} is taken; choose another title or slug.", status=409
+        )
     try:
         with transaction.atomic():
             product = Product.objects.create(
@@ -134,7 +151,9 @@ def create_product(
                 created_by=user,
             )
     except IntegrityError:
-        raise CatalogError("slug_taken", f"The address {slug!r} is taken; choose another title or slug.", status=409) from None
+        raise CatalogError(
+            "slug_taken", f"The address {slug!r} is taken; choose another title or slug.", status=409
+        ) from None
     ProductLicense.objects.bulk_create(
         ProductLicense(product=product, code=item.code, price_minor=item.price_minor, currency=item.currency)
         for item in licenses
@@ -177,7 +196,9 @@ def update_product(
         product.licenses.exclude(code__in=[item.code for item in licenses]).delete()
         for item in licenses:
             ProductLicense.objects.update_or_create(
-                product=product, code=item.code, defaults={"price_minor": item.price_minor, "currency": item.currency}
+                product=product,
+                code=item.code,
+                defaults={"price_minor": item.price_minor, "currency": item.currency},
             )
     refresh_product_summary(product)
     return product
@@ -204,7 +225,9 @@ def _receive(role: str, upload: HashedUploadedFile) -> _Received:
         head = handle.read(SNIFF_BYTES)
     fmt = sniff_format(head, upload.name or "")
     profile = profile_table(upload.temporary_file_path(), fmt)
-    return _Received(role=role, upload=upload, fmt=fmt, profile=profile, table_name=_table_name(upload.name or ""))
+    return _Received(
+        role=role, upload=upload, fmt=fmt, profile=profile, table_name=_table_name(upload.name or "")
+    )
 
 
 def _column_names(profile: TableProfile) -> list[str]:
@@ -218,9 +241,12 @@ def _check_reference_matches(received: list[_Received]) -> None:
         return
     if len(synthetic) != 1:
         raise CatalogError(
-            "reference_needs_one_table", "Reference train/holdout files can only accompany a single synthetic table."
+            "reference_needs_one_table",
+            "Reference train/holdout files can only accompany a single synthetic table.",
         )
-    if any(r.role == FileRole.HOLDOUT for r in reference) and not any(r.role == FileRole.TRAIN for r in reference):
+    if any(r.role == FileRole.HOLDOUT for r in reference) and not any(
+        r.role == FileRole.TRAIN for r in reference
+    ):
         raise CatalogError("holdout_without_train", "A holdout file needs the train file it was split from.")
     expected = set(_column_names(synthetic[0].profile))
     for item in reference:
@@ -266,7 +292,9 @@ def create_version(
     """
     ensure_can_manage(user, product)
     if not synthetic:
-        raise CatalogError("no_synthetic_file", "Upload at least one synthetic table (CSV, Parquet or JSON Lines).")
+        raise CatalogError(
+            "no_synthetic_file", "Upload at least one synthetic table (CSV, Parquet or JSON Lines)."
+        )
     uploads = [(FileRole.SYNTHETIC, f) for f in synthetic]
     uploads += [(FileRole.TRAIN, train)] if train else []
     uploads += [(FileRole.HOLDOUT, holdout)] if holdout else []
@@ -275,14 +303,18 @@ def create_version(
         try:
             received.append(_receive(role, upload))
         except IngestError as error:
-            raise CatalogError(error.code, f"{upload.name}: {error.message}", status=_ingest_status(error)) from None
+            raise CatalogError(
+                error.code, f"{upload.name}: {error.message}", status=_ingest_status(error)
+            ) from None
     names = [r.table_name for r in received if r.role == FileRole.SYNTHETIC]
     if len(set(names)) != len(names):
         raise CatalogError("duplicate_table_name", "Two synthetic files have the same name; rename one.")
     _check_reference_matches(received)
     synthetic_columns = _column_names(received[0].profile)
     if target_column and target_column not in synthetic_columns:
-        raise CatalogError("unknown_target", f"The target column {target_column!r} is not in the synthetic table.")
+        raise CatalogError(
+            "unknown_target", f"The target column {target_column!r} is not in the synthetic table."
+        )
 
     written: list[tuple[str, str]] = []
     try:
@@ -312,7 +344,7 @@ def create_version(
                     format=item.fmt,
                     storage_name=name,
                     sha256=item.upload.sha256,
-                    size_bytes=item.upload.size,
+                    size_bytes=item.upload.size or 0,
                     rows=item.profile.rows,
                     column_count=len(item.profile.columns),
                     profile=item.profile.to_dict(),
@@ -351,7 +383,9 @@ def submit_version(
     if target_column is not None:
         columns = list(version.sdv_metadata.get("columns", {}))
         if target_column and target_column not in columns:
-            raise CatalogError("unknown_target", f"The target column {target_column!r} is not in the synthetic table.")
+            raise CatalogError(
+                "unknown_target", f"The target column {target_column!r} is not in the synthetic table."
+            )
         version.target_column = target_column
     version.status = VersionStatus.SUBMITTED
     version.submitted_at = timezone.now()
@@ -373,7 +407,7 @@ def delete_draft(version: ProductVersion, *, user: User) -> None:
     version.delete()
     for item in files:
         if not VersionFile.objects.filter(storage_name=item.storage_name, role=item.role).exists():
-            transaction.on_commit(lambda a=item.storage_alias, n=item.storage_name: storages[a].delete(n))
+            transaction.on_commit(partial(storages[item.storage_alias].delete, item.storage_name))
 
 
 @transaction.atomic
@@ -385,7 +419,7 @@ def delete_reference_data(version: ProductVersion, *, user: User) -> int:
         item.deleted_at = timezone.now()
         item.save(update_fields=["deleted_at"])
         if not VersionFile.objects.filter(storage_name=item.storage_name, deleted_at__isnull=True).exists():
-            transaction.on_commit(lambda n=item.storage_name: storages["reference"].delete(n))
+            transaction.on_commit(partial(storages["reference"].delete, item.storage_name))
         count += 1
     return count
 
@@ -393,7 +427,10 @@ def delete_reference_data(version: ProductVersion, *, user: User) -> int:
 def refresh_product_summary(product: Product) -> None:
     """Recompute the catalog's denormalized fields of ``product`` from its latest published version."""
     latest = (
-        product.versions.exclude(status=VersionStatus.DRAFT).order_by("-number").prefetch_related("files").first()
+        product.versions.exclude(status=VersionStatus.DRAFT)
+        .order_by("-number")
+        .prefetch_related("files")
+        .first()
     )
     prices = product.licenses.aggregate(low=Min("price_minor"))
     currency = product.licenses.values_list("currency", flat=True).first() or ""

@@ -41,18 +41,27 @@ class HashingUploadHandler(FileUploadHandler):
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
         os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
-        self.file = HashedUploadedFile(self.file_name, self.content_type, 0, self.charset, self.content_type_extra)
+        self.file = HashedUploadedFile(
+            self.file_name or "upload",
+            self.content_type or "application/octet-stream",
+            0,
+            self.charset,
+            self.content_type_extra,
+        )
         self.digest = hashlib.sha256()
         self.received = 0
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
-        assert self.file is not None
+        if self.file is None:
+            raise StopUpload(connection_reset=True)
         self.received += len(raw_data)
         limit = settings.SYNTHEX_MAX_UPLOAD_BYTES
         if self.received > limit:
             self.file.close()
             self._record(
-                IngestError("too_large", f"{self.file_name} is larger than the upload limit of {limit:,} bytes.")
+                IngestError(
+                    "too_large", f"{self.file_name} is larger than the upload limit of {limit:,} bytes."
+                )
             )
             raise StopUpload(connection_reset=True)
         self.digest.update(raw_data)
@@ -60,7 +69,8 @@ class HashingUploadHandler(FileUploadHandler):
         return None
 
     def file_complete(self, file_size: int) -> HashedUploadedFile | None:
-        assert self.file is not None
+        if self.file is None:
+            return None
         self.file.seek(0)
         self.file.size = file_size
         self.file.sha256 = self.digest.hexdigest()
@@ -68,18 +78,21 @@ class HashingUploadHandler(FileUploadHandler):
 
     def upload_complete(self) -> None:
         stream = getattr(self.request, "_stream", None)
-        if isinstance(stream, LimitedStream) and stream._pos < stream.limit:
+        # Django's LimitedStream counts what it handed out; fewer bytes than Content-Length means the
+        # client went away mid-body (the multipart parser itself treats the short body as complete).
+        position = getattr(stream, "_pos", None)
+        if isinstance(stream, LimitedStream) and position is not None and position < stream.limit:
             self._record(
                 IngestError(
                     "incomplete_upload",
-                    f"The upload ended after {stream._pos:,} of {stream.limit:,} bytes; nothing was saved. "
+                    f"The upload ended after {position:,} of {stream.limit:,} bytes; nothing was saved. "
                     "Please send the file again.",
                 )
             )
 
     def _record(self, error: IngestError) -> None:
         if self.request is not None and getattr(self.request, "upload_error", None) is None:
-            self.request.upload_error = error
+            setattr(self.request, "upload_error", error)  # noqa: B010 - HttpRequest has no such attribute to type
 
 
 def upload_error(request: Any) -> IngestError | None:
@@ -96,7 +109,11 @@ def local_upload(path: str | os.PathLike[str], *, name: str | None = None) -> Ha
     filename = name or os.path.basename(os.fspath(path))
     upload = HashedUploadedFile(filename, "application/octet-stream", 0, None)
     with open(path, "rb") as source:
-        sha256, size = copy_stream(iter(lambda: source.read(1024 * 1024), b""), upload, max_bytes=settings.SYNTHEX_MAX_UPLOAD_BYTES)
+        sha256, size = copy_stream(
+            iter(lambda: source.read(1024 * 1024), b""),
+            upload,  # type: ignore[arg-type]  # a real binary file object, typed by Django as File
+            max_bytes=settings.SYNTHEX_MAX_UPLOAD_BYTES,
+        )
     upload.flush()
     upload.seek(0)
     upload.size = size

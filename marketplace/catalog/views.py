@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -17,6 +15,7 @@ from marketplace.catalog.ingest import IngestError
 from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.models import Domain, FileRole, Product, ProductVersion, VersionStatus
 from marketplace.catalog.uploads import upload_error
+from marketplace.core.auth import signed_in_user
 
 SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id")
 
@@ -50,7 +49,9 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     number = request.GET.get("version")
     version = next((v for v in versions if str(v.number) == number), None) if number else None
     if version is None:
-        version = next((v for v in versions if v.status != VersionStatus.DRAFT), versions[0] if versions else None)
+        version = next(
+            (v for v in versions if v.status != VersionStatus.DRAFT), versions[0] if versions else None
+        )
     synthetic = [f for f in version.files.all() if f.role == FileRole.SYNTHETIC] if version else []
     reference = [f for f in version.files.all() if f.is_reference] if (version and can_manage) else []
     return render(
@@ -70,14 +71,14 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def product_create(request: HttpRequest) -> HttpResponse:
-    if not request.user.provider_organizations().exists():
+    if not signed_in_user(request).provider_organizations().exists():
         messages.info(request, "Create a provider organization first: products belong to organizations.")
         return redirect("accounts:profile")
-    form = ProductForm(request.POST or None, user=request.user)
+    form = ProductForm(request.POST or None, user=signed_in_user(request))
     if request.method == "POST" and form.is_valid():
         try:
             product = services.create_product(
-                user=request.user,
+                user=signed_in_user(request),
                 organization=form.cleaned_data["organization"],
                 title=form.cleaned_data["title"],
                 summary=form.cleaned_data["summary"],
@@ -97,10 +98,12 @@ def product_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def version_upload(request: HttpRequest, slug: str) -> HttpResponse:
     product = get_object_or_404(Product, slug=slug)
-    services.ensure_can_manage(request.user, product)
+    services.ensure_can_manage(signed_in_user(request), product)
     wants_json = request.headers.get("Accept", "").startswith("application/json")
     if request.method != "POST":
-        return render(request, "catalog/version_upload.html", {"product": product, "form": VersionUploadForm()})
+        return render(
+            request, "catalog/version_upload.html", {"product": product, "form": VersionUploadForm()}
+        )
     error: IngestError | services.CatalogError | None = upload_error(request)
     form = VersionUploadForm(request.POST, request.FILES) if error is None else VersionUploadForm()
     version: ProductVersion | None = None
@@ -109,7 +112,7 @@ def version_upload(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             version = services.create_version(
                 product,
-                user=request.user,
+                user=signed_in_user(request),
                 synthetic=form.cleaned_data["synthetic"],
                 train=form.cleaned_data["train"],
                 holdout=form.cleaned_data["holdout"],
@@ -124,7 +127,11 @@ def version_upload(request: HttpRequest, slug: str) -> HttpResponse:
         if wants_json:
             return JsonResponse({"redirect": url, "version": version.number}, status=201)
         return redirect(url)
-    message = error.message if error is not None else " ".join(e for errs in form.errors.values() for e in errs)
+    message = (
+        error.message
+        if error is not None
+        else " ".join(str(e) for errs in form.errors.values() for e in errs)
+    )
     if wants_json:
         return JsonResponse({"detail": message, "code": getattr(error, "code", "invalid")}, status=status)
     if error is not None:
@@ -135,7 +142,7 @@ def version_upload(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     product = get_object_or_404(Product, slug=slug)
-    services.ensure_can_manage(request.user, product)
+    services.ensure_can_manage(signed_in_user(request), product)
     version = get_object_or_404(ProductVersion, product=product, number=number)
     if version.status != VersionStatus.DRAFT:
         return redirect(f"{reverse('catalog:product_detail', args=[slug])}?version={number}")
@@ -145,7 +152,7 @@ def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpRespons
     error = ""
     if request.method == "POST":
         if "discard" in request.POST:
-            services.delete_draft(version, user=request.user)
+            services.delete_draft(version, user=signed_in_user(request))
             messages.info(request, f"Draft version {number} discarded.")
             return redirect("catalog:product_detail", slug=slug)
         overrides = {
@@ -155,7 +162,10 @@ def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpRespons
         }
         try:
             services.submit_version(
-                version, user=request.user, sdtype_overrides=overrides, target_column=request.POST.get("target", "")
+                version,
+                user=signed_in_user(request),
+                sdtype_overrides=overrides,
+                target_column=request.POST.get("target", ""),
             )
         except services.CatalogError as caught:
             error = caught.message
@@ -183,8 +193,6 @@ def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpRespons
 def reference_delete(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     product = get_object_or_404(Product, slug=slug)
     version = get_object_or_404(ProductVersion, product=product, number=number)
-    count = services.delete_reference_data(version, user=request.user)
+    count = services.delete_reference_data(version, user=signed_in_user(request))
     messages.success(request, f"Deleted {count} reference file(s) of version {number}.")
     return redirect(f"{reverse('catalog:product_detail', args=[slug])}?version={number}")
-
-

@@ -28,8 +28,20 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "kind", "product", "version", "status", "stage", "progress", "error", "attempts",
-                  "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "kind",
+            "product",
+            "version",
+            "status",
+            "stage",
+            "progress",
+            "error",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
 
 class JobDetail(APIView):
@@ -49,7 +61,9 @@ class CertificateDetail(APIView):
     permission_classes = [AllowAny]
 
     def get(self, request: Request, certificate_id: str) -> Any:
-        certificate = get_object_or_404(Certificate.objects.select_related("version__product"), pk=certificate_id)
+        certificate = get_object_or_404(
+            Certificate.objects.select_related("version__product"), pk=certificate_id
+        )
         product = certificate.version.product
         if not (product.is_listed or catalog_selectors.can_manage(request.user, product)):
             raise ApiError("Not found.", "not_found", 404)
@@ -83,7 +97,9 @@ class CertificateVerify(APIView):
     def post(self, request: Request) -> Response:
         raw = request.data.get("certificate")
         if raw is None:
-            raise ApiError("Send the certificate as 'certificate' (JSON object or file).", "missing_certificate")
+            raise ApiError(
+                "Send the certificate as 'certificate' (JSON object or file).", "missing_certificate"
+            )
         if hasattr(raw, "read"):
             raw = raw.read(5 * 1024 * 1024 + 1)
             if len(raw) > 5 * 1024 * 1024:
@@ -104,12 +120,27 @@ class CertificateVerify(APIView):
                     copy.write(chunk)
                 copy.flush()
                 match = signing.verify_artifact(raw, None, copy.name)
-            files.append({"name": upload.name, "sha256": match.sha256, "matches": match.ok, "artifact": match.artifact_name})
+            files.append(
+                {
+                    "name": upload.name,
+                    "sha256": match.sha256,
+                    "matches": match.ok,
+                    "artifact": match.artifact_name,
+                }
+            )
             if not match.ok:
                 reasons.append(f"{upload.name}: its SHA-256 matches no artifact of this certificate.")
         revoked = Certificate.objects.filter(pk=raw.get("id"), revocation__isnull=False).exists()
         if revoked:
             reasons.append("This certificate has been revoked by Synthex.")
         ok = result.ok and all(f["matches"] for f in files) and not revoked
-        return Response({"valid": ok, "signature_valid": result.ok, "key_id": result.key_id, "revoked": revoked,
-                         "files": files, "reasons": reasons})
+        return Response(
+            {
+                "valid": ok,
+                "signature_valid": result.ok,
+                "key_id": result.key_id,
+                "revoked": revoked,
+                "files": files,
+                "reasons": reasons,
+            }
+        )

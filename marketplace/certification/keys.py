@@ -61,7 +61,8 @@ def active_private_key() -> Ed25519PrivateKey:
 def record_public_key(key: Ed25519PrivateKey) -> SigningKey:
     identifier = signing.key_id(key.public_key())
     record, created = SigningKey.objects.get_or_create(
-        key_id=identifier, defaults={"public_key_pem": signing.public_key_pem(key), "status": SigningKey.Status.ACTIVE}
+        key_id=identifier,
+        defaults={"public_key_pem": signing.public_key_pem(key), "status": SigningKey.Status.ACTIVE},
     )
     if created:
         SigningKey.objects.exclude(pk=record.pk).filter(status=SigningKey.Status.ACTIVE).update(
@@ -74,11 +75,15 @@ def record_public_key(key: Ed25519PrivateKey) -> SigningKey:
 def rotate_signing_key() -> SigningKey:
     """Make a new active key; the old public key stays published as retired."""
     if settings.SYNTHEX_SIGNING_KEY_PEM:
-        raise RuntimeError("The signing key comes from SYNTHEX_SIGNING_KEY_PEM: rotate it in the secret store.")
+        raise RuntimeError(
+            "The signing key comes from SYNTHEX_SIGNING_KEY_PEM: rotate it in the secret store."
+        )
     path = _keys_dir() / ACTIVE_FILE
     if path.exists():
         old = signing.load_private_key_pem(path.read_bytes())
-        _write_private_key(_keys_dir() / f"retired-{signing.key_id(old.public_key()).replace(':', '-')}.pem", old)
+        _write_private_key(
+            _keys_dir() / f"retired-{signing.key_id(old.public_key()).replace(':', '-')}.pem", old
+        )
     _write_private_key(path, signing.generate_private_key())
     _load_active_private_key.cache_clear()
     return record_public_key(active_private_key())

@@ -52,7 +52,9 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["kind", "version", "engine_version"], name="one_job_per_version_engine"),
+            models.UniqueConstraint(
+                fields=["kind", "version", "engine_version"], name="one_job_per_version_engine"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -78,7 +80,9 @@ class Certificate(models.Model):
     class Meta:
         ordering = ["-issued_at"]
         constraints = [
-            models.UniqueConstraint(fields=["version", "engine_version"], name="one_certificate_per_version_engine"),
+            models.UniqueConstraint(
+                fields=["version", "engine_version"], name="one_certificate_per_version_engine"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -92,3 +96,6 @@ class Revocation(models.Model):
     reason = models.TextField()
     revoked_at = models.DateTimeField()
     document = models.JSONField(help_text="Signed {certificate_id, status: revoked, reason, revoked_at}.")
+
+    def __str__(self) -> str:
+        return f"revocation of {self.certificate_id}"

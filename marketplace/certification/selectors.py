@@ -25,7 +25,13 @@ def certification_summary(version: ProductVersion) -> dict[str, Any] | None:
     return {
         "job": None
         if job is None
-        else {"id": str(job.id), "status": job.status, "stage": job.stage, "progress": job.progress, "error": job.error},
+        else {
+            "id": str(job.id),
+            "status": job.status,
+            "stage": job.stage,
+            "progress": job.progress,
+            "error": job.error,
+        },
         "certificate": None
         if certificate is None
         else {

@@ -59,13 +59,14 @@ def claim_job(job_id: str) -> Job | None:
 
 def _progress_writer(job: Job) -> Callable[[str, int], None]:
     """Map the engine's (stage, percent) onto the job's 5–95% range, writing at most every few percent."""
-    last = {"progress": -100, "stage": ""}
+    last_progress = [-100]
+    last_stage = [""]
 
     def write(stage: str, percent: int) -> None:
         overall = 5 + int(max(0, min(100, percent)) * 0.9)
-        if stage != last["stage"] or overall - last["progress"] >= PROGRESS_STEP:
+        if stage != last_stage[0] or overall - last_progress[0] >= PROGRESS_STEP:
             Job.objects.filter(pk=job.pk).update(stage=stage[:40], progress=overall)
-            last.update(progress=overall, stage=stage)
+            last_progress[0], last_stage[0] = overall, stage
 
     return write
 
@@ -191,9 +192,9 @@ def finish_job(job: Job, *, error: str = "") -> None:
         finished_at=timezone.now(),
     )
     if error:
-        ProductVersion.objects.filter(pk=job.version_id, status__in=[VersionStatus.SUBMITTED, VersionStatus.CERTIFYING]).update(
-            status=VersionStatus.FAILED
-        )
+        ProductVersion.objects.filter(
+            pk=job.version_id, status__in=[VersionStatus.SUBMITTED, VersionStatus.CERTIFYING]
+        ).update(status=VersionStatus.FAILED)
 
 
 @transaction.atomic
@@ -210,6 +211,8 @@ def revoke_certificate(certificate: Certificate, *, reason: str) -> Revocation:
         "revoked_at": signing.format_issued_at(now),
     }
     signed = signing.sign_document(statement, keys.active_private_key())
-    revocation = Revocation.objects.create(certificate=certificate, reason=reason, revoked_at=now, document=signed)
+    revocation = Revocation.objects.create(
+        certificate=certificate, reason=reason, revoked_at=now, document=signed
+    )
     refresh_certified_summary(certificate.version.product)
     return revocation

@@ -9,7 +9,6 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from marketplace.catalog.models import ProductVersion, VersionStatus
 from marketplace.certification import services
-from marketplace.certification.models import Job
 
 logger = logging.getLogger(__name__)
 

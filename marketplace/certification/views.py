@@ -85,7 +85,7 @@ def verify_page(request: HttpRequest) -> HttpResponse:
         document = None
         if upload is None:
             context["error"] = "Choose the certificate file (the .json you downloaded)."
-        elif upload.size > MAX_CERTIFICATE_BYTES:
+        elif (upload.size or 0) > MAX_CERTIFICATE_BYTES:
             context["error"] = "That file is too large to be a certificate."
         else:
             try:

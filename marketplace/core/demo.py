@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import warnings
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path

@@ -71,7 +71,9 @@ def histogram_svg(column: dict[str, Any], width: int = 160, height: int = 40) ->
     return _bars([counts], [_SYNTHETIC], width, height, title)
 
 
-def _bars(series: Sequence[Sequence[float]], colors: Sequence[str], width: int, height: int, title: str) -> SafeString:
+def _bars(
+    series: Sequence[Sequence[float]], colors: Sequence[str], width: int, height: int, title: str
+) -> SafeString:
     peak = max((max(s) for s in series if s), default=0) or 1
     n = max(len(s) for s in series)
     group = width / max(n, 1)
@@ -92,13 +94,17 @@ def _bars(series: Sequence[Sequence[float]], colors: Sequence[str], width: int, 
 
 
 @register.simple_tag
-def compare_svg(real: Sequence[float], synthetic: Sequence[float], title: str = "", width: int = 260, height: int = 70) -> SafeString:
+def compare_svg(
+    real: Sequence[float], synthetic: Sequence[float], title: str = "", width: int = 260, height: int = 70
+) -> SafeString:
     """Real (grey) vs synthetic (blue) frequencies, side by side per bin or category."""
     return _bars([list(real), list(synthetic)], [_REAL, _SYNTHETIC], width, height, title)
 
 
 @register.simple_tag
-def heatmap_svg(matrix: Sequence[Sequence[float | None]], labels: Sequence[str], title: str = "", cell: int = 18) -> SafeString:
+def heatmap_svg(
+    matrix: Sequence[Sequence[float | None]], labels: Sequence[str], title: str = "", cell: int = 18
+) -> SafeString:
     """A correlation matrix as a red–white–blue heat map (−1 … +1); labels show on hover."""
     n = len(matrix)
     size = n * cell
@@ -114,7 +120,11 @@ def heatmap_svg(matrix: Sequence[Sequence[float | None]], labels: Sequence[str],
                 v = max(-1.0, min(1.0, float(value)))
                 level = int(255 * (1 - abs(v)))
                 color = f"rgb({level},{level},255)" if v >= 0 else f"rgb(255,{level},{level})"
-            label = f"{labels[i]} × {labels[j]}: {value:.2f}" if value is not None else f"{labels[i]} × {labels[j]}"
+            label = (
+                f"{labels[i]} × {labels[j]}: {value:.2f}"
+                if value is not None
+                else f"{labels[i]} × {labels[j]}"
+            )
             parts.append(
                 f'<rect x="{j * cell}" y="{i * cell}" width="{cell}" height="{cell}" fill="{color}">'
                 f"<title>{escape(label)}</title></rect>"

@@ -15,4 +15,6 @@ class Command(BaseCommand):
         key = keys.active_private_key()
         from marketplace.certification import signing
 
-        self.stdout.write(f"Instance ready under {settings.VAR_DIR}; signing key {signing.key_id(key.public_key())}.")
+        self.stdout.write(
+            f"Instance ready under {settings.VAR_DIR}; signing key {signing.key_id(key.public_key())}."
+        )

@@ -14,15 +14,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--if-empty", action="store_true", help="Do nothing when the demo data exists.")
-        parser.add_argument("--no-certify", action="store_true", help="Leave the versions queued for the worker.")
+        parser.add_argument(
+            "--no-certify", action="store_true", help="Leave the versions queued for the worker."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("seed_demo refuses to run with DEBUG off: demo users have a known password.")
         from marketplace.core import demo
 
-        if options["if_empty"] and User.objects.filter(username="demo-provider").exists() and (
-            len(demo.PRODUCTS) <= demo.Product.objects.filter(title__in=[p.title for p in demo.PRODUCTS]).count()
+        if (
+            options["if_empty"]
+            and User.objects.filter(username="demo-provider").exists()
+            and (
+                len(demo.PRODUCTS)
+                <= demo.Product.objects.filter(title__in=[p.title for p in demo.PRODUCTS]).count()
+            )
         ):
             self.stdout.write("Demo data already present.")
             return

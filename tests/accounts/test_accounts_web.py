@@ -65,7 +65,9 @@ def test_password_reset_by_email_sets_a_new_password(client, user_factory):
     assert len(mail.outbox) == 1
     link = re.search(r"http://[^/]+(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
     form_url = client.get(link).url  # Django redirects to the set-password form
-    response = client.post(form_url, {"new_password1": "brand-new-pass-456", "new_password2": "brand-new-pass-456"})
+    response = client.post(
+        form_url, {"new_password1": "brand-new-pass-456", "new_password2": "brand-new-pass-456"}
+    )
     assert response.status_code == 302
     assert User.objects.get(username="linus").check_password("brand-new-pass-456")
 

@@ -57,7 +57,9 @@ def test_provider_creates_product_with_sanitized_markdown(provider, api_client_f
     assert body["slug"] == "synthetic-census"
     assert body["organization"] == provider.organization.slug
     assert body["tags"] == ["census", "income-data"]
-    assert body["licenses"] == [{"code": "standard", "name": "Standard", "price_minor": 4900, "currency": "USD"}]
+    assert body["licenses"] == [
+        {"code": "standard", "name": "Standard", "price_minor": 4900, "currency": "USD"}
+    ]
     assert "<script" not in body["description_html"]
     assert "javascript:" not in body["description_html"]
     assert "<h1>Hello</h1>" in body["description_html"]
@@ -119,13 +121,17 @@ def test_patch_updates_listing_and_prices(provider, api_client_for, product_fact
 
 def test_non_member_cannot_patch(provider, buyer, api_client_for, product_factory):
     product = product_factory(provider, "Not yours")
-    response = api_client_for(buyer).patch(f"/api/v1/products/{product.slug}/", {"title": "Mine"}, format="json")
+    response = api_client_for(buyer).patch(
+        f"/api/v1/products/{product.slug}/", {"title": "Mine"}, format="json"
+    )
     assert response.status_code == 403
     product.refresh_from_db()
     assert product.title == "Not yours"
 
 
-def test_upload_version_through_api_hashes_profiles_and_submits(provider, api_client_for, product_factory, small_tables):
+def test_upload_version_through_api_hashes_profiles_and_submits(
+    provider, api_client_for, product_factory, small_tables
+):
     product = product_factory(provider, "Uploadable")
     synthetic = small_tables["synthetic"].to_csv(index=False).encode()
     response = upload(
@@ -151,7 +157,9 @@ def test_upload_version_through_api_hashes_profiles_and_submits(provider, api_cl
     assert files["synthetic"]["sha256"] == hashlib.sha256(synthetic).hexdigest()
     assert files["synthetic"]["rows"] == 800
     assert files["holdout"]["format"] == "parquet"
-    assert {c["name"] for c in files["synthetic"]["profile"]["columns"]} == set(small_tables["synthetic"].columns)
+    assert {c["name"] for c in files["synthetic"]["profile"]["columns"]} == set(
+        small_tables["synthetic"].columns
+    )
     product.refresh_from_db()
     assert product.published_at is not None
     assert product.row_count == 800
@@ -183,7 +191,9 @@ def _bad_csv_cases() -> list[tuple[str, bytes, str]]:
 
 
 @pytest.mark.parametrize(("name", "content", "code"), _bad_csv_cases(), ids=[c[0] for c in _bad_csv_cases()])
-def test_bad_file_is_refused_with_a_clear_message_and_leaves_nothing(provider, api_client_for, product_factory, name, content, code):
+def test_bad_file_is_refused_with_a_clear_message_and_leaves_nothing(
+    provider, api_client_for, product_factory, name, content, code
+):
     product = product_factory(provider, "Strict")
     before = stored_files()
     response = upload(api_client_for(provider), product.slug, {"synthetic": named(content, name)})
@@ -198,7 +208,9 @@ def test_bad_file_is_refused_with_a_clear_message_and_leaves_nothing(provider, a
 def test_over_the_size_limit_is_413_and_leaves_nothing(provider, api_client_for, product_factory):
     product = product_factory(provider, "Small limit")
     with override_settings(SYNTHEX_MAX_UPLOAD_BYTES=1000):
-        response = upload(api_client_for(provider), product.slug, {"synthetic": named(b"a,b\n" + b"1,2\n" * 600, "big.csv")})
+        response = upload(
+            api_client_for(provider), product.slug, {"synthetic": named(b"a,b\n" + b"1,2\n" * 600, "big.csv")}
+        )
     assert response.status_code == 413
     assert response.json()["code"] == "too_large"
     assert ProductVersion.objects.count() == 0
@@ -254,13 +266,17 @@ def test_upload_cut_off_mid_stream_is_refused_and_leaves_nothing(provider, produ
     product = product_factory(provider, "Interrupted")
     before = stored_files()
     body = encode_multipart(BOUNDARY, {"synthetic": named(b"a,b\n" + b"7,8\n" * 5000, "s.csv")})
-    environ = RequestFactory().generic(
-        "POST",
-        f"/api/v1/products/{product.slug}/versions/",
-        b"",
-        content_type=MULTIPART_CONTENT,
-        HTTP_AUTHORIZATION=f"Token {api_token_for(provider)}",
-    ).environ
+    environ = (
+        RequestFactory()
+        .generic(
+            "POST",
+            f"/api/v1/products/{product.slug}/versions/",
+            b"",
+            content_type=MULTIPART_CONTENT,
+            HTTP_AUTHORIZATION=f"Token {api_token_for(provider)}",
+        )
+        .environ
+    )
     # The client promised the whole body but the connection delivers only half of it.
     environ["CONTENT_LENGTH"] = str(len(body))
     environ["CONTENT_TYPE"] = MULTIPART_CONTENT
@@ -274,7 +290,9 @@ def test_upload_cut_off_mid_stream_is_refused_and_leaves_nothing(provider, produ
     assert stored_files() == before
 
 
-def test_buyer_cannot_read_reference_files_by_guessing(provider, buyer, api_client_for, product_factory, version_factory):
+def test_buyer_cannot_read_reference_files_by_guessing(
+    provider, buyer, api_client_for, product_factory, version_factory
+):
     product = product_factory(provider, "Private refs")
     version = version_factory(product, provider, submit=True)
     public = api_client_for(buyer).get(f"/api/v1/products/{product.slug}/versions/{version.number}/").json()
@@ -293,7 +311,9 @@ def test_drafts_are_invisible_to_others(provider, buyer, api_client_for, product
     assert response.json()["code"] == "not_found"
 
 
-def test_submit_draft_with_corrections_and_not_twice(provider, api_client_for, product_factory, version_factory):
+def test_submit_draft_with_corrections_and_not_twice(
+    provider, api_client_for, product_factory, version_factory
+):
     product = product_factory(provider, "Two step")
     version = version_factory(product, provider, submit=False)
     client = api_client_for(provider)

@@ -15,10 +15,20 @@ def catalog(provider, product_factory, version_factory, organization_factory, us
     other = user_factory("other-provider")
     other.organization = organization_factory(other, "Other Labs")
     made = {
-        "income": product_factory(provider, "Income survey", tags=["income", "census"], domain="census",
-                                  licenses=[LicensePrice("standard", 5000, "USD"), LicensePrice("research", 0, "USD")]),
-        "clinic": product_factory(other, "Clinic visits", summary="Visits with income brackets", domain="healthcare",
-                                  licenses=[LicensePrice("commercial", 90000, "USD")]),
+        "income": product_factory(
+            provider,
+            "Income survey",
+            tags=["income", "census"],
+            domain="census",
+            licenses=[LicensePrice("standard", 5000, "USD"), LicensePrice("research", 0, "USD")],
+        ),
+        "clinic": product_factory(
+            other,
+            "Clinic visits",
+            summary="Visits with income brackets",
+            domain="healthcare",
+            licenses=[LicensePrice("commercial", 90000, "USD")],
+        ),
         "draft": product_factory(provider, "Draft income thing", domain="census"),
         "hidden": product_factory(provider, "Hidden income", domain="census"),
     }
@@ -71,7 +81,10 @@ def test_filters_and_orderings(catalog, params, expected):
 def test_facet_counts_ignore_their_own_filter(catalog):
     query = selectors.CatalogQuery.from_params(QueryDict("domain=healthcare"))
     facets = selectors.facet_counts(query)
-    assert sorted(facets["domain"]) == [("census", "Census & demographics", 1), ("healthcare", "Healthcare", 1)]
+    assert sorted(facets["domain"]) == [
+        ("census", "Census & demographics", 1),
+        ("healthcare", "Healthcare", 1),
+    ]
     assert facets["provider"] == [("other-labs", "Other Labs", 1)]
     assert facets["format"] == [("csv", "CSV", 1)]
 

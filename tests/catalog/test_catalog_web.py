@@ -33,7 +33,10 @@ def test_provider_creates_product_uploads_confirms_and_buyers_find_it(client, pr
     )
     assert response.status_code == 302
     product = Product.objects.get(slug="workforce-survey")
-    assert sorted((lic.code, lic.price_minor) for lic in product.licenses.all()) == [("research", 0), ("standard", 1999)]
+    assert sorted((lic.code, lic.price_minor) for lic in product.licenses.all()) == [
+        ("research", 0),
+        ("standard", 1999),
+    ]
     assert "<iframe" not in product.description_html
 
     response = client.post(
@@ -67,7 +70,9 @@ def test_provider_creates_product_uploads_confirms_and_buyers_find_it(client, pr
 def test_upload_page_shows_a_clear_error_for_a_bad_file(client, provider, product_factory):
     product = product_factory(provider, "Picky")
     client.force_login(provider)
-    response = client.post(f"/products/{product.slug}/versions/new/", {"synthetic": [named(b"a,b\n1,2,3\n", "bad.csv")]})
+    response = client.post(
+        f"/products/{product.slug}/versions/new/", {"synthetic": [named(b"a,b\n1,2,3\n", "bad.csv")]}
+    )
     assert response.status_code == 400
     assert "bad.csv" in response.content.decode()
     assert ProductVersion.objects.count() == 0
@@ -82,7 +87,9 @@ def test_discarding_a_draft_removes_it(client, provider, product_factory, versio
     assert not ProductVersion.objects.filter(pk=version.pk).exists()
 
 
-def test_non_member_cannot_open_upload_or_confirm_pages(client, buyer, provider, product_factory, version_factory):
+def test_non_member_cannot_open_upload_or_confirm_pages(
+    client, buyer, provider, product_factory, version_factory
+):
     product = product_factory(provider, "Closed")
     version = version_factory(product, provider)
     client.force_login(buyer)

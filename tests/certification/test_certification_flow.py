@@ -73,7 +73,9 @@ def test_a_retried_task_never_makes_a_second_certificate(certified):
     assert services.request_certification(certified) == job
 
 
-def test_version_without_reference_data_fails_with_a_plain_message(provider, product_factory, version_factory, django_capture_on_commit_callbacks):
+def test_version_without_reference_data_fails_with_a_plain_message(
+    provider, product_factory, version_factory, django_capture_on_commit_callbacks
+):
     product = product_factory(provider, "No reference")
     with django_capture_on_commit_callbacks(execute=True):
         version = version_factory(product, provider, submit=True, with_reference=False)
@@ -110,12 +112,16 @@ def test_verify_api_checks_signature_file_and_tampering(certified, client):
     assert good.json()["valid"] is True
     assert good.json()["files"][0]["matches"] is True
     tampered = {**document, "quality": {**document["quality"], "grade": "A", "score": 0.99}}
-    bad = client.post("/api/v1/certificates/verify/", {"certificate": tampered}, content_type="application/json")
+    bad = client.post(
+        "/api/v1/certificates/verify/", {"certificate": tampered}, content_type="application/json"
+    )
     assert bad.json()["valid"] is False
     assert bad.json()["signature_valid"] is False
     other = io.BytesIO(b"age,workclass\n1,x\n")
     other.name = "other.csv"
-    wrong_file = client.post("/api/v1/certificates/verify/", {"certificate": json.dumps(document), "data": other})
+    wrong_file = client.post(
+        "/api/v1/certificates/verify/", {"certificate": json.dumps(document), "data": other}
+    )
     assert wrong_file.json()["valid"] is False
     assert client.post("/api/v1/certificates/verify/", {"certificate": "not json"}).status_code == 400
 
@@ -181,8 +187,20 @@ def test_verify_certificate_command_and_standalone_verifier(certified, tmp_path,
     keys_path = tmp_path / "keys.json"
     keys_path.write_text(json.dumps(keys.keys_document()))
     run = subprocess.run(
-        [sys.executable, "-m", "marketplace.certification.verify", str(cert_path), "--keys", str(keys_path), "--data", str(data_path)],
-        cwd=REPO, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "marketplace.certification.verify",
+            str(cert_path),
+            "--keys",
+            str(keys_path),
+            "--data",
+            str(data_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
 
@@ -192,12 +210,29 @@ def test_certify_command_signs_local_files(small_tables, tmp_path, capsys, db):
         frame.to_csv(tmp_path / f"{role}.csv", index=False)
     output = tmp_path / "CERT.json"
     call_command(
-        "certify", "--synthetic", str(tmp_path / "synthetic.csv"), "--train", str(tmp_path / "train.csv"),
-        "--holdout", str(tmp_path / "holdout.csv"), "--target", "class", "--output", str(output),
+        "certify",
+        "--synthetic",
+        str(tmp_path / "synthetic.csv"),
+        "--train",
+        str(tmp_path / "train.csv"),
+        "--holdout",
+        str(tmp_path / "holdout.csv"),
+        "--target",
+        "class",
+        "--output",
+        str(output),
     )
     document = json.loads(output.read_bytes())
     assert document["subject"]["artifacts"][0]["sha256"] == signing.sha256_file(tmp_path / "synthetic.csv")
     assert signing.verify_certificate_signature(document, keys.keys_document()).ok
     assert "quality" in capsys.readouterr().out
     with pytest.raises(CommandError, match="no such file"):
-        call_command("certify", "--synthetic", "missing.csv", "--train", str(tmp_path / "train.csv"), "--output", str(output))
+        call_command(
+            "certify",
+            "--synthetic",
+            "missing.csv",
+            "--train",
+            str(tmp_path / "train.csv"),
+            "--output",
+            str(output),
+        )

@@ -16,7 +16,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("certificate", metavar="CERT.json")
-        parser.add_argument("--data", metavar="FILE", action="append", default=[], help="a certified file (repeatable)")
+        parser.add_argument(
+            "--data", metavar="FILE", action="append", default=[], help="a certified file (repeatable)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = Path(options["certificate"])
@@ -35,12 +37,18 @@ class Command(BaseCommand):
             match = signing.verify_artifact(document, None, data)
             failures.extend(match.reasons)
             if match.ok:
-                self.stdout.write(f"{data}: matches artifact {match.artifact_name!r} (SHA-256 {match.sha256})")
+                self.stdout.write(
+                    f"{data}: matches artifact {match.artifact_name!r} (SHA-256 {match.sha256})"
+                )
         revocation = Revocation.objects.filter(certificate_id=document.get("id")).first()
         if revocation is not None:
-            failures.append(f"The certificate was revoked on {revocation.revoked_at:%Y-%m-%d}: {revocation.reason}")
+            failures.append(
+                f"The certificate was revoked on {revocation.revoked_at:%Y-%m-%d}: {revocation.reason}"
+            )
         if failures:
             for reason in failures:
                 self.stderr.write(f"FAILED: {reason}")
             raise SystemExit(1)
-        self.stdout.write(f"OK: certificate {document.get('id')!r} is valid and signed by {document['signature']['key_id']}")
+        self.stdout.write(
+            f"OK: certificate {document.get('id')!r} is valid and signed by {document['signature']['key_id']}"
+        )

@@ -12,7 +12,9 @@ urlpatterns = [
     path("products/", catalog_api.ProductListCreate.as_view(), name="api-products"),
     path("products/<slug:slug>/", catalog_api.ProductDetail.as_view(), name="api-product"),
     path("products/<slug:slug>/versions/", catalog_api.VersionCreate.as_view(), name="api-versions"),
-    path("products/<slug:slug>/versions/<int:number>/", catalog_api.VersionDetail.as_view(), name="api-version"),
+    path(
+        "products/<slug:slug>/versions/<int:number>/", catalog_api.VersionDetail.as_view(), name="api-version"
+    ),
     path(
         "products/<slug:slug>/versions/<int:number>/submit/",
         catalog_api.VersionSubmit.as_view(),
@@ -20,8 +22,14 @@ urlpatterns = [
     ),
     path("", include("exchange.api_urls")),
     path("jobs/<uuid:job_id>/", certification_api.JobDetail.as_view(), name="api-job"),
-    path("certificates/verify/", certification_api.CertificateVerify.as_view(), name="api-certificate-verify"),
-    path("certificates/<str:certificate_id>/", certification_api.CertificateDetail.as_view(), name="api-certificate"),
+    path(
+        "certificates/verify/", certification_api.CertificateVerify.as_view(), name="api-certificate-verify"
+    ),
+    path(
+        "certificates/<str:certificate_id>/",
+        certification_api.CertificateDetail.as_view(),
+        name="api-certificate",
+    ),
     path(
         "certificates/<str:certificate_id>/status/",
         certification_api.CertificateStatus.as_view(),

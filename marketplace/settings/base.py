@@ -127,7 +127,10 @@ if S3_BUCKET:
         "querystring_expire": env_int("SYNTHEX_S3_URL_EXPIRE_SECONDS", 600, minimum=1),
     }
     STORAGES = {
-        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**_s3_options, "location": "files"}},
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**_s3_options, "location": "files"},
+        },
         "reference": {
             "BACKEND": "storages.backends.s3.S3Storage",
             "OPTIONS": {**_s3_options, "location": "reference"},
@@ -136,7 +139,10 @@ if S3_BUCKET:
     }
 else:
     STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": VAR_DIR / "files"}},
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": VAR_DIR / "files"},
+        },
         "reference": {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": VAR_DIR / "reference"},
@@ -228,8 +234,14 @@ SYNTHEX_PENDING_ORDER_HOURS = env_int("SYNTHEX_PENDING_ORDER_HOURS", 24, minimum
 SYNTHEX_PAYOUT_EVERY_DAYS = env_int("SYNTHEX_PAYOUT_EVERY_DAYS", 7, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "repair-payment-invariants": {"task": "exchange.orders.tasks.repair_payment_invariants_task", "schedule": 300.0},
-    "run-payouts": {"task": "exchange.orders.tasks.run_payouts_task", "schedule": SYNTHEX_PAYOUT_EVERY_DAYS * 86400.0},
+    "repair-payment-invariants": {
+        "task": "exchange.orders.tasks.repair_payment_invariants_task",
+        "schedule": 300.0,
+    },
+    "run-payouts": {
+        "task": "exchange.orders.tasks.run_payouts_task",
+        "schedule": SYNTHEX_PAYOUT_EVERY_DAYS * 86400.0,
+    },
 }
 
 LOGGING = {
@@ -241,6 +253,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # SDV and its libraries log every fit and sample at INFO; keep worker logs readable.
-        **{name: {"level": "WARNING"} for name in ("sdv", "copulas", "rdt", "ctgan", "SingleTableSynthesizer", "MultiTableSynthesizer")},
+        **{
+            name: {"level": "WARNING"}
+            for name in ("sdv", "copulas", "rdt", "ctgan", "SingleTableSynthesizer", "MultiTableSynthesizer")
+        },
     },
 }

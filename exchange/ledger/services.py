@@ -18,8 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from exchange.ledger import leaves
@@ -30,14 +29,12 @@ from exchange.ledger.models import (
     Account,
     AccountBalance,
     AccountKind,
-    EntryRef,
     JournalTransaction,
     LedgerEvent,
     LogLeaf,
     LogState,
     TreeHead,
 )
-from exchange.ledger.models import Posting as PostingRow
 from exchange.ledger.selectors import LedgerEntry, entries_for, log_tree
 from exchange.money import validate_currency
 from marketplace.accounts.models import Organization
@@ -61,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_ORIGIN = "synthex.local/ledger"
 MAX_KEY_LENGTH = 255
+_REFS_FIELD = JournalTransaction._meta.get_field("refs")
 
 
 class LedgerError(Exception):
@@ -94,35 +92,44 @@ def _head_every_minutes() -> int:
 
 
 class _Log:
-    """The locked log state during one write: hands out indexes and appends leaves."""
+    """The locked log state during one write: hands out indexes and appends leaves (raw SQL: this is the hot
+    path of every ledger write, and the ORM's query building cost more than the database work)."""
 
     def __init__(self) -> None:
+        self.cursor = connection.cursor()
         # The no-op UPDATE takes the write lock now (SQLite) or the row lock (PostgreSQL), before anything is
         # read, so two writers can never both see the same size.
-        if not LogState.objects.filter(pk=1).update(size=F("size")):
+        self.cursor.execute("UPDATE ledger_logstate SET size = size WHERE id = 1")
+        if self.cursor.rowcount == 0:
             LogState.objects.create(id=1, size=0, compact_range=b"", root=EMPTY_ROOT)
-        self.state = LogState.objects.get(pk=1)
-        stored = bytes(self.state.compact_range)
-        self.range = CompactRange(
-            self.state.size, [stored[i : i + HASH_SIZE] for i in range(0, len(stored), HASH_SIZE)]
-        )
-        self.start_size = self.state.size
+        self.cursor.execute("SELECT size, compact_range FROM ledger_logstate WHERE id = 1")
+        size, stored = self.cursor.fetchone()
+        stored = bytes(stored)
+        self.range = CompactRange(size, [stored[i : i + HASH_SIZE] for i in range(0, len(stored), HASH_SIZE)])
+        self.start_size = size
 
     @property
     def next_index(self) -> int:
         return self.range.size
 
+    @property
+    def root(self) -> bytes:
+        return self.range.root()
+
     def append(self, entry_type: str, canonical: bytes) -> None:
         hashed = leaf_hash(canonical)
-        LogLeaf.objects.create(
-            index=self.range.size, entry_type=entry_type, canonical=canonical, leaf_hash=hashed
+        self.cursor.execute(
+            'INSERT INTO ledger_logleaf ("index", entry_type, canonical, leaf_hash) VALUES (%s, %s, %s, %s)',
+            [self.range.size, entry_type, canonical, hashed],
         )
         self.range.append(hashed)
 
     def save(self) -> None:
-        LogState.objects.filter(pk=1).update(
-            size=self.range.size, compact_range=b"".join(self.range.hashes), root=self.range.root()
+        self.cursor.execute(
+            "UPDATE ledger_logstate SET size = %s, compact_range = %s, root = %s WHERE id = 1",
+            [self.range.size, b"".join(self.range.hashes), self.range.root()],
         )
+        self.cursor.close()
         every = _head_every_entries()
         if every > 0 and self.range.size // every > self.start_size // every:
             from exchange.ledger.tasks import publish_tree_head_task
@@ -146,10 +153,12 @@ def _check_key_and_kind(idempotency_key: str, kind: str) -> None:
         raise LedgerError(str(error), "invalid_kind") from error
 
 
-def _insert_refs(index: int, refs: Mapping[str, str]) -> None:
-    EntryRef.objects.bulk_create(
-        [EntryRef(leaf_id=index, key=key, value=value) for key, value in refs.items()]
-    )
+def _insert_refs(log: _Log, index: int, refs: Mapping[str, str]) -> None:
+    if refs:
+        log.cursor.executemany(
+            "INSERT INTO ledger_entryref (leaf_id, key, value) VALUES (%s, %s, %s)",
+            [(index, key, value) for key, value in refs.items()],
+        )
 
 
 def account_for(kind: str, currency: str, organization: Organization | None = None) -> Account:
@@ -240,7 +249,7 @@ def _check_postings(postings: Sequence[Posting]) -> None:
         raise LedgerError(f"the postings do not balance per currency ({detail} minor units)", "unbalanced")
 
 
-def _new_balances(postings: Sequence[Posting]) -> dict[int, int]:
+def _new_balances(log: _Log, postings: Sequence[Posting]) -> dict[int, int]:
     """Return the new debit-positive balance of each touched account, or raise LedgerError when a balance
     that may not go negative (in its normal sense) would, or when a payout would exceed what is owed."""
     deltas: dict[int, int] = defaultdict(int)
@@ -248,7 +257,7 @@ def _new_balances(postings: Sequence[Posting]) -> dict[int, int]:
     for posting in postings:
         deltas[posting.account.pk] += posting.amount_minor
         accounts[posting.account.pk] = posting.account
-    stored = dict(AccountBalance.objects.filter(pk__in=deltas).values_list("pk", "balance_minor"))
+    stored = _stored_balances(log, list(deltas))
     balances = {pk: stored.get(pk, 0) + delta for pk, delta in deltas.items()}
     for pk, balance in balances.items():
         account = accounts[pk]
@@ -261,12 +270,11 @@ def _new_balances(postings: Sequence[Posting]) -> dict[int, int]:
     provider_kinds = (AccountKind.PROVIDER_PAYABLE, AccountKind.PROVIDER_PAID_OUT)
     pairs = {(a.organization_id, a.currency) for a in accounts.values() if a.kind in provider_kinds}
     for organization_id, currency in sorted(pairs):
-        pair_ids = list(
-            Account.objects.filter(
-                organization_id=organization_id, currency=currency, kind__in=provider_kinds
-            ).values_list("pk", flat=True)
+        log.cursor.execute(
+            "SELECT id FROM ledger_account WHERE organization_id = %s AND currency = %s AND kind IN (%s, %s)",
+            [organization_id, currency, *provider_kinds],
         )
-        current = dict(AccountBalance.objects.filter(pk__in=pair_ids).values_list("pk", "balance_minor"))
+        current = _stored_balances(log, [row[0] for row in log.cursor.fetchall()])
         current.update({pk: balance for pk, balance in balances.items() if pk in current})
         # payable is credit-normal (stored negative), paid out debit-normal: owed = payable - paid out.
         owed = -sum(current.values())
@@ -276,6 +284,17 @@ def _new_balances(postings: Sequence[Posting]) -> dict[int, int]:
                 "overpaid",
             )
     return balances
+
+
+def _stored_balances(log: _Log, account_ids: Sequence[int]) -> dict[int, int]:
+    if not account_ids:
+        return {}
+    marks = ", ".join(["%s"] * len(account_ids))
+    log.cursor.execute(
+        f"SELECT account_id, balance_minor FROM ledger_accountbalance WHERE account_id IN ({marks})",
+        list(account_ids),
+    )
+    return dict(log.cursor.fetchall())
 
 
 def post_transaction(
@@ -301,27 +320,25 @@ def post_transaction(
     _check_postings(postings)
     with transaction.atomic():
         log = _Log()
-        original = JournalTransaction.objects.filter(idempotency_key=idempotency_key).first()
-        if original is not None:
-            recorded = sorted(original.postings.values_list("account_id", "amount_minor"))
-            if recorded != _normalized_postings(postings) or original.kind != kind:
+        log.cursor.execute(
+            "SELECT id, kind FROM ledger_journaltransaction WHERE idempotency_key = %s", [idempotency_key]
+        )
+        found = log.cursor.fetchone()
+        if found is not None:
+            log.cursor.execute(
+                "SELECT account_id, amount_minor FROM ledger_posting WHERE transaction_id = %s", [found[0]]
+            )
+            if sorted(log.cursor.fetchall()) != _normalized_postings(postings) or found[1] != kind:
                 raise LedgerError("idempotency key reused with different postings", "idempotency_conflict")
-            return original
-        balances = _new_balances(postings)
+            return JournalTransaction.objects.get(pk=found[0])
+        balances = _new_balances(log, postings)
         index = log.next_index
         now = timezone.now()
-        PostingRow.objects.bulk_create(
-            [
-                PostingRow(
-                    transaction_id=index,
-                    account_id=posting.account.pk,
-                    amount_minor=posting.amount_minor,
-                    currency=posting.account.currency,
-                )
-                for posting in postings
-            ]
+        log.cursor.executemany(
+            "INSERT INTO ledger_posting (transaction_id, account_id, amount_minor, currency) VALUES (%s, %s, %s, %s)",
+            [(index, p.account.pk, p.amount_minor, p.account.currency) for p in postings],
         )
-        journal = JournalTransaction.objects.create(
+        journal = JournalTransaction(
             leaf_id=index,
             idempotency_key=idempotency_key,
             kind=kind,
@@ -329,14 +346,27 @@ def post_transaction(
             memo=memo,
             created_at=now,
         )
+        log.cursor.execute(
+            "INSERT INTO ledger_journaltransaction (id, idempotency_key, kind, refs, memo, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [
+                index,
+                idempotency_key,
+                kind,
+                _REFS_FIELD.get_db_prep_save(checked_refs, connection),
+                memo,
+                connection.ops.adapt_datetimefield_value(now),
+            ],
+        )
         counts: dict[int, int] = defaultdict(int)
         for posting in postings:
             counts[posting.account.pk] += 1
-        for pk, balance in balances.items():
-            AccountBalance.objects.filter(pk=pk).update(
-                balance_minor=balance, posting_count=F("posting_count") + counts[pk]
-            )
-        _insert_refs(index, checked_refs)
+        log.cursor.executemany(
+            "UPDATE ledger_accountbalance SET balance_minor = %s, posting_count = posting_count + %s "
+            "WHERE account_id = %s",
+            [(balance, counts[pk], pk) for pk, balance in balances.items()],
+        )
+        _insert_refs(log, index, checked_refs)
         log.append(
             LogLeaf.EntryType.TRANSACTION,
             leaves.transaction_leaf(
@@ -353,6 +383,8 @@ def post_transaction(
             ),
         )
         log.save()
+    journal._state.adding = False
+    journal._state.db = connection.alias
     return journal
 
 
@@ -376,7 +408,7 @@ def record_event(*, idempotency_key: str, kind: str, refs: Mapping[str, str]) ->
         event = LedgerEvent.objects.create(
             leaf_id=index, idempotency_key=idempotency_key, kind=kind, refs=checked_refs, created_at=now
         )
-        _insert_refs(index, checked_refs)
+        _insert_refs(log, index, checked_refs)
         log.append(
             LogLeaf.EntryType.EVENT,
             leaves.event_leaf(
@@ -400,15 +432,15 @@ def publish_tree_head(*, force: bool = False) -> TreeHead:
     with transaction.atomic():
         log = _Log()
         latest = TreeHead.objects.order_by("-id").first()
-        if latest is not None and latest.size == log.state.size and not force:
+        if latest is not None and latest.size == log.next_index and not force:
             return latest
         private_key = keys.active_private_key()
         now = timezone.now()
         origin = ledger_origin()
-        root = bytes(log.state.root)
-        text = sign_checkpoint(origin, log.state.size, root, private_key, origin, issued_at=now)
+        root = log.root
+        text = sign_checkpoint(origin, log.next_index, root, private_key, origin, issued_at=now)
         return TreeHead.objects.create(
-            size=log.state.size,
+            size=log.next_index,
             root=root,
             checkpoint=text,
             key_id=signing.key_id(private_key.public_key()),

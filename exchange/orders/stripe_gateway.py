@@ -290,7 +290,7 @@ def charge_fee_minor(payment_intent_id: str) -> int | None:
 
 
 def iter_payment_intents() -> Iterator[IntentView]:
-    """Every PaymentIntent of the account, newest first."""
+    """Every PaymentIntent of the account."""
     try:
         for intent in _client().v1.payment_intents.list(params={"limit": 100}).auto_paging_iter():
             yield _intent_view(intent)
@@ -299,7 +299,7 @@ def iter_payment_intents() -> Iterator[IntentView]:
 
 
 def iter_refunds() -> Iterator[RefundView]:
-    """Every Refund of the account, newest first."""
+    """Every Refund of the account."""
     try:
         for refund in _client().v1.refunds.list(params={"limit": 100}).auto_paging_iter():
             yield _refund_view(refund)

@@ -4,7 +4,7 @@ Usage: python bench/ledger.py [AUDIT_TRANSACTIONS] [APPENDS]     (defaults 10000
 
 Prints:
 - durable single-commit appends/s through ``post_transaction`` (three postings + leaf per commit), with the
-  settings' ``synchronous=NORMAL`` (in WAL a commit is durable against a process crash, not a power cut)
+  settings' ``synchronous=NORMAL`` (in WAL a commit is durable against a process crash, not a power cut), DEBUG off
   and with ``synchronous=FULL`` (fsync per commit);
 - appends/s batched 100 per commit;
 - the build of an AUDIT_TRANSACTIONS ledger with bulk inserts: the same rows, leaves and compact range the
@@ -34,6 +34,8 @@ sys.path.insert(0, str(REPO))
 def _setup(var_dir: str) -> None:
     os.environ["SYNTHEX_VAR_DIR"] = var_dir
     os.environ["DJANGO_SETTINGS_MODULE"] = "marketplace.settings"
+    # Development settings without DEBUG, as in production: DEBUG logs every query in memory.
+    os.environ["DEBUG"] = "0"
     import django
 
     django.setup()

@@ -99,11 +99,12 @@ class _Log:
         self.cursor = connection.cursor()
         # The no-op UPDATE takes the write lock now (SQLite) or the row lock (PostgreSQL), before anything is
         # read, so two writers can never both see the same size.
-        self.cursor.execute("UPDATE ledger_logstate SET size = size WHERE id = 1")
-        if self.cursor.rowcount == 0:
+        self.cursor.execute("UPDATE ledger_logstate SET size = size WHERE id = 1 RETURNING size, compact_range")
+        row = self.cursor.fetchone()
+        if row is None:
             LogState.objects.create(id=1, size=0, compact_range=b"", root=EMPTY_ROOT)
-        self.cursor.execute("SELECT size, compact_range FROM ledger_logstate WHERE id = 1")
-        size, stored = self.cursor.fetchone()
+            row = (0, b"")
+        size, stored = row
         stored = bytes(stored)
         self.range = CompactRange(size, [stored[i : i + HASH_SIZE] for i in range(0, len(stored), HASH_SIZE)])
         self.start_size = size

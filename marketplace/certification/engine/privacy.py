@@ -169,7 +169,7 @@ def singling_out(
 
 
 def _risk(
-    attack_successes: float, control_successes: float, total: int, control_total: int | None = None
+    attack_successes: int, control_successes: int, total: int, control_total: int | None = None
 ) -> dict:
     attack = wilson(attack_successes, total)
     control = wilson(control_successes, control_total or total)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ def tv_complement(real: pd.Series, synthetic: pd.Series) -> float:
 def column_shapes(real: pd.DataFrame, synthetic: pd.DataFrame, columns: tuple[Column, ...]) -> dict:
     """KSComplement for numerical/datetime columns, TVComplement for categorical/boolean ones; the mean
     skips columns whose score is undefined (a side with no values)."""
-    details = []
+    details: list[dict[str, Any]] = []
     for column in columns:
         if column.is_continuous:
             metric = "KSComplement"
@@ -197,7 +198,8 @@ def validity(
     """SDMetrics DiagnosticReport validity: BoundaryAdherence (continuous), CategoryAdherence (discrete),
     KeyUniqueness (key columns), TableStructure (column names and dtypes); each in [0, 1]."""
     declared = (metadata or {}).get("columns", {}) if metadata else {}
-    boundary, category = [], []
+    boundary: list[dict[str, Any]] = []
+    category: list[dict[str, Any]] = []
     for column in columns:
         if column.is_continuous:
             values = real[column.name].to_numpy()
@@ -222,7 +224,7 @@ def validity(
             if real[column.name].isna().any():
                 valid = valid | candidate.isna()
             category.append({"column": column.name, "score": float(valid.mean()) if len(valid) else math.nan})
-    keys = []
+    keys: list[dict[str, Any]] = []
     for name in key_columns:
         if name in raw_synthetic.columns and len(raw_synthetic):
             values = raw_synthetic[name]
@@ -251,7 +253,7 @@ def validity(
 
 def coverage(real: pd.DataFrame, synthetic: pd.DataFrame, columns: tuple[Column, ...]) -> dict:
     """SDMetrics RangeCoverage (continuous) and CategoryCoverage (discrete) per column, and their mean."""
-    details = []
+    details: list[dict[str, Any]] = []
     for column in columns:
         if column.is_continuous:
             values = real[column.name].dropna()

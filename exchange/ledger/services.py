@@ -99,7 +99,9 @@ class _Log:
         self.cursor = connection.cursor()
         # The no-op UPDATE takes the write lock now (SQLite) or the row lock (PostgreSQL), before anything is
         # read, so two writers can never both see the same size.
-        self.cursor.execute("UPDATE ledger_logstate SET size = size WHERE id = 1 RETURNING size, compact_range")
+        self.cursor.execute(
+            "UPDATE ledger_logstate SET size = size WHERE id = 1 RETURNING size, compact_range"
+        )
         row = self.cursor.fetchone()
         if row is None:
             LogState.objects.create(id=1, size=0, compact_range=b"", root=EMPTY_ROOT)

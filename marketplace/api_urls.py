@@ -21,6 +21,16 @@ urlpatterns = [
         name="api-version-submit",
     ),
     path("", include("exchange.api_urls")),
+    path("uploads/", catalog_api.UploadStart.as_view(), name="api-uploads"),
+    path("uploads/<str:upload_id>/", catalog_api.UploadDetail.as_view(), name="api-upload"),
+    path(
+        "uploads/<str:upload_id>/chunks/<int:index>/",
+        catalog_api.UploadChunk.as_view(),
+        name="api-upload-chunk",
+    ),
+    path(
+        "uploads/<str:upload_id>/complete/", catalog_api.UploadComplete.as_view(), name="api-upload-complete"
+    ),
     path("jobs/<uuid:job_id>/", certification_api.JobDetail.as_view(), name="api-job"),
     path(
         "certificates/verify/", certification_api.CertificateVerify.as_view(), name="api-certificate-verify"

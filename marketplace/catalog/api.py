@@ -7,16 +7,16 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework import generics, serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.accounts.models import Organization
-from marketplace.catalog import selectors, services
-from marketplace.catalog.models import Product, ProductLicense, ProductVersion
+from marketplace.catalog import selectors, services, upload_sessions
+from marketplace.catalog.models import Product, ProductLicense, ProductVersion, Upload
 from marketplace.catalog.serializers import (
     ProductInputSerializer,
     ProductOutputSerializer,
@@ -156,55 +156,78 @@ class ProductDetail(APIView):
 
 
 class VersionCreate(APIView):
-    """Upload a version: multipart with one or more `synthetic` files, optional private `train` and
-    `holdout`, `target`, `changelog`, `metadata` (JSON: column → SDV sdtype corrections) and `submit`
-    (default true: send to certification at once; false: keep a draft to confirm later)."""
+    """Create a version from files sent in this request (multipart: one or more `synthetic` files, optional
+    private `train` and `holdout`) or from completed upload sessions (JSON: `synthetic` a list of upload
+    ids, `train`/`holdout` upload ids). Also `target`, `changelog`, `metadata` (JSON: column → SDV sdtype
+    corrections) and `submit` (default true: send to certification at once; false: keep a draft)."""
 
     permission_classes = [IsAuthenticated]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @extend_schema(request=VersionInputSerializer, responses={201: VersionOutputSerializer})
     def post(self, request: Request, slug: str) -> Response:
         product = get_object_or_404(Product, slug=slug)
-        services.ensure_can_manage(signed_in_user(request), product)
-        files = request.FILES  # parses the body through the streaming, hashing upload handler
-        problem = upload_error(request._request)
-        if problem is not None:
-            raise ApiError(problem.message, problem.code, 413 if problem.code == "too_large" else 400)
+        user = signed_in_user(request)
+        services.ensure_can_manage(user, product)
+        sessions: list[upload_sessions.SessionUploadedFile] = []
+        if request.content_type.startswith("application/json"):
+            references = VersionFromUploadsSerializer(data=request.data)
+            references.is_valid(raise_exception=True)
+            ids = references.validated_data
+            try:
+                sessions = upload_sessions.completed_uploads(
+                    user, [*ids["synthetic"], *[ids[r] for r in ("train", "holdout") if ids.get(r)]]
+                )
+            except services.CatalogError as error:
+                raise _catalog_error(error) from None
+            count = len(ids["synthetic"])
+            files: dict[str, Any] = {"synthetic": sessions[:count]}
+            for role in ("train", "holdout"):
+                if ids.get(role):
+                    files[role] = sessions[count]
+                    count += 1
+        else:
+            uploaded = request.FILES  # parses the body through the streaming, hashing upload handler
+            problem = upload_error(request._request)
+            if problem is not None:
+                raise ApiError(problem.message, problem.code, 413 if problem.code == "too_large" else 400)
+            files = {"synthetic": uploaded.getlist("synthetic")}
+            files.update({role: uploaded[role] for role in ("train", "holdout") if role in uploaded})
         payload = {
             key: request.data.get(key)
             for key in ("target", "changelog", "metadata", "submit")
             if key in request.data
         }
-        data = VersionInputSerializer(
-            data={
-                **payload,
-                "synthetic": files.getlist("synthetic"),
-                **{role: files[role] for role in ("train", "holdout") if role in files},
-            }
-        )
+        data = VersionInputSerializer(data={**payload, **files})
         data.is_valid(raise_exception=True)
         values = data.validated_data
         version: ProductVersion | None = None
         try:
             version = services.create_version(
                 product,
-                user=signed_in_user(request),
+                user=user,
                 synthetic=values["synthetic"],
                 train=values.get("train"),
                 holdout=values.get("holdout"),
                 target_column=values.get("target", ""),
                 changelog=values.get("changelog", ""),
             )
+            upload_sessions.mark_attached(sessions)
             if values["submit"]:
-                version = services.submit_version(
-                    version, user=signed_in_user(request), sdtype_overrides=values.get("metadata")
-                )
+                version = services.submit_version(version, user=user, sdtype_overrides=values.get("metadata"))
         except services.CatalogError as error:
             if version is not None and version.status == "draft":
-                services.delete_draft(version, user=signed_in_user(request))
+                services.delete_draft(version, user=user)
             raise _catalog_error(error) from None
         return Response(VersionOutputSerializer(version, context={"show_reference": True}).data, status=201)
+
+
+class VersionFromUploadsSerializer(serializers.Serializer):
+    synthetic = serializers.ListField(
+        child=serializers.CharField(max_length=40), allow_empty=False, max_length=10
+    )
+    train = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    holdout = serializers.CharField(max_length=40, required=False, allow_blank=True)
 
 
 class VersionDetail(APIView):
@@ -244,3 +267,108 @@ class VersionSubmit(APIView):
         return Response(
             VersionOutputSerializer(version, context={"show_reference": True}).data, status=status.HTTP_200_OK
         )
+
+
+class UploadStartSerializer(serializers.Serializer):
+    filename = serializers.CharField(max_length=255)
+    size = serializers.IntegerField(min_value=1)
+    sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$", required=False, allow_blank=True)
+    chunk_size = serializers.IntegerField(required=False)
+
+
+def _upload_body(upload: Upload) -> dict[str, Any]:
+    return {
+        "id": upload.id,
+        "filename": upload.filename,
+        "size": upload.size,
+        "chunk_size": upload.chunk_size,
+        "chunks": upload_sessions.chunk_count(upload),
+        "received_bytes": upload.received_bytes,
+        "next_chunk": len(upload.chunk_sha256),
+        "chunk_sha256": upload.chunk_sha256,
+        "sha256": upload.sha256 or None,
+        "status": upload.status,
+    }
+
+
+def _own_upload(request: Request, upload_id: str) -> Upload:
+    upload = Upload.objects.filter(pk=upload_id, owner=signed_in_user(request)).first()
+    if upload is None:
+        raise ApiError(f"No upload {upload_id!r} of yours.", "not_found", 404)
+    return upload
+
+
+class UploadStart(APIView):
+    """Open a resumable upload: then PUT each chunk's raw bytes to `chunks/{index}/` in order (header
+    `X-Chunk-SHA256` optional but recommended), and POST `complete/`. GET the upload to resume."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=UploadStartSerializer)
+    def post(self, request: Request) -> Response:
+        data = UploadStartSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            upload = upload_sessions.start_upload(
+                owner=signed_in_user(request),
+                filename=data.validated_data["filename"],
+                size=data.validated_data["size"],
+                sha256=data.validated_data.get("sha256", ""),
+                chunk_size=data.validated_data.get("chunk_size"),
+            )
+        except services.CatalogError as error:
+            raise _catalog_error(error) from None
+        return Response(_upload_body(upload), status=201)
+
+
+class UploadDetail(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request, upload_id: str) -> Response:
+        return Response(_upload_body(_own_upload(request, upload_id)))
+
+    def delete(self, request: Request, upload_id: str) -> Response:
+        upload = _own_upload(request, upload_id)
+        if upload.status == Upload.Status.ATTACHED:
+            raise ApiError("This upload belongs to a version now.", "upload_attached", 409)
+        upload_sessions.abort_upload(upload)
+        return Response(status=204)
+
+
+class UploadChunk(APIView):
+    """The raw bytes of one chunk (not multipart): `Content-Length` must be the chunk's exact size."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes: list[Any] = []
+
+    def put(self, request: Request, upload_id: str, index: int) -> Response:
+        upload = _own_upload(request, upload_id)
+        raw = request._request
+        try:
+            length = int(raw.META.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            length = -1
+        if length < 0:
+            raise ApiError("Send the chunk with a Content-Length header.", "length_required", 411)
+        try:
+            upload = upload_sessions.receive_chunk(
+                upload,
+                index=index,
+                length=length,
+                read=raw.read,
+                chunk_sha256=raw.headers.get("X-Chunk-SHA256", ""),
+            )
+        except services.CatalogError as error:
+            raise _catalog_error(error) from None
+        return Response(_upload_body(upload))
+
+
+class UploadComplete(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request, upload_id: str) -> Response:
+        try:
+            upload = upload_sessions.complete_upload(_own_upload(request, upload_id))
+        except services.CatalogError as error:
+            raise _catalog_error(error) from None
+        return Response(_upload_body(upload))

@@ -159,3 +159,36 @@ class VersionFile(models.Model):
     @property
     def storage_alias(self) -> str:
         return "reference" if self.is_reference else "default"
+
+
+class Upload(models.Model):
+    """A resumable, chunked upload of one file (used by the CLI and scripts for large files).
+
+    Chunks arrive as raw request bodies, each hashed on the way; they must come in order (a chunk already
+    received may be sent again and is then only compared). ``complete`` checks the size and the SHA-256
+    of the whole file; a complete upload is then attached to a version by id.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Receiving chunks"
+        COMPLETE = "complete", "Complete"
+        ATTACHED = "attached", "Attached to a version"
+
+    id = models.CharField(primary_key=True, max_length=40)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
+    filename = models.CharField(max_length=255)
+    size = models.BigIntegerField(help_text="Declared total size in bytes.")
+    chunk_size = models.IntegerField()
+    received_bytes = models.BigIntegerField(default=0)
+    chunk_sha256 = models.JSONField(default=list, help_text="SHA-256 (hex) of each received chunk, in order.")
+    expected_sha256 = models.CharField(max_length=64, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.filename} ({self.status})"

@@ -14,6 +14,7 @@ from marketplace.catalog.models import (
     ProductVersion,
     VersionFile,
 )
+from marketplace.catalog.uploads import HashedFile
 
 
 class LicenseInputSerializer(serializers.Serializer):
@@ -173,13 +174,24 @@ class JSONObjectField(serializers.Field):
         return value
 
 
+class UploadedFileField(serializers.Field):
+    """A file received by this request or by an upload session; empty files are refused later by the
+    ingest service, with its clearer message."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, HashedFile):
+            raise serializers.ValidationError("Send a file.")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return getattr(value, "name", None)
+
+
 class VersionInputSerializer(serializers.Serializer):
     # Empty files pass here on purpose: the ingest service refuses them with its own, clearer message.
-    synthetic = serializers.ListField(
-        child=serializers.FileField(allow_empty_file=True), allow_empty=False, max_length=10
-    )
-    train = serializers.FileField(required=False, allow_empty_file=True)
-    holdout = serializers.FileField(required=False, allow_empty_file=True)
+    synthetic = serializers.ListField(child=UploadedFileField(), allow_empty=False, max_length=10)
+    train = UploadedFileField(required=False)
+    holdout = UploadedFileField(required=False)
     target = serializers.CharField(required=False, allow_blank=True, max_length=200)
     changelog = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     metadata = JSONObjectField(required=False)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import partial
 
 from django.core.exceptions import PermissionDenied
-from django.core.files import File
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Min
@@ -39,7 +38,7 @@ from marketplace.catalog.models import (
     VersionFile,
     VersionStatus,
 )
-from marketplace.catalog.uploads import HashedUploadedFile
+from marketplace.catalog.uploads import HashedFile
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +206,7 @@ def update_product(
 @dataclass
 class _Received:
     role: str
-    upload: HashedUploadedFile
+    upload: HashedFile
     fmt: str
     profile: TableProfile
     table_name: str
@@ -218,7 +217,7 @@ def _table_name(filename: str) -> str:
     return slugify(stem).replace("-", "_")[:100] or "table"
 
 
-def _receive(role: str, upload: HashedUploadedFile) -> _Received:
+def _receive(role: str, upload: HashedFile) -> _Received:
     if upload.size == 0:
         raise IngestError("empty_file", f"{upload.name} is empty.")
     with open(upload.temporary_file_path(), "rb") as handle:
@@ -273,16 +272,18 @@ def _store(item: _Received, organization: Organization) -> tuple[str, bool]:
     if storage.exists(name):
         return name, False
     item.upload.seek(0)
-    return storage.save(name, File(item.upload, name=name)), True
+    # An uploaded file (not a File wrapper) lets the filesystem storage move the temporary file into place
+    # instead of copying it; S3 streams it in a multipart upload.
+    return storage.save(name, item.upload), True
 
 
 def create_version(
     product: Product,
     *,
     user: User,
-    synthetic: Sequence[HashedUploadedFile],
-    train: HashedUploadedFile | None = None,
-    holdout: HashedUploadedFile | None = None,
+    synthetic: Sequence[HashedFile],
+    train: HashedFile | None = None,
+    holdout: HashedFile | None = None,
     target_column: str = "",
     changelog: str = "",
 ) -> ProductVersion:

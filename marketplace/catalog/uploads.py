@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile
@@ -20,6 +20,19 @@ class HashedUploadedFile(TemporaryUploadedFile):
     """A temporary uploaded file that knows its SHA-256 (hex) and exact size."""
 
     sha256: str = ""
+
+
+@runtime_checkable
+class HashedFile(Protocol):
+    """What version creation needs of an uploaded file, whichever way it arrived (multipart or session)."""
+
+    name: str | None
+    size: int | None
+    sha256: str
+
+    def temporary_file_path(self) -> str: ...
+
+    def seek(self, offset: int, whence: int = 0) -> int: ...
 
 
 class HashingUploadHandler(FileUploadHandler):

@@ -212,6 +212,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1800, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 2100, minimum=1)
 
+# Ledger: the origin line of signed tree heads, and how often heads are published (entries / minutes).
+SYNTHEX_LEDGER_ORIGIN = env_str("SYNTHEX_LEDGER_ORIGIN", "synthex.local/ledger")
+SYNTHEX_LEDGER_HEAD_EVERY_ENTRIES = env_int("SYNTHEX_LEDGER_HEAD_EVERY_ENTRIES", 100, minimum=1)
+SYNTHEX_LEDGER_HEAD_EVERY_MINUTES = env_int("SYNTHEX_LEDGER_HEAD_EVERY_MINUTES", 10, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "publish-tree-head": {
+        "task": "exchange.ledger.tasks.publish_tree_head_task",
+        "schedule": 60.0 * SYNTHEX_LEDGER_HEAD_EVERY_MINUTES,
+    },
+}
+
 SYNTHEX_DEMO_PASSWORD = env_str("SYNTHEX_DEMO_PASSWORD", "synthex-demo")
 SYNTHEX_SIGNING_KEY_PEM = env_str("SYNTHEX_SIGNING_KEY_PEM")
 SYNTHEX_KEYS_DIR = VAR_DIR / "keys"

@@ -1,0 +1,185 @@
+"""Upload of a large CSV through the API (issue #2): server peak RSS < 300 MB, throughput >= 40% of `cp`.
+
+Runs a throw-away instance under gunicorn (one sync worker, as a production worker handles one upload),
+generates a CSV of SIZE_MB on the same disk and times, in the same run (medians of REPEAT):
+- `cp` of the file + sync (the reference);
+- the resumable upload API (raw 8 MiB chunks, each hashed, then `complete/` hashing the whole file);
+- validation: attaching the upload to a version (streaming parse, schema and statistics, move to storage);
+- the browser's path: one multipart POST (Django's multipart parser, then the same validation).
+The worker's RSS is sampled every 50 ms throughout.
+
+    .venv/bin/python bench/upload.py [SIZE_MB=1024] [REPEAT=3]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_csv(path: Path, size_mb: int) -> None:
+    block = "".join(
+        f"{20 + i % 60},Private,{100000 + i * 37},Bachelors,{i % 16},Never-married,Sales,{i % 90},United-States,<=50K\n"
+        for i in range(20_000)
+    ).encode()
+    with path.open("wb") as handle:
+        handle.write(b"age,workclass,fnlwgt,education,education_num,marital,occupation,hours,country,class\n")
+        written = 0
+        while written < size_mb * 1024 * 1024:
+            handle.write(block)
+            written += len(block)
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(
+        [PY, "manage.py", *args], cwd=REPO, env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def main() -> None:
+    size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
+    repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    var = Path(
+        tempfile.mkdtemp(
+            prefix="synthex-bench-upload-", dir=str(REPO / "var") if (REPO / "var").exists() else None
+        )
+    )
+    env = {
+        **os.environ,
+        "SYNTHEX_VAR_DIR": str(var),
+        "DEBUG": "0",
+        "SYNTHEX_MAX_UPLOAD_BYTES": str(4 * 1024**3),
+    }
+    manage(env, "migrate", "-v0")
+    setup = (
+        "from marketplace.accounts.services import sign_up, api_token_for;"
+        "from marketplace.catalog.services import create_product, LicensePrice;"
+        "u = sign_up(username='bench', email='b@example.test', password='bench-pass-123', provider_name='Bench');"
+        "create_product(user=u, organization=u.provider_organizations().get(), title='Big', summary='big', "
+        "domain='census', licenses=[LicensePrice('standard', 100, 'USD')]);"
+        "print(api_token_for(u))"
+    )
+    token = manage(env, "shell", "-c", setup).strip().splitlines()[-1]
+    source = var / "big.csv"
+    make_csv(source, size_mb)
+    size = source.stat().st_size
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(PY).parent / "gunicorn"),
+            "marketplace.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--timeout",
+            "600",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        worker = psutil.Process(server.pid).children()[0]
+        peak = [worker.memory_info().rss]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], worker.memory_info().rss)
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token}"}, timeout=900
+        )
+        times: dict[str, list[float]] = {"cp": [], "chunks": [], "validate": [], "multipart": []}
+        for run in range(repeat):
+            target = var / "copy.csv"
+            start = time.perf_counter()
+            subprocess.run(["cp", str(source), str(target)], check=True)
+            subprocess.run(["sync"], check=True)
+            times["cp"].append(time.perf_counter() - start)
+            target.unlink()
+
+            start = time.perf_counter()
+            upload = client.post("/api/v1/uploads/", json={"filename": "big.csv", "size": size}).json()
+            with source.open("rb") as handle:
+                for index in range(upload["chunks"]):
+                    response = client.put(
+                        f"/api/v1/uploads/{upload['id']}/chunks/{index}/",
+                        content=handle.read(upload["chunk_size"]),
+                    )
+                    response.raise_for_status()
+            client.post(f"/api/v1/uploads/{upload['id']}/complete/").raise_for_status()
+            subprocess.run(["sync"], check=True)
+            times["chunks"].append(time.perf_counter() - start)
+
+            start = time.perf_counter()
+            response = client.post(
+                "/api/v1/products/big/versions/", json={"synthetic": [upload["id"]], "submit": False}
+            )
+            times["validate"].append(time.perf_counter() - start)
+            if response.status_code != 201:
+                raise SystemExit(f"version failed: {response.status_code} {response.text[:300]}")
+
+            start = time.perf_counter()
+            with source.open("rb") as handle:
+                response = client.post(
+                    "/api/v1/products/big/versions/",
+                    data={"submit": "false"},
+                    files={"synthetic": (f"big{run}.csv", handle, "text/csv")},
+                )
+            times["multipart"].append(time.perf_counter() - start)
+            if response.status_code != 201:
+                raise SystemExit(f"multipart upload failed: {response.status_code} {response.text[:300]}")
+        done.set()
+        sampler.join()
+        med = {name: statistics.median(values) for name, values in times.items()}
+        mb = size / 1e6
+        print(f"file: {mb:,.0f} MB, {repeat} runs, medians")
+        print(f"cp + sync:                       {med['cp']:6.2f} s  {mb / med['cp']:7.1f} MB/s")
+        print(
+            f"chunked upload API + sync:       {med['chunks']:6.2f} s  {mb / med['chunks']:7.1f} MB/s  = {med['cp'] / med['chunks']:.0%} of cp (target >= 40%)"
+        )
+        print(f"validation (attach to version):  {med['validate']:6.2f} s  {mb / med['validate']:7.1f} MB/s")
+        print(
+            f"multipart POST incl. validation: {med['multipart']:6.2f} s  {mb / med['multipart']:7.1f} MB/s  = {med['cp'] / med['multipart']:.0%} of cp"
+        )
+        print(f"server worker peak RSS: {peak[0] / 1e6:.0f} MB (target < 300 MB)")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(var, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""Resumable chunked uploads: large files arrive as raw chunk bodies, hashed on the way, in order.
+
+The web page's multipart upload is fine for everyday files; scripts and the CLI use these sessions, which
+survive a killed process (resume from ``received_bytes``) and avoid multipart parsing (raw bodies stream
+to disk at close to disk speed). A session's bytes live in one ``.part`` file under the upload temp dir
+until the upload is attached to a version, which moves the file into storage.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from marketplace.accounts.models import User
+from marketplace.catalog.models import Upload
+from marketplace.catalog.services import CatalogError
+
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+MIN_CHUNK_SIZE = 256 * 1024
+MAX_CHUNK_SIZE = 64 * 1024 * 1024
+READ_SIZE = 1024 * 1024
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _folder() -> Path:
+    folder = Path(settings.FILE_UPLOAD_TEMP_DIR) / "sessions"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def part_path(upload: Upload) -> Path:
+    return _folder() / f"{upload.id}.part"
+
+
+def start_upload(
+    *, owner: User, filename: str, size: int, sha256: str = "", chunk_size: int | None = None
+) -> Upload:
+    """Open a session for one file of ``size`` bytes; ``sha256`` (hex), when given, is checked at the end."""
+    name = os.path.basename(filename or "").strip()
+    if not name or len(name) > 255:
+        raise CatalogError("bad_filename", "Give the file's name (at most 255 characters).")
+    if not isinstance(size, int) or size <= 0:
+        raise CatalogError("empty_file", f"{name} is empty: nothing to upload.")
+    if size > settings.SYNTHEX_MAX_UPLOAD_BYTES:
+        raise CatalogError(
+            "too_large",
+            f"{name} is larger than the upload limit of {settings.SYNTHEX_MAX_UPLOAD_BYTES:,} bytes.",
+            413,
+        )
+    chunk = chunk_size or DEFAULT_CHUNK_SIZE
+    if not MIN_CHUNK_SIZE <= chunk <= MAX_CHUNK_SIZE:
+        raise CatalogError(
+            "bad_chunk_size", f"chunk_size must be between {MIN_CHUNK_SIZE:,} and {MAX_CHUNK_SIZE:,} bytes."
+        )
+    expected = (sha256 or "").lower()
+    if expected and not _HEX64.match(expected):
+        raise CatalogError("bad_sha256", "sha256 must be 64 hexadecimal digits.")
+    upload = Upload.objects.create(
+        id=f"upl_{secrets.token_hex(12)}",
+        owner=owner,
+        filename=name,
+        size=size,
+        chunk_size=chunk,
+        expected_sha256=expected,
+    )
+    part_path(upload).touch()
+    return upload
+
+
+def chunk_count(upload: Upload) -> int:
+    return -(-upload.size // upload.chunk_size)
+
+
+def receive_chunk(
+    upload: Upload, *, index: int, length: int, read: Callable[[int], bytes], chunk_sha256: str = ""
+) -> Upload:
+    """Append chunk ``index`` (its bytes come from ``read``); a re-sent chunk is compared, not rewritten.
+
+    Refuses, without changing anything: a chunk out of order, of the wrong length, cut short, or whose
+    SHA-256 differs from ``chunk_sha256`` or from the copy already received.
+    """
+    if upload.status != Upload.Status.OPEN:
+        raise CatalogError("upload_closed", "This upload is already complete.", 409)
+    count = chunk_count(upload)
+    if not 0 <= index < count:
+        raise CatalogError(
+            "bad_chunk", f"Chunk {index} does not exist: this file has chunks 0 to {count - 1}."
+        )
+    expected_length = min(upload.chunk_size, upload.size - index * upload.chunk_size)
+    if length != expected_length:
+        raise CatalogError("bad_chunk", f"Chunk {index} must be {expected_length:,} bytes, not {length:,}.")
+    received = len(upload.chunk_sha256)
+    if index > received:
+        raise CatalogError("chunk_out_of_order", f"Send chunk {received} next (chunks arrive in order).", 409)
+    digest = hashlib.sha256()
+    # One writer per upload at a time: an exclusive lock on the part file (not the database, which other
+    # requests need) is held while the body streams in, so the bytes are written once, straight into place.
+    with part_path(upload).open("r+b") as part:
+        fcntl.flock(part.fileno(), fcntl.LOCK_EX)
+        upload.refresh_from_db()
+        hashes = list(upload.chunk_sha256)
+        is_new = index == len(hashes)
+        if index > len(hashes):
+            raise CatalogError(
+                "chunk_out_of_order", f"Send chunk {len(hashes)} next (chunks arrive in order).", 409
+            )
+        if is_new:
+            part.seek(index * upload.chunk_size)
+        remaining = length
+        while remaining:
+            block = read(min(READ_SIZE, remaining))
+            if not block:
+                _rewind(part, upload, index, is_new)
+                raise CatalogError(
+                    "incomplete_upload",
+                    f"Chunk {index} was cut off after {length - remaining:,} of {length:,} bytes.",
+                )
+            digest.update(block)
+            if is_new:
+                part.write(block)
+            remaining -= len(block)
+        actual = digest.hexdigest()
+        if chunk_sha256 and chunk_sha256.lower() != actual:
+            _rewind(part, upload, index, is_new)
+            raise CatalogError(
+                "chunk_corrupted", f"Chunk {index} arrived with SHA-256 {actual}, not {chunk_sha256}."
+            )
+        if not is_new:
+            if hashes[index] != actual:
+                raise CatalogError(
+                    "chunk_mismatch", f"Chunk {index} differs from the copy already received.", 409
+                )
+            return upload
+        part.flush()
+        upload.chunk_sha256 = [*hashes, actual]
+        upload.received_bytes = index * upload.chunk_size + length
+        upload.save(update_fields=["chunk_sha256", "received_bytes", "updated_at"])
+        return upload
+
+
+def _rewind(part: BinaryIO, upload: Upload, index: int, is_new: bool) -> None:
+    """Drop the bytes of a refused new chunk so the part file holds exactly the accepted chunks."""
+    if is_new:
+        part.truncate(index * upload.chunk_size)
+
+
+def complete_upload(upload: Upload) -> Upload:
+    """Check that every byte arrived and the whole file's SHA-256; the upload can then be attached."""
+    if upload.status != Upload.Status.OPEN:
+        return upload
+    if upload.received_bytes != upload.size:
+        raise CatalogError(
+            "incomplete_upload",
+            f"Only {upload.received_bytes:,} of {upload.size:,} bytes arrived; send chunk {len(upload.chunk_sha256)} next.",
+        )
+    digest = hashlib.sha256()
+    with part_path(upload).open("rb") as handle:
+        while block := handle.read(READ_SIZE):
+            digest.update(block)
+    actual = digest.hexdigest()
+    if upload.expected_sha256 and actual != upload.expected_sha256:
+        abort_upload(upload)
+        raise CatalogError(
+            "checksum_mismatch",
+            f"The file arrived with SHA-256 {actual}, not {upload.expected_sha256}; start again.",
+        )
+    Upload.objects.filter(pk=upload.pk, status=Upload.Status.OPEN).update(
+        status=Upload.Status.COMPLETE, sha256=actual
+    )
+    upload.refresh_from_db()
+    return upload
+
+
+def abort_upload(upload: Upload) -> None:
+    part_path(upload).unlink(missing_ok=True)
+    upload.delete()
+
+
+class SessionUploadedFile(UploadedFile):
+    """A completed upload session presented as an uploaded file, so versions are made by the same service."""
+
+    def __init__(self, upload: Upload) -> None:
+        path = part_path(upload)
+        super().__init__(path.open("rb"), upload.filename, "application/octet-stream", upload.size, None)
+        self.sha256 = upload.sha256
+        self.session = upload
+        self._path = path
+
+    def temporary_file_path(self) -> str:
+        return str(self._path)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except FileNotFoundError:
+            pass
+
+
+def completed_uploads(owner: User, ids: list[str]) -> list[SessionUploadedFile]:
+    """Resolve upload ids of ``owner`` that are complete and not yet attached."""
+    found = {u.id: u for u in Upload.objects.filter(pk__in=ids, owner=owner)}
+    files = []
+    for upload_id in ids:
+        upload = found.get(upload_id)
+        if upload is None:
+            raise CatalogError("unknown_upload", f"No upload {upload_id!r} of yours.", 404)
+        if upload.status != Upload.Status.COMPLETE:
+            raise CatalogError(
+                "upload_not_complete", f"Upload {upload_id} is {upload.get_status_display().lower()}.", 409
+            )
+        files.append(SessionUploadedFile(upload))
+    return files
+
+
+def mark_attached(files: list[SessionUploadedFile]) -> None:
+    for item in files:
+        Upload.objects.filter(pk=item.session.pk).update(status=Upload.Status.ATTACHED)
+        Path(item.temporary_file_path()).unlink(missing_ok=True)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from marketplace.catalog.models import ProductVersion, Upload
+from marketplace.catalog.upload_sessions import MIN_CHUNK_SIZE, part_path
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def csv_payload(small_tables) -> bytes:
+    payload = small_tables["synthetic"].to_csv(index=False).encode()
+    while len(payload) < 2 * MIN_CHUNK_SIZE + 1000:
+        payload += payload.split(b"\n", 1)[1]
+    return payload
+
+
+def chunks(payload: bytes, size: int) -> list[bytes]:
+    return [payload[i : i + size] for i in range(0, len(payload), size)]
+
+
+def put_chunk(client, upload_id: str, index: int, body: bytes, **headers):
+    return client.generic(
+        "PUT", f"/api/v1/uploads/{upload_id}/chunks/{index}/", body, content_type="application/octet-stream", **headers
+    )
+
+
+def start(client, payload: bytes, **extra):
+    body = {"filename": "people.csv", "size": len(payload), "chunk_size": MIN_CHUNK_SIZE, **extra}
+    return client.post("/api/v1/uploads/", body, format="json")
+
+
+def test_chunked_upload_resumes_and_becomes_a_version(provider, api_client_for, product_factory, csv_payload):
+    client = api_client_for(provider)
+    product = product_factory(provider, "Chunky")
+    started = start(client, csv_payload, sha256=hashlib.sha256(csv_payload).hexdigest())
+    assert started.status_code == 201
+    upload_id = started.json()["id"]
+    parts = chunks(csv_payload, MIN_CHUNK_SIZE)
+    assert started.json()["chunks"] == len(parts) >= 3
+    first = put_chunk(client, upload_id, 0, parts[0], HTTP_X_CHUNK_SHA256=hashlib.sha256(parts[0]).hexdigest())
+    assert first.json()["next_chunk"] == 1
+    # A killed client comes back: it asks where to resume and re-sends only what is missing.
+    state = client.get(f"/api/v1/uploads/{upload_id}/").json()
+    assert (state["received_bytes"], state["next_chunk"]) == (MIN_CHUNK_SIZE, 1)
+    assert put_chunk(client, upload_id, 0, parts[0]).status_code == 200  # a duplicate is harmless
+    for index in range(1, len(parts)):
+        assert put_chunk(client, upload_id, index, parts[index]).status_code == 200
+    done = client.post(f"/api/v1/uploads/{upload_id}/complete/")
+    assert done.json()["status"] == "complete"
+    assert done.json()["sha256"] == hashlib.sha256(csv_payload).hexdigest()
+    version = client.post(f"/api/v1/products/{product.slug}/versions/", {"synthetic": [upload_id], "submit": False}, format="json")
+    assert version.status_code == 201, version.content
+    assert version.json()["files"][0]["sha256"] == hashlib.sha256(csv_payload).hexdigest()
+    assert Upload.objects.get(pk=upload_id).status == "attached"
+    again = client.post(f"/api/v1/products/{product.slug}/versions/", {"synthetic": [upload_id]}, format="json")
+    assert again.status_code == 409
+    assert ProductVersion.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("index", "body", "headers", "status", "code"),
+    [
+        (1, b"x" * MIN_CHUNK_SIZE, {}, 409, "chunk_out_of_order"),
+        (0, b"x" * 10, {}, 400, "bad_chunk"),
+        (9, b"x", {}, 400, "bad_chunk"),
+        (0, b"x" * MIN_CHUNK_SIZE, {"HTTP_X_CHUNK_SHA256": "0" * 64}, 400, "chunk_corrupted"),
+    ],
+)
+def test_bad_chunks_are_refused_and_change_nothing(provider, api_client_for, csv_payload, index, body, headers, status, code):
+    client = api_client_for(provider)
+    upload_id = start(client, csv_payload).json()["id"]
+    response = put_chunk(client, upload_id, index, body, **headers)
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    upload = Upload.objects.get(pk=upload_id)
+    assert (upload.received_bytes, upload.chunk_sha256) == (0, [])
+    assert part_path(upload).stat().st_size == 0
+
+
+def test_resent_chunk_with_other_bytes_is_a_conflict(provider, api_client_for, csv_payload):
+    client = api_client_for(provider)
+    upload_id = start(client, csv_payload).json()["id"]
+    put_chunk(client, upload_id, 0, csv_payload[:MIN_CHUNK_SIZE])
+    response = put_chunk(client, upload_id, 0, b"y" * MIN_CHUNK_SIZE)
+    assert response.status_code == 409
+    assert response.json()["code"] == "chunk_mismatch"
+
+
+def test_complete_checks_size_and_whole_file_hash(provider, api_client_for, csv_payload):
+    client = api_client_for(provider)
+    upload_id = start(client, csv_payload, sha256="a" * 64).json()["id"]
+    early = client.post(f"/api/v1/uploads/{upload_id}/complete/")
+    assert early.status_code == 400
+    assert early.json()["code"] == "incomplete_upload"
+    for index, part in enumerate(chunks(csv_payload, MIN_CHUNK_SIZE)):
+        put_chunk(client, upload_id, index, part)
+    wrong = client.post(f"/api/v1/uploads/{upload_id}/complete/")
+    assert wrong.status_code == 400
+    assert wrong.json()["code"] == "checksum_mismatch"
+    assert not Upload.objects.filter(pk=upload_id).exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"filename": "x.csv", "size": 0}, "min_value"),
+        ({"filename": "x.csv", "size": 10, "chunk_size": 10}, "bad_chunk_size"),
+        ({"filename": "x.csv", "size": 10, "sha256": "nothex"}, "invalid"),
+    ],
+)
+def test_bad_upload_requests(provider, api_client_for, body, code):
+    response = api_client_for(provider).post("/api/v1/uploads/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    assert not Upload.objects.exists()
+
+
+def test_someone_elses_upload_is_invisible(provider, buyer, api_client_for, product_factory, csv_payload):
+    upload_id = start(api_client_for(provider), csv_payload).json()["id"]
+    other = api_client_for(buyer)
+    assert other.get(f"/api/v1/uploads/{upload_id}/").status_code == 404
+    assert put_chunk(other, upload_id, 0, csv_payload[:MIN_CHUNK_SIZE]).status_code == 404
+    product = product_factory(provider, "Not via others")
+    response = api_client_for(provider).post(
+        f"/api/v1/products/{product.slug}/versions/", {"synthetic": ["upl_doesnotexist"]}, format="json"
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "unknown_upload"

@@ -25,7 +25,9 @@ class Match:
 
 
 def _transactions(ref_key: str, ref_value: str, kind: str) -> tuple[int, ...]:
-    return tuple(e.index for e in entries_for(ref_key, ref_value) if e.entry_type == "transaction" and e.kind == kind)
+    return tuple(
+        e.index for e in entries_for(ref_key, ref_value) if e.entry_type == "transaction" and e.kind == kind
+    )
 
 
 def reconcile() -> list[Match]:
@@ -45,9 +47,22 @@ def reconcile() -> list[Match]:
             ok = len(indexes) == 1
             note = "sale" if ok else f"{len(indexes)} sale transactions"
         else:
-            ok, note = not indexes, f"{intent.status}, no money" if not indexes else "sale posted but not captured"
+            ok, note = (
+                not indexes,
+                f"{intent.status}, no money" if not indexes else "sale posted but not captured",
+            )
         matches.append(
-            Match(intent.id, "payment_intent", intent.status, intent.amount_minor, intent.currency, order_id, indexes, ok, note)
+            Match(
+                intent.id,
+                "payment_intent",
+                intent.status,
+                intent.amount_minor,
+                intent.currency,
+                order_id,
+                indexes,
+                ok,
+                note,
+            )
         )
     refunds = {r.stripe_refund_id: r for r in Refund.objects.exclude(stripe_refund_id=None)}
     for stripe_refund in gateway.iter_refunds():
@@ -62,8 +77,15 @@ def reconcile() -> list[Match]:
             ok, note = not indexes, stripe_refund.status
         matches.append(
             Match(
-                stripe_refund.id, "refund", stripe_refund.status, stripe_refund.amount_minor, stripe_refund.currency,
-                refund.order_id if refund else "", indexes, ok, note,
+                stripe_refund.id,
+                "refund",
+                stripe_refund.status,
+                stripe_refund.amount_minor,
+                stripe_refund.currency,
+                refund.order_id if refund else "",
+                indexes,
+                ok,
+                note,
             )
         )
     return matches

@@ -550,7 +550,7 @@ def apply_refund_succeeded(refund: Refund, stripe_refund_id: str) -> bool:
         )
         if order.refunded_minor == order.amount_minor:
             Order.objects.filter(pk=order.pk).update(status=Order.Status.REFUNDED)
-            if order.entitlement_id:
+            if order.entitlement is not None:
                 revoke_entitlement(order.entitlement, reason="order refunded in full")
     return True
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -13,6 +15,7 @@ from django.views.decorators.http import require_POST
 from exchange.orders import selectors, services
 from exchange.orders import stripe_gateway as gateway
 from exchange.orders.models import Order
+from marketplace.accounts.models import User
 
 # The test payment methods the local-mode checkout offers (Stripe's names; see stripe_gateway).
 LOCAL_TEST_METHODS = [
@@ -22,8 +25,13 @@ LOCAL_TEST_METHODS = [
 ]
 
 
+def _signed_in(request: Any) -> User:
+    """The request's user; every view here requires a login (or staff), so it is never anonymous."""
+    return cast(User, request.user)
+
+
 def _order_or_404(request: HttpRequest, order_id: str) -> Order:
-    order = selectors.order_for(request.user, order_id)
+    order = selectors.order_for(_signed_in(request), order_id)
     if order is None:
         raise Http404("No such order.")
     return order
@@ -31,7 +39,7 @@ def _order_or_404(request: HttpRequest, order_id: str) -> Order:
 
 def _int_or_none(raw: str | None) -> int | None:
     try:
-        return int(raw) if raw not in (None, "") else None
+        return int(raw) if raw else None
     except ValueError:
         return None
 
@@ -47,7 +55,7 @@ def order_create(request: HttpRequest) -> HttpResponse:
         return redirect(back)
     try:
         result = services.create_order(
-            buyer=request.user,
+            buyer=_signed_in(request),
             version_id=version_id,
             license_code=request.POST.get("license", ""),
             expected_price_minor=_int_or_none(request.POST.get("price_minor")),
@@ -72,7 +80,7 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
             "local_mode": gateway.is_local_mode(),
             "test_methods": LOCAL_TEST_METHODS,
             "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
-            "refund_refusal": services.buyer_refund_refusal(order, request.user)
+            "refund_refusal": services.buyer_refund_refusal(order, _signed_in(request))
             if order.status == "paid"
             else "",
             "refund_window_days": settings.SYNTHEX_REFUND_WINDOW_DAYS,
@@ -117,7 +125,9 @@ def order_authenticate(request: HttpRequest, order_id: str) -> HttpResponse:
 def order_refund(request: HttpRequest, order_id: str) -> HttpResponse:
     order = _order_or_404(request, order_id)
     try:
-        refund = services.request_buyer_refund(order, request.user, reason=request.POST.get("reason", ""))
+        refund = services.request_buyer_refund(
+            order, _signed_in(request), reason=request.POST.get("reason", "")
+        )
     except services.OrderError as error:
         messages.error(request, error.message)
     else:
@@ -130,7 +140,7 @@ def order_refund(request: HttpRequest, order_id: str) -> HttpResponse:
 
 @login_required
 def order_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "orders/order_list.html", {"orders": selectors.orders_of(request.user)})
+    return render(request, "orders/order_list.html", {"orders": selectors.orders_of(_signed_in(request))})
 
 
 @login_required
@@ -144,6 +154,6 @@ def sales(request: HttpRequest) -> HttpResponse:
             "payouts": selectors.payouts_of(organization)[:50],
             "payout_account": getattr(organization, "payout_account", None),
         }
-        for organization in request.user.provider_organizations()
+        for organization in _signed_in(request).provider_organizations()
     ]
     return render(request, "orders/sales.html", {"organizations": organizations})

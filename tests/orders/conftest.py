@@ -107,9 +107,13 @@ def certified_version_factory(product_factory: Callable[..., Any]) -> Callable[.
     from marketplace.catalog.services import LicensePrice
     from marketplace.certification.services import issue_certificate
 
-    def make(owner: Any, *, price_minor: int = 2500, currency: str = "USD", privacy_passed: bool = True) -> Any:
+    def make(
+        owner: Any, *, price_minor: int = 2500, currency: str = "USD", privacy_passed: bool = True
+    ) -> Any:
         product = product_factory(owner, licenses=[LicensePrice("standard", price_minor, currency)])
-        version = ProductVersion.objects.create(product=product, number=1, status="certifying", created_by=owner)
+        version = ProductVersion.objects.create(
+            product=product, number=1, status="certifying", created_by=owner
+        )
         number = next(_numbers)
         synthetic = VersionFile.objects.create(
             version=version,
@@ -139,7 +143,9 @@ def version(provider: Any, certified_version_factory: Callable[..., Any]) -> Any
     return certified_version_factory(provider)
 
 
-def signed_headers(payload: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def signed_headers(
+    payload: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     """A ``Stripe-Signature`` header made exactly as Stripe makes it: HMAC-SHA256 over ``t.payload``."""
     moment = int(time.time()) if timestamp is None else timestamp
     signature = hmac.new(secret.encode(), f"{moment}.".encode() + payload, hashlib.sha256).hexdigest()
@@ -166,7 +172,10 @@ def post_event(client: Any) -> Callable[..., Any]:
     def send(event_type: str, obj: dict[str, Any], *, event_id: str | None = None, **signing: Any) -> Any:
         payload = event_payload(event_type, obj, event_id=event_id)
         return client.post(
-            "/api/v1/stripe/webhook/", data=payload, content_type="application/json", **signed_headers(payload, **signing)
+            "/api/v1/stripe/webhook/",
+            data=payload,
+            content_type="application/json",
+            **signed_headers(payload, **signing),
         )
 
     return send

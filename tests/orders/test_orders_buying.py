@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db
 
 def _stripe_intents(localstripe_url: str) -> list[dict[str, Any]]:
     response = httpx.get(
-        f"{localstripe_url}/v1/payment_intents", params={"limit": 100}, headers={"Authorization": "Bearer sk_test_x"}
+        f"{localstripe_url}/v1/payment_intents",
+        params={"limit": 100},
+        headers={"Authorization": "Bearer sk_test_x"},
     )
     response.raise_for_status()
     return response.json()["data"]
@@ -26,7 +28,8 @@ def test_order_freezes_price_and_split_and_creates_one_intent(
     stripe_local: str, version: Any, buyer: Any, api_client_for: Any
 ) -> None:
     response = api_client_for(buyer).post(
-        "/api/v1/orders/", {"version": version.pk, "license": "standard", "price_minor": 2500, "currency": "USD"}
+        "/api/v1/orders/",
+        {"version": version.pk, "license": "standard", "price_minor": 2500, "currency": "USD"},
     )
     assert response.status_code == 201
     body = response.json()
@@ -42,7 +45,9 @@ def test_order_freezes_price_and_split_and_creates_one_intent(
     ]
 
 
-def test_double_submit_returns_the_same_open_order(stripe_local: str, version: Any, buyer: Any, api_client_for: Any) -> None:
+def test_double_submit_returns_the_same_open_order(
+    stripe_local: str, version: Any, buyer: Any, api_client_for: Any
+) -> None:
     client = api_client_for(buyer)
     first = client.post("/api/v1/orders/", {"version": version.pk, "license": "standard"})
     second = client.post("/api/v1/orders/", {"version": version.pk, "license": "standard"})
@@ -58,7 +63,8 @@ def test_price_changed_since_page_view_is_refused_with_the_new_price(
 ) -> None:
     version.product.licenses.filter(code="standard").update(price_minor=3100)
     response = api_client_for(buyer).post(
-        "/api/v1/orders/", {"version": version.pk, "license": "standard", "price_minor": 2500, "currency": "USD"}
+        "/api/v1/orders/",
+        {"version": version.pk, "license": "standard", "price_minor": 2500, "currency": "USD"},
     )
     assert response.status_code == 409
     assert response.json() == {
@@ -105,7 +111,9 @@ def test_unsellable_orders_are_refused_and_change_nothing(
         version.product.__class__.objects.filter(pk=version.product_id).update(is_listed=False)
     elif change == "revoked":
         certificate = version.certificates.get()
-        Revocation.objects.create(certificate=certificate, reason="leak", revoked_at=timezone.now(), document={})
+        Revocation.objects.create(
+            certificate=certificate, reason="leak", revoked_at=timezone.now(), document={}
+        )
     elif change == "draft":
         version.__class__.objects.filter(pk=version.pk).update(status="draft")
     elif change == "license":

@@ -20,7 +20,9 @@ def _order(client: Any, version: Any) -> dict[str, Any]:
     return response.json()
 
 
-def test_visa_pays_grants_and_posts_the_split(stripe_local: str, version: Any, buyer: Any, api_client_for: Any) -> None:
+def test_visa_pays_grants_and_posts_the_split(
+    stripe_local: str, version: Any, buyer: Any, api_client_for: Any
+) -> None:
     client = api_client_for(buyer)
     order = _order(client, version)
     response = client.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_visa"})
@@ -40,10 +42,15 @@ def test_visa_pays_grants_and_posts_the_split(stripe_local: str, version: Any, b
     ]
 
 
-def test_confirming_twice_charges_once(stripe_local: str, version: Any, buyer: Any, api_client_for: Any) -> None:
+def test_confirming_twice_charges_once(
+    stripe_local: str, version: Any, buyer: Any, api_client_for: Any
+) -> None:
     client = api_client_for(buyer)
     order = _order(client, version)
-    assert client.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_visa"}).status_code == 200
+    assert (
+        client.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_visa"}).status_code
+        == 200
+    )
     again = client.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_visa"})
     assert (again.status_code, again.json()["code"]) == (409, "not_payable")
     assert ledger_balance("stripe_clearing") == 2500
@@ -54,9 +61,15 @@ def test_declined_card_charges_nothing_and_a_new_order_can_pay(
 ) -> None:
     client = api_client_for(buyer)
     order = _order(client, version)
-    declined = client.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_chargeCustomerFail"})
+    declined = client.post(
+        f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_chargeCustomerFail"}
+    )
     assert declined.status_code == 402
-    assert declined.json() == {"detail": "Your card was declined.", "code": "card_declined", "decline_code": "card_declined"}
+    assert declined.json() == {
+        "detail": "Your card was declined.",
+        "code": "card_declined",
+        "decline_code": "card_declined",
+    }
     stored = Order.objects.get()
     assert (stored.status, stored.payment.last_error) == ("canceled", "Your card was declined.")
     assert Entitlement.objects.count() == 0
@@ -70,11 +83,19 @@ def test_declined_card_charges_nothing_and_a_new_order_can_pay(
 
 @pytest.mark.parametrize(("success", "status", "entitlements"), [(True, "paid", 1), (False, "pending", 0)])
 def test_three_d_secure_required_waits_for_authentication(
-    stripe_local: str, version: Any, buyer: Any, api_client_for: Any, success: bool, status: str, entitlements: int
+    stripe_local: str,
+    version: Any,
+    buyer: Any,
+    api_client_for: Any,
+    success: bool,
+    status: str,
+    entitlements: int,
 ) -> None:
     client = api_client_for(buyer)
     order = _order(client, version)
-    challenged = client.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_threeDSecure2Required"})
+    challenged = client.post(
+        f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_threeDSecure2Required"}
+    )
     assert challenged.status_code == 200
     assert (challenged.json()["status"], challenged.json()["payment"]["requires_action"]) == ("pending", True)
     assert Entitlement.objects.count() == 0
@@ -101,7 +122,9 @@ def test_receipt_is_signed_and_verifies_offline(
     assert len(receipt["entries"]) == 2
     (tmp_path / "receipt.json").write_text(json.dumps(receipt))
     (tmp_path / "keys.json").write_text(json.dumps(keys.keys_document()))
-    assert verify.main(["receipt", str(tmp_path / "receipt.json"), "--keys", str(tmp_path / "keys.json")]) == 0
+    assert (
+        verify.main(["receipt", str(tmp_path / "receipt.json"), "--keys", str(tmp_path / "keys.json")]) == 0
+    )
 
 
 def test_strangers_cannot_see_or_pay_an_order(
@@ -110,7 +133,12 @@ def test_strangers_cannot_see_or_pay_an_order(
     order = _order(api_client_for(buyer), version)
     stranger = api_client_for(user_factory("stranger"))
     assert stranger.get(f"/api/v1/orders/{order['id']}/").status_code == 404
-    assert stranger.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_visa"}).status_code == 404
+    assert (
+        stranger.post(
+            f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_visa"}
+        ).status_code
+        == 404
+    )
     assert stranger.get(f"/api/v1/receipts/{order['id']}/").status_code == 404
     assert Order.objects.get().status == "pending"
 

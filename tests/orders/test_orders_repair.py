@@ -21,7 +21,11 @@ pytestmark = pytest.mark.django_db
 def test_payment_captured_at_stripe_but_never_seen_is_applied(
     stripe_local: str, version: Any, buyer: Any, api_client_for: Any
 ) -> None:
-    order_id = api_client_for(buyer).post("/api/v1/orders/", {"version": version.pk, "license": "standard"}).json()["id"]
+    order_id = (
+        api_client_for(buyer)
+        .post("/api/v1/orders/", {"version": version.pk, "license": "standard"})
+        .json()["id"]
+    )
     order = Order.objects.get(pk=order_id)
     stripe_gateway.confirm_locally(order.payment.stripe_payment_intent_id, "pm_card_visa")
     Order.objects.filter(pk=order_id).update(created_at=order.created_at - timedelta(minutes=5))
@@ -36,8 +40,14 @@ def test_payment_captured_at_stripe_but_never_seen_is_applied(
 def test_entitlement_without_a_captured_payment_is_revoked(
     stripe_local: str, version: Any, buyer: Any, api_client_for: Any
 ) -> None:
-    order_id = api_client_for(buyer).post("/api/v1/orders/", {"version": version.pk, "license": "standard"}).json()["id"]
-    entitlement = grant_entitlement(buyer=buyer, version=version, license_code="standard", source=f"order:{order_id}")
+    order_id = (
+        api_client_for(buyer)
+        .post("/api/v1/orders/", {"version": version.pk, "license": "standard"})
+        .json()["id"]
+    )
+    entitlement = grant_entitlement(
+        buyer=buyer, version=version, license_code="standard", source=f"order:{order_id}"
+    )
     report = repair_payment_invariants()
     assert report.entitlements_revoked == 1
     entitlement.refresh_from_db()
@@ -53,12 +63,16 @@ def test_reconcile_matches_every_intent_and_refund_to_one_transaction(
     client = api_client_for(buyer)
     order_id = client.post("/api/v1/orders/", {"version": version.pk, "license": "standard"}).json()["id"]
     client.post(f"/api/v1/orders/{order_id}/confirm/", {"payment_method": "pm_card_visa"})
-    services.refund_order(Order.objects.get(pk=order_id), amount_minor=100, initiator="staff", requested_by=None)
+    services.refund_order(
+        Order.objects.get(pk=order_id), amount_minor=100, initiator="staff", requested_by=None
+    )
     call_command("reconcile_payments")
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in lines[:-1]] == [["ok", "payment_intent"], ["ok", "refund"]]
     assert lines[-1] == "2 Stripe objects, 0 not matched"
-    stray = stripe_gateway.create_payment_intent(amount_minor=700, currency="USD", idempotency_key="stray", metadata={})
+    stray = stripe_gateway.create_payment_intent(
+        amount_minor=700, currency="USD", idempotency_key="stray", metadata={}
+    )
     stripe_gateway.confirm_locally(stray.id, "pm_card_visa")
     with pytest.raises(SystemExit) as failed:
         call_command("reconcile_payments")

@@ -41,7 +41,9 @@ def _unchanged(order: Order) -> None:
     assert ledger_balance("stripe_clearing") == 0
 
 
-def test_succeeded_event_pays_the_order_once_and_a_replay_is_ignored(pending_order: Order, post_event: Any) -> None:
+def test_succeeded_event_pays_the_order_once_and_a_replay_is_ignored(
+    pending_order: Order, post_event: Any
+) -> None:
     first = post_event("payment_intent.succeeded", _intent(pending_order), event_id="evt_once")
     replay = post_event("payment_intent.succeeded", _intent(pending_order), event_id="evt_once")
     assert (first.status_code, first.json()["status"]) == (200, "processed")
@@ -62,7 +64,9 @@ def test_succeeded_event_pays_the_order_once_and_a_replay_is_ignored(pending_ord
     ],
     ids=["bad-signature", "stale-timestamp", "future-timestamp"],
 )
-def test_unverifiable_deliveries_are_refused(pending_order: Order, post_event: Any, signing: dict[str, Any]) -> None:
+def test_unverifiable_deliveries_are_refused(
+    pending_order: Order, post_event: Any, signing: dict[str, Any]
+) -> None:
     response = post_event("payment_intent.succeeded", _intent(pending_order), **signing)
     assert response.status_code == 400
     assert response.json()["code"] == "bad_signature"
@@ -75,7 +79,10 @@ def test_missing_signature_and_tampered_body_are_refused(pending_order: Order, c
     unsigned = client.post("/api/v1/stripe/webhook/", data=payload, content_type="application/json")
     headers = signed_headers(payload)
     tampered = client.post(
-        "/api/v1/stripe/webhook/", data=payload.replace(b"2500", b"2501"), content_type="application/json", **headers
+        "/api/v1/stripe/webhook/",
+        data=payload.replace(b"2500", b"2501"),
+        content_type="application/json",
+        **headers,
     )
     assert (unsigned.status_code, tampered.status_code) == (400, 400)
     assert WebhookEvent.objects.count() == 0
@@ -95,11 +102,16 @@ def test_amount_or_currency_mismatch_is_refused_and_logged(
 
 def test_unknown_payment_intent_is_rejected(pending_order: Order, post_event: Any) -> None:
     response = post_event("payment_intent.succeeded", _intent(pending_order, id="pi_unknown", metadata={}))
-    assert (response.json()["status"], response.json()["detail"]) == ("rejected", "unknown payment intent pi_unknown")
+    assert (response.json()["status"], response.json()["detail"]) == (
+        "rejected",
+        "unknown payment intent pi_unknown",
+    )
     _unchanged(pending_order)
 
 
-def test_unknown_event_types_are_ignored_with_a_log_line(pending_order: Order, post_event: Any, caplog: Any) -> None:
+def test_unknown_event_types_are_ignored_with_a_log_line(
+    pending_order: Order, post_event: Any, caplog: Any
+) -> None:
     with caplog.at_level(logging.INFO, logger="exchange.orders.webhooks"):
         response = post_event("customer.created", {"id": "cus_1", "object": "customer"})
     assert (response.status_code, response.json()["status"]) == (200, "ignored")
@@ -148,7 +160,9 @@ def test_event_before_the_order_commits_is_deferred_then_applied(
         platform_fee_minor=500,
         provider_share_minor=2000,
     )
-    Payment.objects.create(order=order, idempotency_key="pi:ord_not_committed_yet", amount_minor=2500, currency="USD")
+    Payment.objects.create(
+        order=order, idempotency_key="pi:ord_not_committed_yet", amount_minor=2500, currency="USD"
+    )
     assert retry_deferred_events() == 1
     order.refresh_from_db()
     assert (order.status, order.payment.stripe_payment_intent_id) == ("paid", "pi_early")
@@ -158,7 +172,12 @@ def test_event_before_the_order_commits_is_deferred_then_applied(
 
 @pytest.mark.django_db(transaction=True)
 def test_localstripe_delivers_a_signed_webhook_that_pays_the_order(
-    stripe_local: str, stripe_webhooks_to: Any, live_server: Any, version: Any, buyer: Any, api_client_for: Any
+    stripe_local: str,
+    stripe_webhooks_to: Any,
+    live_server: Any,
+    version: Any,
+    buyer: Any,
+    api_client_for: Any,
 ) -> None:
     from exchange.orders import stripe_gateway
 
@@ -167,12 +186,18 @@ def test_localstripe_delivers_a_signed_webhook_that_pays_the_order(
     order = Order.objects.get(pk=response.json()["id"])
     # Confirm at Stripe directly, as Stripe.js would: only the webhook can tell Synthex about it.
     stripe_gateway.confirm_locally(order.payment.stripe_payment_intent_id, "pm_card_visa")
+    # The live server thread shares this in-memory database connection, so its rows are visible before it
+    # commits: wait for the event's outcome, the last row written in the webhook's transaction.
+    intent_id = order.payment.stripe_payment_intent_id
+    handled = WebhookEvent.objects.filter(
+        type="payment_intent.succeeded", object_id=intent_id, processed_at__isnull=False
+    )
     deadline = time.monotonic() + 15
-    while Order.objects.get(pk=order.pk).status != "paid" and time.monotonic() < deadline:
+    while not handled.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
+    time.sleep(0.2)
     order.refresh_from_db()
     assert order.status == "paid"
-    event = WebhookEvent.objects.get(type="payment_intent.succeeded")
-    assert (event.status, event.object_id) == ("processed", order.payment.stripe_payment_intent_id)
+    assert handled.get().status == "processed"
     assert Entitlement.objects.get().buyer == buyer
     assert ledger_balance("stripe_clearing") == 2500

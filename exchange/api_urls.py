@@ -2,7 +2,9 @@
 
 from django.urls import path
 
+from exchange.delivery import api as delivery_api
 from exchange.ledger import api as ledger_api
+from exchange.orders import api as orders_api
 
 urlpatterns = [
     path("ledger/head/", ledger_api.LedgerHead.as_view(), name="api-ledger-head"),
@@ -12,4 +14,12 @@ urlpatterns = [
     path("ledger/entries/<int:index>/proof/", ledger_api.LedgerProof.as_view(), name="api-ledger-proof"),
     path("ledger/consistency/", ledger_api.LedgerConsistency.as_view(), name="api-ledger-consistency"),
     path("ledger/export/", ledger_api.LedgerExport.as_view(), name="api-ledger-export"),
+    path("orders/", orders_api.OrderListCreate.as_view(), name="api-orders"),
+    path("orders/<str:order_id>/", orders_api.OrderDetail.as_view(), name="api-order"),
+    path("orders/<str:order_id>/confirm/", orders_api.OrderConfirm.as_view(), name="api-order-confirm"),
+    path("orders/<str:order_id>/authenticate/", orders_api.OrderAuthenticate.as_view(), name="api-order-authenticate"),
+    path("orders/<str:order_id>/refund/", orders_api.OrderRefund.as_view(), name="api-order-refund"),
+    path("receipts/<str:order_id>/", orders_api.ReceiptDetail.as_view(), name="api-receipt"),
+    path("stripe/webhook/", orders_api.stripe_webhook, name="api-stripe-webhook"),
+    path("entitlements/", delivery_api.EntitlementList.as_view(), name="api-entitlements"),
 ]

@@ -144,16 +144,9 @@ class PayoutInline(admin.TabularInline):
     model = Payout
     extra = 0
     can_delete = False
-    readonly_fields = [
-        "id",
-        "organization",
-        "amount_minor",
-        "currency",
-        "status",
-        "stripe_transfer_id",
-        "error",
-    ]
-    fields: Any = readonly_fields
+    readonly_fields = fields = (
+        "id", "organization", "amount_minor", "currency", "status", "stripe_transfer_id", "error",
+    )  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

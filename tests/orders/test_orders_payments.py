@@ -160,3 +160,35 @@ def test_checkout_pages_buy_and_pay(stripe_local: str, version: Any, buyer: Any,
     assert order.status == "paid"
     history = client.get("/orders/")
     assert order.id.encode() in history.content and b"signed receipt" in history.content
+
+
+def test_provider_sales_and_staff_admin_pages_render(
+    stripe_local: str,
+    version: Any,
+    buyer: Any,
+    provider: Any,
+    api_client_for: Any,
+    client: Any,
+    user_factory: Any,
+) -> None:
+    api = api_client_for(buyer)
+    order = _order(api, version)
+    api.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_visa"})
+    client.force_login(provider)
+    sales = client.get("/sales/")
+    assert sales.status_code == 200
+    assert order["id"].encode() in sales.content and b"20.00 USD" in sales.content
+    client.force_login(user_factory("staff", is_staff=True, is_superuser=True))
+    for url in [
+        "/admin/orders/order/",
+        f"/admin/orders/order/{order['id']}/change/",
+        f"/admin/orders/order/{order['id']}/refund/",
+        "/admin/orders/payoutrun/",
+        "/admin/orders/webhookevent/",
+    ]:
+        assert client.get(url).status_code == 200, url
+    refunded = client.post(
+        f"/admin/orders/order/{order['id']}/refund/", {"amount_minor": "500", "reason": "partial"}
+    )
+    assert refunded.status_code == 302
+    assert Order.objects.get(pk=order["id"]).refunded_minor == 500

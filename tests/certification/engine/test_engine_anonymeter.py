@@ -21,6 +21,8 @@ def _overlap(first: list[float], second: tuple[float, float]) -> bool:
 @pytest.mark.parametrize("leak_rows", [0, 500])
 def test_attack_risks_agree_with_anonymeter(leak_rows: int) -> None:
     pytest.importorskip("numba")
+    pytest.importorskip("polars")
+    pytest.importorskip("anonymeter")
     from anonymeter.evaluators import InferenceEvaluator, LinkabilityEvaluator, SinglingOutEvaluator
 
     train, holdout = split(adult(5_000))

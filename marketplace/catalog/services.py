@@ -356,6 +356,11 @@ def create_version(
         for alias, name in written:
             storages[alias].delete(name)
         raise
+    finally:
+        # The storage may have moved a temporary file into place: close our handles now, while Django's
+        # close() still tolerates the missing path, rather than leave it to garbage collection.
+        for item in received:
+            item.upload.close()
     return version
 
 

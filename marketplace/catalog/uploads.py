@@ -34,6 +34,8 @@ class HashedFile(Protocol):
 
     def seek(self, offset: int, whence: int = 0) -> int: ...
 
+    def close(self) -> None: ...
+
 
 class HashingUploadHandler(FileUploadHandler):
     """Writes each file part to disk, hashing it on the way, and enforces ``SYNTHEX_MAX_UPLOAD_BYTES``.

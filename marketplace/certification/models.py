@@ -88,6 +88,11 @@ class Certificate(models.Model):
     def __str__(self) -> str:
         return self.id
 
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("Certificates are immutable: issue a new one or publish a revocation.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
 
 class Revocation(models.Model):
     """A signed statement that a certificate no longer holds (shown on its page and in the API)."""

@@ -216,13 +216,6 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 2100, minimum=1)
 SYNTHEX_LEDGER_ORIGIN = env_str("SYNTHEX_LEDGER_ORIGIN", "synthex.local/ledger")
 SYNTHEX_LEDGER_HEAD_EVERY_ENTRIES = env_int("SYNTHEX_LEDGER_HEAD_EVERY_ENTRIES", 100, minimum=1)
 SYNTHEX_LEDGER_HEAD_EVERY_MINUTES = env_int("SYNTHEX_LEDGER_HEAD_EVERY_MINUTES", 10, minimum=1)
-CELERY_BEAT_SCHEDULE = {
-    "publish-tree-head": {
-        "task": "exchange.ledger.tasks.publish_tree_head_task",
-        "schedule": 60.0 * SYNTHEX_LEDGER_HEAD_EVERY_MINUTES,
-    },
-}
-
 SYNTHEX_DEMO_PASSWORD = env_str("SYNTHEX_DEMO_PASSWORD", "synthex-demo")
 SYNTHEX_SIGNING_KEY_PEM = env_str("SYNTHEX_SIGNING_KEY_PEM")
 SYNTHEX_KEYS_DIR = VAR_DIR / "keys"
@@ -244,7 +237,10 @@ SYNTHEX_REFUND_WINDOW_DAYS = env_int("SYNTHEX_REFUND_WINDOW_DAYS", 14, minimum=0
 SYNTHEX_PENDING_ORDER_HOURS = env_int("SYNTHEX_PENDING_ORDER_HOURS", 24, minimum=1)
 SYNTHEX_PAYOUT_EVERY_DAYS = env_int("SYNTHEX_PAYOUT_EVERY_DAYS", 7, minimum=1)
 CELERY_BEAT_SCHEDULE = {
-    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "publish-tree-head": {
+        "task": "exchange.ledger.tasks.publish_tree_head_task",
+        "schedule": 60.0 * SYNTHEX_LEDGER_HEAD_EVERY_MINUTES,
+    },
     "repair-payment-invariants": {
         "task": "exchange.orders.tasks.repair_payment_invariants_task",
         "schedule": 300.0,

@@ -1,14 +1,14 @@
 """REST API routes under /api/v1/ (names in DESIGN.md's interface contract)."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from marketplace.catalog import api as catalog_api
 from marketplace.certification import api as certification_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("products/", catalog_api.ProductListCreate.as_view(), name="api-products"),
     path("products/<slug:slug>/", catalog_api.ProductDetail.as_view(), name="api-product"),
     path("products/<slug:slug>/versions/", catalog_api.VersionCreate.as_view(), name="api-versions"),

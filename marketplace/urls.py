@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from marketplace.accounts import views as account_views
 from marketplace.core import views as core_views
+from marketplace.core.metrics import metrics_view
 
 urlpatterns = [
     path("", include("marketplace.catalog.urls")),
@@ -14,5 +15,6 @@ urlpatterns = [
     path(".well-known/synthex/keys.json", core_views.well_known_keys, name="well-known-keys"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]

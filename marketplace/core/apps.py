@@ -10,3 +10,6 @@ class CoreConfig(AppConfig):
         # Loading the Celery app here makes it the current app in every Django process (web, worker,
         # management commands) without importing Celery from the pure packages.
         import marketplace.celery  # noqa: F401
+        from marketplace.core.metrics import connect_task_signals
+
+        connect_task_signals()

@@ -45,7 +45,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "marketplace.core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "marketplace.core.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -212,6 +214,32 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1800, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 2100, minimum=1)
 
+# Only tasks that are safe to run twice set acks_late=True themselves (a crash mid-task redelivers them);
+# with it, a worker lost mid-task (OOM kill) also puts the message back instead of dropping it.
+CELERY_TASK_ACKS_LATE = False
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_SEND_TASK_EVENTS = False
+
+# Operations: /metrics (Bearer token, or loopback callers without one) and the Content-Security-Policy.
+SYNTHEX_METRICS_TOKEN = env_str("SYNTHEX_METRICS_TOKEN")
+# Pages keep all script in static files, so script-src has no 'unsafe-inline'. Style *attributes*
+# (style="...") are allowed, style *elements* and foreign style sheets are not: templates set a few widths
+# and margins inline, which can neither run code nor load anything (url() loads obey img-src/font-src).
+SYNTHEX_CSP: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "frame-src": ["'none'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+
 # Ledger: the origin line of signed tree heads, and how often heads are published (entries / minutes).
 SYNTHEX_LEDGER_ORIGIN = env_str("SYNTHEX_LEDGER_ORIGIN", "synthex.local/ledger")
 SYNTHEX_LEDGER_HEAD_EVERY_ENTRIES = env_int("SYNTHEX_LEDGER_HEAD_EVERY_ENTRIES", 100, minimum=1)
@@ -251,14 +279,22 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "marketplace.core.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # One line per request from MetricsMiddleware; gunicorn's access log says the same without timing.
+        "synthex.request": {"level": env_str("REQUEST_LOG_LEVEL", "WARNING")},
         # SDV and its libraries log every fit and sample at INFO; keep worker logs readable.
         **{
             name: {"level": "WARNING"}

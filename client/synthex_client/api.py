@@ -1,0 +1,240 @@
+"""A thin, typed client over the Synthex REST API (``/api/v1/``), built on httpx.
+
+Every method returns the decoded JSON body (or raw bytes where the API serves bytes). Failures raise:
+
+- :class:`ApiError` — the server answered 4xx; ``detail`` and ``code`` come from the API's
+  ``{"detail", "code"}`` body (``code`` is ``"http_<status>"`` when the body is not that shape);
+- :class:`ServerError` — the server answered 5xx, or could not be reached (connection refused, DNS,
+  timeout), in which case ``status`` is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from synthex_client import __version__
+
+API_PREFIX = "/api/v1"
+KEYS_PATH = "/.well-known/synthex/keys.json"
+DEFAULT_TIMEOUT_SECONDS = 60.0
+# One chunk of up to 64 MiB may take a while on a slow link; connecting should not.
+TRANSFER_TIMEOUT = httpx.Timeout(600.0, connect=15.0)
+
+
+class ClientError(Exception):
+    """Base of the errors this client raises; ``str()`` is a plain sentence for people."""
+
+
+@dataclass
+class ApiError(ClientError):
+    """The API refused the request (HTTP 4xx)."""
+
+    status: int
+    code: str
+    detail: str
+    body: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.detail} (HTTP {self.status}, code {self.code})"
+
+
+@dataclass
+class ServerError(ClientError):
+    """The server failed (HTTP 5xx) or could not be reached (``status`` 0)."""
+
+    status: int
+    detail: str
+
+    def __str__(self) -> str:
+        if self.status == 0:
+            return self.detail
+        return f"The server failed: {self.detail} (HTTP {self.status})"
+
+
+def _error_from(response: httpx.Response) -> ClientError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        detail, code = body["detail"], str(body.get("code") or f"http_{response.status_code}")
+    else:
+        text = response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
+        detail, code = (
+            text or response.reason_phrase or "no explanation given",
+            f"http_{response.status_code}",
+        )
+    if response.status_code >= 500:
+        return ServerError(response.status_code, detail)
+    return ApiError(response.status_code, code, detail, body)
+
+
+class SynthexClient:
+    """The REST API of one Synthex server, authenticated with an API token when one is given.
+
+    ``base_url`` is the server's root (``https://synthex.example``), without ``/api/v1``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"User-Agent": f"synthex-cli/{__version__}", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Token {token}"
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SynthexClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transport -------------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one request (``path`` absolute from the server root); raises on 4xx/5xx/network failure."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise ServerError(0, f"{self.base_url} did not answer in time.") from None
+        except httpx.TransportError as error:
+            raise ServerError(0, f"Cannot reach {self.base_url}: {error}.") from None
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response
+
+    def call(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+        """Call ``/api/v1/<endpoint>`` and return its JSON body (None for an empty body)."""
+        response = self.request(method, f"{API_PREFIX}/{endpoint.lstrip('/')}", **kwargs)
+        return response.json() if response.content else None
+
+    def pages(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated list endpoint, following ``next`` links."""
+        body = self.call("GET", endpoint, params=dict(params or {}))
+        while True:
+            if isinstance(body, list):
+                yield from body
+                return
+            yield from body["results"]
+            if not body.get("next"):
+                return
+            response = self.request("GET", body["next"])
+            body = response.json()
+
+    # --- catalog ---------------------------------------------------------------------------------
+    def search_products(self, **filters: Any) -> dict[str, Any]:
+        """One page of the catalog search (``q``, ``domain``, ``kind``, ``min_quality``, ``page``, ...)."""
+        params = {key: value for key, value in filters.items() if value not in (None, "")}
+        return self.call("GET", "products/", params=params)
+
+    def product(self, slug: str) -> dict[str, Any]:
+        return self.call("GET", f"products/{slug}/")
+
+    def create_product(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        return self.call("POST", "products/", json=dict(fields))
+
+    def version(self, slug: str, number: int) -> dict[str, Any]:
+        return self.call("GET", f"products/{slug}/versions/{number}/")
+
+    def create_version(
+        self,
+        slug: str,
+        *,
+        synthetic: list[str],
+        train: str | None = None,
+        holdout: str | None = None,
+        target: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        changelog: str | None = None,
+        submit: bool = True,
+    ) -> dict[str, Any]:
+        """Make a version from completed upload sessions (ids); ``submit`` sends it to certification."""
+        body: dict[str, Any] = {"synthetic": synthetic, "submit": submit}
+        for key, value in (
+            ("train", train),
+            ("holdout", holdout),
+            ("target", target),
+            ("metadata", metadata),
+            ("changelog", changelog),
+        ):
+            if value:
+                body[key] = value
+        return self.call("POST", f"products/{slug}/versions/", json=body, timeout=TRANSFER_TIMEOUT)
+
+    # --- upload sessions -------------------------------------------------------------------------
+    def start_upload(self, filename: str, size: int, chunk_size: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"filename": filename, "size": size}
+        if chunk_size:
+            body["chunk_size"] = chunk_size
+        return self.call("POST", "uploads/", json=body)
+
+    def upload_state(self, upload_id: str) -> dict[str, Any]:
+        return self.call("GET", f"uploads/{upload_id}/")
+
+    def put_chunk(self, upload_id: str, index: int, data: bytes, sha256: str) -> dict[str, Any]:
+        return self.call(
+            "PUT",
+            f"uploads/{upload_id}/chunks/{index}/",
+            content=data,
+            headers={"Content-Type": "application/octet-stream", "X-Chunk-SHA256": sha256},
+            timeout=TRANSFER_TIMEOUT,
+        )
+
+    def complete_upload(self, upload_id: str) -> dict[str, Any]:
+        return self.call("POST", f"uploads/{upload_id}/complete/", timeout=TRANSFER_TIMEOUT)
+
+    def abort_upload(self, upload_id: str) -> None:
+        self.call("DELETE", f"uploads/{upload_id}/")
+
+    # --- certification ---------------------------------------------------------------------------
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.call("GET", f"jobs/{job_id}/")
+
+    def certificate_bytes(self, certificate_id: str) -> bytes:
+        """The certificate exactly as served (canonical RFC 8785 bytes, signature included)."""
+        return self.request("GET", f"{API_PREFIX}/certificates/{certificate_id}/").content
+
+    def keys_document(self) -> dict[str, Any]:
+        """The published public keys (``/.well-known/synthex/keys.json``)."""
+        return self.request("GET", KEYS_PATH).json()
+
+    # --- orders, receipts, entitlements ----------------------------------------------------------
+    def create_order(self, version_id: int, license_code: str) -> dict[str, Any]:
+        return self.call("POST", "orders/", json={"version": version_id, "license": license_code})
+
+    def confirm_order(self, order_id: str, payment_method: str) -> dict[str, Any]:
+        return self.call("POST", f"orders/{order_id}/confirm/", json={"payment_method": payment_method})
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        return self.call("GET", f"orders/{order_id}/")
+
+    def receipt(self, order_id: str) -> dict[str, Any]:
+        return self.call("GET", f"receipts/{order_id}/")
+
+    def entitlements(self) -> list[dict[str, Any]]:
+        return list(self.pages("entitlements/"))
+
+    # --- ledger ----------------------------------------------------------------------------------
+    def ledger_heads(self) -> list[dict[str, Any]]:
+        """Every signed tree head, oldest first."""
+        return list(self.pages("ledger/heads/"))
+
+    def ledger_head(self) -> dict[str, Any]:
+        return self.call("GET", "ledger/head/")
+
+    def ledger_consistency(self, first: int, second: int) -> dict[str, Any]:
+        return self.call("GET", "ledger/consistency/", params={"first": first, "second": second})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,9 @@ def user_factory(db: Any) -> Callable[..., Any]:
 
     def make(username: str | None = None, password: str = "correct-horse-battery", **fields: Any) -> User:
         name = username or f"user{next(_counter)}"
-        return User.objects.create_user(username=name, email=f"{name}@example.test", password=password, **fields)
+        return User.objects.create_user(
+            username=name, email=f"{name}@example.test", password=password, **fields
+        )
 
     return make
 
@@ -41,7 +44,9 @@ def organization_factory(db: Any) -> Callable[..., Any]:
     from marketplace.accounts.services import create_organization
 
     def make(owner: Any, name: str | None = None, is_provider: bool = True) -> Any:
-        return create_organization(owner=owner, name=name or f"Provider {next(_counter)}", is_provider=is_provider)
+        return create_organization(
+            owner=owner, name=name or f"Provider {next(_counter)}", is_provider=is_provider
+        )
 
     return make
 
@@ -109,7 +114,10 @@ def small_tables(adult_frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     frame = adult_frame[["age", "workclass", "education", "hours-per-week", "sex", "class"]].head(1000)
     train, holdout = frame.iloc[:800].reset_index(drop=True), frame.iloc[800:].reset_index(drop=True)
     synthetic = pd.DataFrame(
-        {name: train[name].sample(frac=1.0, random_state=i).to_numpy() for i, name in enumerate(train.columns)}
+        {
+            name: train[name].sample(frac=1.0, random_state=i).to_numpy()
+            for i, name in enumerate(train.columns)
+        }
     )
     return {"synthetic": synthetic, "train": train, "holdout": holdout}
 
@@ -120,7 +128,9 @@ def version_factory(small_tables: dict[str, pd.DataFrame], tmp_path: Path) -> Ca
     from marketplace.catalog import services
     from marketplace.catalog.uploads import local_upload
 
-    def make(product: Any, user: Any, *, submit: bool = False, with_reference: bool = True, target: str = "") -> Any:
+    def make(
+        product: Any, user: Any, *, submit: bool = False, with_reference: bool = True, target: str = ""
+    ) -> Any:
         paths = {}
         for role, frame in small_tables.items():
             path = tmp_path / f"{role}-{next(_counter)}.csv"
@@ -139,3 +149,40 @@ def version_factory(small_tables: dict[str, pd.DataFrame], tmp_path: Path) -> Ca
         return version
 
     return make
+
+
+# Browser tests: Debian's chromium driven by Playwright against pytest-django's live server.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is missing: `make test` installs it (apt-get install chromium).")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
+
+
+@pytest.fixture
+def screenshot(page: Any) -> Any:
+    """Save a full-page screenshot under test-artifacts/screenshots/ (looked at by people, kept out of git)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(name: str) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

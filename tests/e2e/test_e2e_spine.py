@@ -9,7 +9,9 @@ from marketplace.catalog.models import ProductVersion
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_sign_up_create_product_upload_confirm_find_and_preview(live_server, page, screenshot, small_tables, tmp_path):
+def test_sign_up_create_product_upload_confirm_find_and_preview(
+    live_server, page, screenshot, small_tables, tmp_path
+):
     base = live_server.url
     page.goto(f"{base}/")
     screenshot("01-catalog-empty")

@@ -359,6 +359,7 @@ def cmd_jobs_watch(context: Context) -> int:
     arguments = context.arguments
     deadline = time.monotonic() + arguments.timeout if arguments.timeout else None
     with context.api(need_token=True) as api:
+        job = api.job(arguments.job_id)  # a refusal is reported before any progress bar is drawn
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -366,18 +367,16 @@ def cmd_jobs_watch(context: Context) -> int:
             console=context.err,
             disable=not context.show_progress(),
         ) as progress:
-            task = progress.add_task("queued", total=100)
-            while True:
-                job = api.job(arguments.job_id)
-                progress.update(task, completed=job["progress"], description=job["stage"])
-                if job["status"] in JOB_DONE:
-                    break
+            task = progress.add_task(job["stage"], total=100, completed=job["progress"])
+            while job["status"] not in JOB_DONE:
                 if deadline is not None and time.monotonic() > deadline:
                     raise CheckFailed(
                         f"Job {job['id']} is still {job['status']} ({job['stage']}, {job['progress']}%) "
                         f"after {arguments.timeout:g} s."
                     )
                 time.sleep(arguments.interval)
+                job = api.job(arguments.job_id)
+                progress.update(task, completed=job["progress"], description=job["stage"])
         certificate = None
         if job["status"] == "succeeded":
             version = api.version(job["product"], job["version"])

@@ -99,9 +99,9 @@ def test_product_create_show_search(cli, provider, token_for):
     assert shown.code == 0
     assert "Census people (census-people) by Acme Synthetic" in shown.out
     assert "license commercial: 99.00 USD" in shown.out
-    from marketplace.catalog.models import Product
-
     from django.utils import timezone
+
+    from marketplace.catalog.models import Product
 
     Product.objects.filter(slug=slug).update(is_listed=True, published_at=timezone.now())
     found = cli("products", "search", "census", "--json")

@@ -15,6 +15,7 @@ $(VENV)/.runtime-$(REQ_HASH):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e client
 	touch $@
 
 $(VENV)/.dev-$(REQ_HASH): $(VENV)/.runtime-$(REQ_HASH)

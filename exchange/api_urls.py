@@ -3,6 +3,7 @@
 from django.urls import path
 
 from exchange.delivery import api as delivery_api
+from exchange.delivery import samples as delivery_samples
 from exchange.ledger import api as ledger_api
 from exchange.orders import api as orders_api
 
@@ -17,9 +18,23 @@ urlpatterns = [
     path("orders/", orders_api.OrderListCreate.as_view(), name="api-orders"),
     path("orders/<str:order_id>/", orders_api.OrderDetail.as_view(), name="api-order"),
     path("orders/<str:order_id>/confirm/", orders_api.OrderConfirm.as_view(), name="api-order-confirm"),
-    path("orders/<str:order_id>/authenticate/", orders_api.OrderAuthenticate.as_view(), name="api-order-authenticate"),
+    path(
+        "orders/<str:order_id>/authenticate/",
+        orders_api.OrderAuthenticate.as_view(),
+        name="api-order-authenticate",
+    ),
     path("orders/<str:order_id>/refund/", orders_api.OrderRefund.as_view(), name="api-order-refund"),
     path("receipts/<str:order_id>/", orders_api.ReceiptDetail.as_view(), name="api-receipt"),
     path("stripe/webhook/", orders_api.stripe_webhook, name="api-stripe-webhook"),
     path("entitlements/", delivery_api.EntitlementList.as_view(), name="api-entitlements"),
+    path(
+        "entitlements/<str:entitlement_id>/samples/",
+        delivery_samples.EntitlementSamples.as_view(),
+        name="api-entitlement-samples",
+    ),
+    path(
+        "entitlements/<str:entitlement_id>/samples/<str:draw_id>/",
+        delivery_samples.SampleDetail.as_view(),
+        name="api-entitlement-sample",
+    ),
 ]

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from marketplace.catalog import api as catalog_api
 from marketplace.certification import api as certification_api
+from marketplace.generators import api as generators_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -20,6 +21,7 @@ urlpatterns = [
         catalog_api.VersionSubmit.as_view(),
         name="api-version-submit",
     ),
+    path("products/<slug:slug>/generator/", generators_api.GeneratorCreate.as_view(), name="api-generator"),
     path("", include("exchange.api_urls")),
     path("uploads/", catalog_api.UploadStart.as_view(), name="api-uploads"),
     path("uploads/<str:upload_id>/", catalog_api.UploadDetail.as_view(), name="api-upload"),

@@ -29,6 +29,7 @@ class Job(models.Model):
 
     class Kind(models.TextChoices):
         CERTIFY = "certify", "Certify a version"
+        FIT = "fit", "Fit or check a generator, then certify it"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "marketplace.accounts",
     "marketplace.catalog",
     "marketplace.certification",
+    "marketplace.generators",
     "exchange.ledger",
     "exchange.delivery",
     "exchange.orders",

@@ -1,0 +1,149 @@
+"""``POST /api/v1/products/{slug}/generator/`` (fit on the platform or upload a synthesizer) and ``GET``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticatedOrReadOnly
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketplace.catalog import selectors
+from marketplace.catalog.models import Product
+from marketplace.catalog.uploads import upload_error
+from marketplace.certification.models import Job
+from marketplace.core.api import ApiError
+from marketplace.core.auth import signed_in_user
+from marketplace.generators import services
+from marketplace.generators.models import GeneratorModel, Synthesizer
+
+
+class JsonText(serializers.Field):
+    """A JSON value sent as text in a multipart form (or as JSON already)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            if not data.strip():
+                return None
+            try:
+                return json.loads(data)
+            except ValueError:
+                raise serializers.ValidationError("Not valid JSON.") from None
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class GeneratorInput(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["fit", "upload"])
+    data = serializers.FileField(required=False, help_text="fit: the real rows (CSV, Parquet, JSON Lines).")
+    synthesizer = serializers.ChoiceField(
+        choices=[c for c in Synthesizer.values if c != Synthesizer.UPLOADED], required=False
+    )
+    epochs = serializers.IntegerField(required=False, min_value=1, max_value=services.MAX_EPOCHS)
+    constraints = JsonText(required=False, help_text='e.g. [{"type": "Inequality", ...}] (SDV 2.0 sdv.cag)')
+    model = serializers.FileField(required=False, help_text="upload: SDV's saved synthesizer file.")
+    train = serializers.FileField(required=False, help_text="upload: the reference train rows.")
+    holdout = serializers.FileField(required=False, help_text="upload: reference rows the model never saw.")
+    metadata = JsonText(required=False, help_text="Column → SDV sdtype corrections.")
+    target = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    row_quotas = JsonText(required=False, help_text='Rows per license, e.g. {"standard": 100000}.')
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        needed = ("data", "synthesizer") if attrs["mode"] == "fit" else ("model", "train")
+        missing = [name for name in needed if not attrs.get(name)]
+        if missing:
+            raise serializers.ValidationError(f"{attrs['mode']} needs {' and '.join(missing)}.")
+        return attrs
+
+
+def generator_output(generator: GeneratorModel) -> dict[str, Any]:
+    job = Job.objects.filter(version=generator.version, kind=Job.Kind.FIT).first()
+    certificate = generator.version.certificates.first()
+    return {
+        "product": generator.version.product.slug,
+        "version": generator.version.number,
+        **services.describe(generator),
+        "job": (
+            {
+                "id": str(job.pk),
+                "status": job.status,
+                "stage": job.stage,
+                "progress": job.progress,
+                "error": job.error,
+            }
+            if job
+            else None
+        ),
+        "certificate": certificate.id if certificate else None,
+    }
+
+
+class GeneratorCreate(APIView):
+    """Fit (`mode=fit`: `data`, `synthesizer`, optional `epochs`, `constraints`) or upload (`mode=upload`:
+    `model`, `train`, optional `holdout`) a generator as the product's next version; both take `metadata`,
+    `target`, `row_quotas`. Answers 202 with the generator and its job (`GET /api/v1/jobs/{id}/`)."""
+
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=GeneratorInput, responses={202: dict})
+    def post(self, request: Request, slug: str) -> Response:
+        product = get_object_or_404(Product, slug=slug)
+        user = signed_in_user(request)
+        request.FILES  # noqa: B018 - parse the body through the hashing upload handler first
+        problem = upload_error(request._request)
+        if problem is not None:
+            raise ApiError(problem.message, problem.code, 413 if problem.code == "too_large" else 400)
+        data = GeneratorInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        common = {
+            "user": user,
+            "metadata": values.get("metadata"),
+            "target_column": values.get("target") or "",
+            "row_quotas": values.get("row_quotas"),
+        }
+        try:
+            if values["mode"] == "fit":
+                generator = services.create_fitted_generator(
+                    product,
+                    data=values["data"],
+                    synthesizer=values["synthesizer"],
+                    epochs=values.get("epochs"),
+                    constraints=values.get("constraints"),
+                    **common,
+                )
+            else:
+                generator = services.create_uploaded_generator(
+                    product,
+                    model_file=values["model"],
+                    train=values["train"],
+                    holdout=values.get("holdout"),
+                    **common,
+                )
+        except services.GeneratorError as error:
+            raise ApiError(error.message, error.code, error.status) from None
+        generator.refresh_from_db()
+        return Response(generator_output(generator), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request, slug: str) -> Response:
+        product = get_object_or_404(Product, slug=slug)
+        versions = selectors.visible_versions(product, request.user)
+        generator = (
+            GeneratorModel.objects.filter(version__in=versions)
+            .select_related("version__product")
+            .order_by("-version__number")
+            .first()
+        )
+        if generator is None:
+            raise ApiError("This product has no generator yet.", "not_found", status.HTTP_404_NOT_FOUND)
+        return Response(generator_output(generator))

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class GeneratorsConfig(AppConfig):
+    name = "marketplace.generators"
+    label = "generators"
+    verbose_name = "Generators"

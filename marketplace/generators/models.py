@@ -1,0 +1,105 @@
+"""Generators (a fitted or uploaded SDV synthesizer behind one product version) and the draws made from them.
+
+The generator file is private: it lives in the ``reference`` storage (a fitted model can carry traces of the
+provider's rows), is named by its SHA-256 and is checked against it before every use. Draws name the buyer's
+entitlement by id only (entitlements belong to the exchange, which this package does not import).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from marketplace.catalog.models import ProductVersion
+
+
+class Synthesizer(models.TextChoices):
+    GAUSSIAN_COPULA = "gaussian_copula", "Gaussian copula"
+    CTGAN = "ctgan", "CTGAN"
+    TVAE = "tvae", "TVAE"
+    COPULA_GAN = "copula_gan", "CopulaGAN"
+    UPLOADED = "uploaded", "Uploaded SDV synthesizer"
+
+
+class GeneratorModel(models.Model):
+    class Kind(models.TextChoices):
+        FITTED = "fitted", "Fitted on the platform"
+        UPLOADED = "uploaded", "Uploaded by the provider"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for its fit or checks"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    version = models.OneToOneField(ProductVersion, on_delete=models.CASCADE, related_name="generator")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    synthesizer = models.CharField(max_length=20, choices=Synthesizer.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    storage_name = models.CharField(max_length=300, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the generator file.")
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    sdv_metadata = models.JSONField(help_text="The declared schema (SDV 2.0 single-table metadata).")
+    constraints = models.JSONField(default=list, blank=True, help_text="SDV 2.0 (sdv.cag) constraints.")
+    parameters = models.JSONField(default=dict, blank=True, help_text="Synthesizer arguments, e.g. epochs.")
+    holdout_seed = models.BigIntegerField(
+        null=True, blank=True, help_text="Seed of the 80/20 split (fitted)."
+    )
+    holdout_fraction = models.FloatField(default=0.2)
+    training_rows = models.BigIntegerField(null=True, blank=True)
+    holdout_rows = models.BigIntegerField(null=True, blank=True)
+    loss_values = models.JSONField(default=list, blank=True, help_text="Per epoch, for neural synthesizers.")
+    scan = models.JSONField(default=dict, blank=True, help_text="Embedded-rows scan of an uploaded model.")
+    row_quotas = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Rows a buyer may draw per license code, e.g. {'standard': 100000}.",
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.synthesizer} ({self.status})"
+
+
+class SampleDraw(models.Model):
+    """One request for rows. ``rows`` count against the entitlement's quota while queued or running and
+    once succeeded; a failed draw counts for nothing. The seed is private; its SHA-256 goes to the ledger.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.CharField(primary_key=True, max_length=40, editable=False)
+    generator = models.ForeignKey(GeneratorModel, on_delete=models.PROTECT, related_name="draws")
+    entitlement_id = models.CharField(max_length=40, db_index=True)
+    buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="draws")
+    rows = models.BigIntegerField()
+    seed = models.BigIntegerField()
+    seed_sha256 = models.CharField(max_length=64)
+    conditions = models.JSONField(default=dict, blank=True)
+    commit_hook = models.CharField(
+        max_length=200, help_text="Dotted path called with the draw inside the success transaction."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    storage_name = models.CharField(max_length=300, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=models.Q(rows__gt=0), name="draw_rows_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"

@@ -1,0 +1,273 @@
+"""The sandbox runner: the only code that ever unpickles a generator file. Runs INSIDE the sandbox.
+
+It is started by ``marketplace.generators.sandbox`` as ``python -I runner.py JOB_DIR`` and imports nothing
+from the project (the project folder is not visible inside the sandbox); the host imports it only for the
+pure helpers (``row_hashes``, ``PROTOCOL``), never to run it.
+
+Protocol ``synthex.sandbox/v1`` (all paths are file names inside ``JOB_DIR``, the one writable folder):
+
+request.json (written by the host)::
+
+    {"protocol": "synthex.sandbox/v1",
+     "action": "ping" | "inspect" | "sample",
+     "model": "model.pkl",                      # not for ping
+     "rows": 1000, "seed": 42,                  # sample: rows wanted (> 0) and the seed of the draw
+     "conditions": {"column": value, ...},      # sample, optional: every row gets these values
+     "batch_size": 100000,                      # sample: rows per Parquet row group
+     "reference_hashes": "reference.hashes",    # inspect: one row hash per line (see ``row_hashes``)
+     "columns": ["age", ...]}                   # inspect: the declared columns, in order
+
+response.json (written by the runner; the host trusts none of it beyond messages and counts, and checks
+the output file itself)::
+
+    {"protocol": "synthex.sandbox/v1", "ok": true,
+     "output": "output.parquet", "rows": 1000,             # sample
+     "model": {"class": "...", "metadata": {...}},         # inspect: the model's own SDV metadata
+     "scan": {"objects": n, "frames": k, "rows_scanned": r, "matched_rows": m},   # inspect
+     "seconds": {"load": 1.2, "work": 0.3}}
+    {"protocol": "synthex.sandbox/v1", "ok": false, "error": {"code": "...", "message": "..."}}
+
+output.parquet (sample): the rows, written in row groups of ``batch_size`` rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+PROTOCOL = "synthex.sandbox/v1"
+SCAN_OBJECT_LIMIT = 2_000_000
+
+
+def _canonical(values: Any) -> list[str]:
+    """Each value of a column as text that is equal for equal values whatever the column's dtype."""
+    import pandas as pd
+
+    series = pd.Series(values)
+    out: list[str] = []
+    for value in series.tolist():
+        if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+            out.append("\x00")
+        elif isinstance(value, bool):
+            out.append("b" + str(value))
+        elif isinstance(value, int | float):
+            out.append("n" + repr(float(value)))
+        elif hasattr(value, "isoformat"):
+            out.append("t" + value.isoformat())
+        else:
+            out.append("s" + str(value))
+    return out
+
+
+def row_hashes(frame: Any, columns: list[str]) -> list[str]:
+    """SHA-256 (hex, first 32 characters) of each row of ``frame`` over ``columns``, in that order.
+
+    Numbers hash by value (39 and 39.0 are equal), missing values are equal to each other, text by its
+    characters; the host hashes reference rows and the runner hashes rows found inside a model the same way.
+    """
+    parts = [_canonical(frame[name]) for name in columns]
+    return [
+        hashlib.sha256("\x1f".join(cells).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        for cells in zip(*parts, strict=True)
+    ]
+
+
+class RunnerError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _load(path: str) -> Any:
+    import pickle
+
+    with open(path, "rb") as handle:
+        model = pickle.load(handle)  # noqa: S301 - this process is the sandbox; that is its whole point
+    if not callable(getattr(model, "sample", None)):
+        raise RunnerError(
+            "not_a_synthesizer", "The file does not hold an SDV synthesizer (no sample method)."
+        )
+    return model
+
+
+def _seed(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
+def _frames(result: Any) -> Any:
+    """SDV 2.0 returns a dict of one table for single-table synthesizers fitted on a dict."""
+    if isinstance(result, dict):
+        if len(result) != 1:
+            raise RunnerError("wrong_tables", f"The model returned {len(result)} tables; one is expected.")
+        return next(iter(result.values()))
+    return result
+
+
+def _batches(model: Any, rows: int, seed: int, conditions: dict[str, Any] | None, size: int) -> Iterator[Any]:
+    import pandas as pd
+
+    if hasattr(model, "reset_sampling"):
+        model.reset_sampling()
+    done = 0
+    index = 0
+    while done < rows:
+        count = min(size, rows - done)
+        _seed(seed + index)
+        if conditions:
+            from sdv.sampling import Condition
+
+            try:
+                frame = model.sample_from_conditions(
+                    conditions=[Condition(num_rows=count, column_values=conditions)], max_tries_per_batch=50
+                )
+            except Exception as error:
+                raise RunnerError(
+                    "impossible_conditions", f"The model cannot meet the conditions: {error}"
+                ) from None
+        else:
+            frame = model.sample(num_rows=count)
+        frame = _frames(frame)
+        if not isinstance(frame, pd.DataFrame):
+            raise RunnerError("not_a_table", f"The model returned {type(frame).__name__}, not a table.")
+        yield frame
+        done += count
+        index += 1
+
+
+def _sample(job: str, request: dict[str, Any], model: Any) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows, seed = int(request["rows"]), int(request["seed"])
+    written = 0
+    schema = None
+    writer = None
+    try:
+        for frame in _batches(model, rows, seed, request.get("conditions"), int(request["batch_size"])):
+            table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False, schema=schema)
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(os.path.join(job, "output.parquet"), schema)
+            writer.write_table(table)
+            written += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return {"output": "output.parquet", "rows": written}
+
+
+def _embedded_frames(root: Any, columns: list[str]) -> tuple[int, list[Any]]:
+    """Walk the model's object graph (instances, containers; not modules, classes or functions) for tables."""
+    import types
+
+    import numpy as np
+    import pandas as pd
+
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+    seen: set[int] = set()
+    stack = [root]
+    frames: list[Any] = []
+    while stack and len(seen) < SCAN_OBJECT_LIMIT:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, skip | str | bytes | int | float):
+            continue
+        seen.add(id(item))
+        if isinstance(item, pd.DataFrame):
+            frames.append(item)
+        elif isinstance(item, np.ndarray):
+            if item.ndim == 2 and item.shape[1] == len(columns):
+                frames.append(pd.DataFrame(item, columns=columns))
+        elif isinstance(item, pd.Series):
+            continue
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+        else:
+            state = getattr(item, "__dict__", None)
+            if isinstance(state, dict):
+                stack.extend(state.values())
+            for slot in getattr(type(item), "__slots__", ()) or ():
+                if isinstance(slot, str) and hasattr(item, slot):
+                    stack.append(getattr(item, slot))
+    return len(seen), frames
+
+
+def _inspect(job: str, request: dict[str, Any], model: Any) -> dict[str, Any]:
+    columns = list(request["columns"])
+    with open(os.path.join(job, request["reference_hashes"]), encoding="ascii") as handle:
+        reference = {line.strip() for line in handle if line.strip()}
+    objects, frames = _embedded_frames(model, columns)
+    scanned = matched = 0
+    for frame in frames:
+        if not set(columns) <= set(map(str, frame.columns)):
+            continue
+        frame = frame.rename(columns=str)
+        hashes = row_hashes(frame, columns)
+        scanned += len(hashes)
+        matched += sum(1 for value in hashes if value in reference)
+    metadata: dict[str, Any] = {}
+    describe = getattr(getattr(model, "metadata", None), "to_dict", None)
+    if callable(describe):
+        metadata = describe()
+    return {
+        "model": {"class": f"{type(model).__module__}.{type(model).__qualname__}", "metadata": metadata},
+        "scan": {"objects": objects, "frames": len(frames), "rows_scanned": scanned, "matched_rows": matched},
+    }
+
+
+def main(job: str) -> int:
+    started_pid = os.getpid()
+    response: dict[str, Any] = {"protocol": PROTOCOL}
+    try:
+        with open(os.path.join(job, "request.json"), encoding="utf-8") as handle:
+            request = json.load(handle)
+        if request.get("protocol") != PROTOCOL:
+            raise RunnerError("bad_request", f"Unknown protocol {request.get('protocol')!r}.")
+        action = request.get("action")
+        if action == "ping":
+            response.update(ok=True)
+        elif action in ("sample", "inspect"):
+            began = time.perf_counter()
+            model = _load(os.path.join(job, request["model"]))
+            loaded = time.perf_counter()
+            result = (_sample if action == "sample" else _inspect)(job, request, model)
+            response.update(ok=True, **result)
+            response["seconds"] = {"load": loaded - began, "work": time.perf_counter() - loaded}
+        else:
+            raise RunnerError("bad_request", f"Unknown action {action!r}.")
+    except RunnerError as error:
+        response.update(ok=False, error={"code": error.code, "message": error.message})
+    except BaseException as error:  # noqa: BLE001 - whatever the model raised is reported, not re-raised
+        if os.getpid() != started_pid:
+            os._exit(1)  # a child forked by the model: only the runner itself answers
+        last = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+        where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+        response.update(
+            ok=False,
+            error={"code": "model_error", "message": f"{type(error).__name__}: {error}"[:500] + where},
+        )
+    if os.getpid() != started_pid:
+        os._exit(1)
+    with open(os.path.join(job, "response.json"), "w", encoding="utf-8") as handle:
+        json.dump(response, handle)
+    return 0 if response.get("ok") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,40 @@
+"""Celery tasks of generators: ``fit_generator_task`` (queue ``fit``), ``sample_generator_task`` (``sample``)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from marketplace.certification import services as certification
+from marketplace.generators import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True, soft_time_limit=3300, time_limit=3600)
+def fit_generator_task(job_id: str) -> None:
+    """Fit or check the job's generator and certify it. Safe to run twice: a claimed or finished job is left."""
+    job = certification.claim_job(job_id)
+    if job is None:
+        return
+    try:
+        services.run_generator_job(job)
+    except services.GeneratorError as error:
+        services.fail_generator(job, error.message)
+    except certification.CertificationFailed as error:
+        services.fail_generator(job, str(error))
+    except SoftTimeLimitExceeded:
+        services.fail_generator(job, "Fitting took longer than the time limit; lower the epochs or the rows.")
+    except Exception:
+        logger.exception("generator job %s crashed", job_id)
+        services.fail_generator(job, "An internal error stopped this generator; the team has been alerted.")
+    else:
+        certification.finish_job(job)
+
+
+@shared_task(acks_late=True, soft_time_limit=1700, time_limit=1800)
+def sample_generator_task(draw_id: str) -> None:
+    """Make a queued draw's rows. Safe to run twice: only a queued draw is claimed."""
+    services.run_draw(draw_id)

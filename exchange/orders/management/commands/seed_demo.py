@@ -8,7 +8,7 @@ from marketplace.accounts.models import User
 
 class Command(BaseCommand):
     help = (
-        "Create demo providers, buyers and certified products from real public tables "
+        "Create demo providers, buyers, certified products (from real public tables) and sales "
         "(users demo-provider, demo-buyer, demo-auditor, demo-staff; password SYNTHEX_DEMO_PASSWORD)."
     )
 
@@ -21,18 +21,20 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("seed_demo refuses to run with DEBUG off: demo users have a known password.")
+        from exchange.orders.demo import seed_sales
         from marketplace.core import demo
 
+        titles = [p.title for p in demo.PRODUCTS]
         if (
             options["if_empty"]
             and User.objects.filter(username="demo-provider").exists()
-            and (
-                len(demo.PRODUCTS)
-                <= demo.Product.objects.filter(title__in=[p.title for p in demo.PRODUCTS]).count()
-            )
+            and demo.Product.objects.filter(title__in=titles).count() == len(titles)
         ):
             self.stdout.write("Demo data already present.")
             return
         self.stdout.write("Seeding demo data (a few minutes the first time)…")
         products = demo.seed(certify=not options["no_certify"], log=self.stdout.write)
-        self.stdout.write(self.style.SUCCESS(f"Demo ready: {len(products)} products."))
+        orders = seed_sales(log=self.stdout.write) if not options["no_certify"] else []
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo ready: {len(products)} products, {len(orders)} new sales.")
+        )

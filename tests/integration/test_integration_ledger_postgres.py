@@ -50,7 +50,9 @@ def _snapshot() -> tuple[int, int, int, list[int]]:
 
 
 @pytest.mark.parametrize("table", schema.APPEND_ONLY_TABLES)
-@pytest.mark.parametrize("statement", ["UPDATE {table} SET id = id", "DELETE FROM {table}", "TRUNCATE {table} CASCADE"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE {table} SET id = id", "DELETE FROM {table}", "TRUNCATE {table} CASCADE"]
+)
 def test_append_only_tables_refuse_changes(books: dict[str, Any], table: str, statement: str) -> None:
     sql = statement.format(table=table).replace("SET id = id", _noop_update(table))
     before = _snapshot()
@@ -61,7 +63,9 @@ def test_append_only_tables_refuse_changes(books: dict[str, Any], table: str, st
 
 
 def _noop_update(table: str) -> str:
-    column = {"ledger_logleaf": '"index"', "ledger_entryref": "value", "ledger_treehead": "size"}.get(table, "id")
+    column = {"ledger_logleaf": '"index"', "ledger_entryref": "value", "ledger_treehead": "size"}.get(
+        table, "id"
+    )
     return f"SET {column} = {column}"
 
 

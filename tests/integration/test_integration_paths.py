@@ -84,8 +84,12 @@ def test_ledger_postings_are_idempotent_and_audit_clean_on_postgres() -> None:
     clearing = account_for("stripe_clearing", "USD")
     fees = account_for("platform_fee_revenue", "USD")
     legs = [Posting(clearing, 2500), Posting(fees, -2500)]
-    first = post_transaction(idempotency_key="it:sale:1", kind="sale", postings=legs, refs={"order": "ord_it"})
-    again = post_transaction(idempotency_key="it:sale:1", kind="sale", postings=legs, refs={"order": "ord_it"})
+    first = post_transaction(
+        idempotency_key="it:sale:1", kind="sale", postings=legs, refs={"order": "ord_it"}
+    )
+    again = post_transaction(
+        idempotency_key="it:sale:1", kind="sale", postings=legs, refs={"order": "ord_it"}
+    )
     assert again.pk == first.pk
     report = run_audit()
     assert report.ok, report.problems

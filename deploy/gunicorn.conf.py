@@ -1,0 +1,41 @@
+"""gunicorn settings for Synthex web hosts (``gunicorn -c deploy/gunicorn.conf.py marketplace.wsgi``).
+
+Environment: ``SYNTHEX_BIND`` (127.0.0.1:8000), ``WEB_CONCURRENCY`` (workers, default 2 per core),
+``GUNICORN_THREADS`` (4), ``GUNICORN_TIMEOUT`` (seconds, 60). With ``PROMETHEUS_MULTIPROC_DIR`` set, the folder is
+emptied at start and each worker's samples are dropped when it exits.
+"""
+
+import multiprocessing
+import os
+from pathlib import Path
+
+bind = os.environ.get("SYNTHEX_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * multiprocessing.cpu_count())))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+# Uploads stream to disk and downloads stream from storage: a request may legitimately take a while, the
+# worker heartbeat keeps gunicorn from killing such a worker.
+worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
+max_requests_jitter = max_requests // 10
+
+
+def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -15,7 +15,15 @@ VAR_DIR = Path(env_str("SYNTHEX_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 # Every process (web, worker, commands, tests) needs these folders; creating them here is cheap and means
 # no start-up order can leave one missing.
-for _sub in ("tmp", "files", "reference", "staticfiles", "broker/queue", "broker/processed"):
+for _sub in (
+    "tmp",
+    "files",
+    "reference",
+    "staticfiles",
+    "broker/queue",
+    "broker/processed",
+    "broker/control",
+):
     (VAR_DIR / _sub).mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env_str("SECRET_KEY", "synthex-development-only-not-secret")
@@ -195,6 +203,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        # kombu otherwise keeps its broadcast exchanges in ./control, wherever the process started.
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.05,
     }

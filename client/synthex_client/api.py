@@ -228,6 +228,45 @@ class SynthexClient:
     def entitlements(self) -> list[dict[str, Any]]:
         return list(self.pages("entitlements/"))
 
+    # --- generators ------------------------------------------------------------------------------
+    def request_sample(
+        self,
+        entitlement_id: str,
+        rows: int,
+        seed: int | None = None,
+        conditions: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Queue a draw of ``rows`` rows from a generator entitlement (202); returns the draw."""
+        body: dict[str, Any] = {"rows": rows}
+        if seed is not None:
+            body["seed"] = seed
+        if conditions:
+            body["conditions"] = dict(conditions)
+        return self.call("POST", f"entitlements/{entitlement_id}/samples/", json=body)
+
+    def sample_draw(self, entitlement_id: str, draw_id: str) -> dict[str, Any]:
+        return self.call("GET", f"entitlements/{entitlement_id}/samples/{draw_id}/")
+
+    def download_draw(self, entitlement_id: str, draw_id: str, target: Any) -> int:
+        """Stream a succeeded draw's Parquet file into the binary file object ``target``; returns bytes written."""
+        path = f"{API_PREFIX}/entitlements/{entitlement_id}/samples/{draw_id}/"
+        written = 0
+        try:
+            with self._http.stream(
+                "GET", path, params={"download": "1"}, timeout=TRANSFER_TIMEOUT
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_from(response)
+                for block in response.iter_bytes(1 << 20):
+                    target.write(block)
+                    written += len(block)
+        except httpx.TimeoutException:
+            raise ServerError(0, f"{self.base_url} did not answer in time.") from None
+        except httpx.TransportError as error:
+            raise ServerError(0, f"Cannot reach {self.base_url}: {error}.") from None
+        return written
+
     # --- ledger ----------------------------------------------------------------------------------
     def ledger_heads(self) -> list[dict[str, Any]]:
         """Every signed tree head, oldest first."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import hashlib
 import json
 import sys
 import time
@@ -512,6 +513,69 @@ def cmd_receipt_verify(context: Context) -> int:
     return _report(context, outcome, {})
 
 
+# --- generators ----------------------------------------------------------------------------------------
+
+
+def _condition(value: str) -> tuple[str, Any]:
+    column, separator, raw = value.partition("=")
+    if not separator or not column:
+        raise argparse.ArgumentTypeError(f"{value!r}: write COLUMN=VALUE")
+    try:
+        return column, json.loads(raw)
+    except ValueError:
+        return column, raw
+
+
+def cmd_sample(context: Context) -> int:
+    arguments = context.arguments
+    entitlement = arguments.entitlement
+    deadline = time.monotonic() + arguments.timeout if arguments.timeout else None
+    with context.api(need_token=True) as api:
+        draw = api.request_sample(
+            entitlement, arguments.rows, arguments.seed, dict(arguments.condition) or None
+        )
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            console=context.err,
+            disable=not context.show_progress(),
+        ) as progress:
+            task = progress.add_task(f"draw {draw['id']}", total=100, completed=draw["progress"])
+            while draw["status"] not in JOB_DONE:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise CheckFailed(
+                        f"Draw {draw['id']} is still {draw['status']} after {arguments.timeout:g} s."
+                    )
+                time.sleep(arguments.interval)
+                draw = api.sample_draw(entitlement, draw["id"])
+                progress.update(task, completed=draw["progress"])
+        if draw["status"] == "failed":
+            raise CheckFailed(f"Draw {draw['id']} failed: {draw['error'] or draw['error_code']}")
+        output = Path(arguments.output or f"{draw['id']}.parquet")
+        partial = output.with_name(output.name + ".part")
+        digest = hashlib.sha256()
+        with partial.open("wb") as handle:
+
+            class _Hashing:
+                def write(self, block: bytes) -> None:
+                    digest.update(block)
+                    handle.write(block)
+
+            written = api.download_draw(entitlement, draw["id"], _Hashing())
+    if digest.hexdigest() != draw["sha256"]:
+        partial.unlink(missing_ok=True)
+        raise CheckFailed(f"The draw's file arrived with SHA-256 {digest.hexdigest()}, not {draw['sha256']}.")
+    partial.replace(output)
+    context.emit(
+        {**draw, "output": str(output), "bytes": written},
+        lambda: context.out.print(
+            f"Draw {draw['id']}: {draw['rows']:,} rows in {output} ({written:,} bytes, SHA-256 {draw['sha256']})"
+        ),
+    )
+    return EXIT_OK
+
+
 # --- ledger --------------------------------------------------------------------------------------------
 
 
@@ -679,6 +743,17 @@ def build_parser() -> argparse.ArgumentParser:
     receipt_check = command(receipt, "verify", cmd_receipt_verify, "verify a receipt's signature and proofs")
     receipt_check.add_argument("receipt", metavar="ORDER|RECEIPT.json")
     receipt_check.add_argument("--keys", metavar="KEYS.json")
+
+    sample = command(commands, "sample", cmd_sample, "draw rows from a generator you bought, as Parquet")
+    sample.add_argument("entitlement", metavar="ENTITLEMENT", help="your entitlement to a generator version")
+    sample.add_argument("--rows", type=int, required=True)
+    sample.add_argument("--seed", type=int, help="same seed, same rows")
+    sample.add_argument(
+        "--condition", type=_condition, action="append", default=[], metavar="COLUMN=VALUE", help="repeatable"
+    )
+    sample.add_argument("-o", "--output", metavar="FILE", help="default DRAW_ID.parquet")
+    sample.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    sample.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (exit 1)")
 
     ledger = group("ledger", "the public ledger")
     command(ledger, "head", cmd_ledger_head, "the latest signed tree head")

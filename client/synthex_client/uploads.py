@@ -73,13 +73,17 @@ class UploadState:
             write_private_json(self.path, entries)
 
 
-def _read_chunks(handle: BinaryIO, start: int, end: int, size: int) -> Iterator[tuple[int, bytes, str]]:
-    """Chunks ``start``..``end - 1`` with their SHA-256; the next chunk is read and hashed while the
-    caller sends the current one (file reads and hashing release the GIL)."""
+def _read_chunks(
+    handle: BinaryIO, start: int, end: int, size: int, whole: Any
+) -> Iterator[tuple[int, bytes, str]]:
+    """Chunks ``start``..``end - 1`` with their SHA-256, also fed in order to the running hash ``whole``.
+    The next chunk is read and hashed in a second thread while the caller sends the current one (file reads
+    and hashing release the GIL), so hashing stays off the sending path."""
 
     def load(index: int) -> tuple[int, bytes, str]:
         handle.seek(index * size)
         data = handle.read(size)
+        whole.update(data)
         return index, data, hashlib.sha256(data).hexdigest()
 
     if start >= end:
@@ -145,7 +149,7 @@ def upload_file(
     whole = hashlib.sha256()
     received = session["chunk_sha256"]
     with path.open("rb") as handle:
-        for index, data, digest in _read_chunks(handle, 0, len(received), per_chunk):
+        for index, _data, digest in _read_chunks(handle, 0, len(received), per_chunk, whole):
             if digest != received[index]:
                 # The file changed since that session began: its received chunks are useless.
                 api.abort_upload(upload_id)
@@ -153,13 +157,11 @@ def upload_file(
                 return upload_file(
                     api, path, state=state, chunk_size=chunk_size, on_start=on_start, on_progress=on_progress
                 )
-            whole.update(data)
         if on_start:
             on_start(size, session["received_bytes"])
         first = len(received)
-        for index, data, digest in _read_chunks(handle, first, count, per_chunk):
+        for index, data, digest in _read_chunks(handle, first, count, per_chunk, whole):
             _put_with_retries(api, upload_id, index, data, digest)
-            whole.update(data)
             if on_progress:
                 on_progress(len(data))
     done = api.complete_upload(upload_id)

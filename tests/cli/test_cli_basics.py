@@ -27,6 +27,7 @@ COMMANDS = [
     ["entitlements"],
     ["receipt", "get"],
     ["receipt", "verify"],
+    ["sample"],
     ["ledger", "head"],
     ["ledger", "verify"],
 ]

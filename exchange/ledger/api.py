@@ -38,7 +38,8 @@ class IsAuditorOrStaff(BasePermission):
 
 
 class TreeHeadSerializer(serializers.ModelSerializer):
-    root = serializers.SerializerMethodField()
+    # DRF moves declared fields off the class, so this does not shadow Serializer.root at run time.
+    root = serializers.SerializerMethodField()  # type: ignore[assignment]
 
     class Meta:
         model = TreeHead

@@ -206,13 +206,13 @@ class _Auditor:
             for name, stream in (*streams.items(), ("posting", postings), ("ref", refs)):
                 for row in stream.skip_before(index):
                     self.fail("orphan", f"{name} row of {row[0]}", "has no leaf in the log")
-            stream = streams.get(entry_type)
-            if stream is None or stream.head is None or stream.head[0] != index:
+            entry_stream = streams.get(entry_type)
+            if entry_stream is None or entry_stream.head is None or entry_stream.head[0] != index:
                 self.fail("orphan", f"leaf {index}", f"logs a {entry_type} that is not in the database")
                 postings.take_while(index)
                 refs.take_while(index)
                 continue
-            row = stream.take()
+            row = entry_stream.take()
             self.entry_counts[entry_type] += 1
             if entry_type == "account":
                 rebuilt = self._account(row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -12,6 +13,7 @@ from django.shortcuts import render
 from exchange.ledger import selectors
 from exchange.ledger.models import TreeHead
 from exchange.ledger.services import ledger_origin
+from marketplace.core.auth import signed_in_user
 
 
 def _date(raw: str | None) -> date | None:
@@ -30,7 +32,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
     ref = request.GET.get("ref", "").strip()
     ref_key, _, ref_value = ref.partition("=")
     account = request.GET.get("account", "").strip()
-    filters = {
+    filters: dict[str, Any] = {
         "ref_key": ref_key.strip(),
         "ref_value": ref_value.strip(),
         "account_id": int(account) if account.isdigit() else None,
@@ -60,7 +62,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
 @login_required
 def provider_accounts(request: HttpRequest) -> HttpResponse:
     """The signed-in provider's organizations: sales, fees, refunds, payable, paid out and owed, per currency."""
-    organizations = list(request.user.provider_organizations())
+    organizations = list(signed_in_user(request).provider_organizations())
     if not organizations:
         raise PermissionDenied("Only members of a provider organization have ledger accounts.")
     return render(

@@ -274,7 +274,7 @@ def _store(item: _Received, organization: Organization) -> tuple[str, bool]:
     item.upload.seek(0)
     # An uploaded file (not a File wrapper) lets the filesystem storage move the temporary file into place
     # instead of copying it; S3 streams it in a multipart upload.
-    return storage.save(name, item.upload), True
+    return storage.save(name, item.upload), True  # type: ignore[arg-type]  # an UploadedFile, a Django File
 
 
 def create_version(

@@ -60,7 +60,7 @@ def _read_parquet(path: Path, columns: list[str] | None, max_rows: int | None) -
 
 
 def _read_jsonl(path: Path, columns: list[str] | None, max_rows: int | None) -> pd.DataFrame:
-    records = []
+    records: list[dict[str, object]] = []
     with path.open("r", encoding="utf-8-sig") as stream:
         for line in stream:
             if max_rows is not None and len(records) >= max_rows:

@@ -184,7 +184,7 @@ def _embedded_frames(root: Any, columns: list[str]) -> tuple[int, list[Any]]:
     frames: list[Any] = []
     while stack and len(seen) < SCAN_OBJECT_LIMIT:
         item = stack.pop()
-        if id(item) in seen or isinstance(item, skip | str | bytes | int | float):
+        if id(item) in seen or isinstance(item, (*skip, str, bytes, int, float)):
             continue
         seen.add(id(item))
         if isinstance(item, pd.DataFrame):

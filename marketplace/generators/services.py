@@ -669,16 +669,19 @@ def scan_model(generator: GeneratorModel, train: pd.DataFrame, *, limits: Sandbo
     with job_folder() as folder:
         _fetch("reference", generator.storage_name, folder / "model.pkl", generator.sha256)
         (folder / "reference.hashes").write_text("\n".join(row_hashes(train, columns)), encoding="ascii")
-        outcome = run_in_sandbox(
-            folder,
-            {
-                "action": "inspect",
-                "model": "model.pkl",
-                "reference_hashes": "reference.hashes",
-                "columns": columns,
-            },
-            limits,
-        )
+        try:
+            outcome = run_in_sandbox(
+                folder,
+                {
+                    "action": "inspect",
+                    "model": "model.pkl",
+                    "reference_hashes": "reference.hashes",
+                    "columns": columns,
+                },
+                limits,
+            )
+        except SandboxRefused as error:
+            raise GeneratorError(error.code, error.message) from None
     response = outcome.response
     scan = response.get("scan") if isinstance(response.get("scan"), dict) else {}
     matched = int(scan.get("matched_rows", 0))

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from exchange.delivery import api as delivery_api
+from exchange.downloads import api as downloads_api
 from exchange.delivery import samples as delivery_samples
 from exchange.ledger import api as ledger_api
 from exchange.orders import api as orders_api
@@ -27,6 +28,22 @@ urlpatterns = [
     path("receipts/<str:order_id>/", orders_api.ReceiptDetail.as_view(), name="api-receipt"),
     path("stripe/webhook/", orders_api.stripe_webhook, name="api-stripe-webhook"),
     path("entitlements/", delivery_api.EntitlementList.as_view(), name="api-entitlements"),
+    path(
+        "entitlements/<str:entitlement_id>/links/",
+        downloads_api.EntitlementLinks.as_view(),
+        name="api-entitlement-links",
+    ),
+    path(
+        "entitlements/<str:entitlement_id>/files/<int:file_id>.<str:fmt>",
+        downloads_api.EntitlementFile.as_view(),
+        name="api-entitlement-file",
+    ),
+    path("downloads/<str:token>/", downloads_api.DownloadFile.as_view(), name="api-download"),
+    path(
+        "deliveries/<str:delivery_id>/receipt/",
+        downloads_api.DeliveryReceipt.as_view(),
+        name="api-delivery-receipt",
+    ),
     path(
         "entitlements/<str:entitlement_id>/samples/",
         delivery_samples.EntitlementSamples.as_view(),

@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("exchange.ledger.urls")),
     path("", include("exchange.orders.urls")),
+    path("", include("exchange.downloads.urls")),
 ]

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "exchange.ledger",
     "exchange.delivery",
     "exchange.orders",
+    "exchange.downloads",
 ]
 
 MIDDLEWARE = [
@@ -255,6 +256,10 @@ SYNTHEX_CSP: dict[str, list[str]] = {
 SYNTHEX_LEDGER_ORIGIN = env_str("SYNTHEX_LEDGER_ORIGIN", "synthex.local/ledger")
 SYNTHEX_LEDGER_HEAD_EVERY_ENTRIES = env_int("SYNTHEX_LEDGER_HEAD_EVERY_ENTRIES", 100, minimum=1)
 SYNTHEX_LEDGER_HEAD_EVERY_MINUTES = env_int("SYNTHEX_LEDGER_HEAD_EVERY_MINUTES", 10, minimum=1)
+# Downloads: signed links expire after this many seconds; S3 presigned URLs after the checks live shorter.
+SYNTHEX_DOWNLOAD_LINK_SECONDS = env_int("SYNTHEX_DOWNLOAD_LINK_SECONDS", 900, minimum=1)
+SYNTHEX_DOWNLOAD_PRESIGN_SECONDS = env_int("SYNTHEX_DOWNLOAD_PRESIGN_SECONDS", 60, minimum=1)
+
 SYNTHEX_DEMO_PASSWORD = env_str("SYNTHEX_DEMO_PASSWORD", "synthex-demo")
 SYNTHEX_SIGNING_KEY_PEM = env_str("SYNTHEX_SIGNING_KEY_PEM")
 SYNTHEX_KEYS_DIR = VAR_DIR / "keys"

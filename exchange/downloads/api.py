@@ -1,0 +1,268 @@
+"""Download API: links (``POST /api/v1/entitlements/{id}/links/``), direct file routes, the signed download
+route itself, and delivery receipts. Every attempt on a link, served or refused, is logged to the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from typing import Any, BinaryIO, NoReturn
+
+from django.http import FileResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from exchange.delivery.models import Entitlement
+from exchange.downloads import services
+from exchange.downloads.formats import CONTENT_TYPES, FORMATS
+from exchange.downloads.models import Delivery, Download
+from marketplace.core.api import ApiError
+
+STREAM_CHUNK_BYTES = 256 * 1024
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class DownloadThrottle(ScopedRateThrottle):
+    """The ``downloads`` scope of ``DEFAULT_THROTTLE_RATES``, read at request time (so settings overrides
+    in tests and deployments apply without a restart of the class)."""
+
+    def get_rate(self) -> str | None:
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)  # type: ignore[no-any-return]
+
+
+class _Throttled(APIView):
+    throttle_classes = [DownloadThrottle]
+    throttle_scope = "downloads"
+
+    def throttled(self, request: Request, wait: float | None) -> None:
+        """Log one ``download.refused`` (reason throttled) per client and minute, then answer 429."""
+        user = request.user if request.user.is_authenticated else None
+        ident = str(user.pk) if user else self.get_ident(request)
+        window = int(time.time() // 60)
+        key = "dl_thr_" + hashlib.sha256(f"{ident}:{window}".encode()).hexdigest()[:24]
+        services.record_download(outcome=Download.Outcome.REFUSED, reason="throttled", user=user, idempotency_key=key)
+        super().throttled(request, wait)
+
+
+class LinkInput(serializers.Serializer):
+    format = serializers.ChoiceField(choices=FORMATS)
+    file = serializers.IntegerField(required=False, min_value=1)
+
+
+def _own_entitlement(request: Request, entitlement_id: str) -> Entitlement:
+    return get_object_or_404(
+        Entitlement.objects.select_related("version__product"), pk=entitlement_id, buyer=request.user
+    )
+
+
+def _prepare(request: Request, entitlement: Entitlement, file_id: int | None, fmt: str) -> Delivery:
+    try:
+        version_file = services.deliverable_file(entitlement, file_id)
+        return services.prepare_delivery(entitlement, version_file, fmt)
+    except services.DeliveryError as error:
+        services.record_download(outcome=Download.Outcome.REFUSED, reason=error.code, user=request.user)
+        raise ApiError(error.message, error.code, error.status) from None
+
+
+def link_payload(request: Request, delivery: Delivery, link: services.Link) -> dict[str, Any]:
+    return {
+        "url": request.build_absolute_uri(reverse("api-download", args=[link.token])),
+        "expires_at": link.expires_at.isoformat().replace("+00:00", "Z"),
+        "format": delivery.format,
+        "file": delivery.version_file_id,
+        "filename": delivery.filename,
+        "delivery": delivery.id,
+        "sha256": delivery.sha256,
+        "size_bytes": delivery.size_bytes,
+        "rows": delivery.rows,
+        "receipt_url": request.build_absolute_uri(reverse("api-delivery-receipt", args=[delivery.id])),
+    }
+
+
+class EntitlementLinks(_Throttled):
+    """``POST {format, file?}`` → a signed link to the buyer's fingerprinted copy, valid 15 minutes."""
+
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request, entitlement_id: str) -> Response:
+        entitlement = _own_entitlement(request, entitlement_id)
+        data = LinkInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        delivery = _prepare(request, entitlement, data.validated_data.get("file"), data.validated_data["format"])
+        link = services.issue_link(delivery, request.user)  # type: ignore[arg-type]
+        return Response(link_payload(request, delivery, link), status=201)
+
+
+class EntitlementFile(_Throttled):
+    """``GET entitlements/{id}/files/{file}.{format}`` → 302 to a fresh signed link (one line for curl -L)."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request, entitlement_id: str, file_id: int, fmt: str) -> HttpResponseRedirect:
+        entitlement = _own_entitlement(request, entitlement_id)
+        if fmt not in FORMATS:
+            raise ApiError(f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400)
+        delivery = _prepare(request, entitlement, file_id, fmt)
+        link = services.issue_link(delivery, request.user)  # type: ignore[arg-type]
+        return HttpResponseRedirect(reverse("api-download", args=[link.token]))
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
+    """A single ``bytes=`` range as (first, last) inclusive; None when absent, malformed or several ranges
+    (RFC 9110: the server then sends the whole file); ``"unsatisfiable"`` when it starts beyond the end."""
+    match = _RANGE.fullmatch(header.strip()) if header else None
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        length = int(last)
+        if length == 0:
+            return "unsatisfiable"
+        return max(0, size - length), size - 1
+    start = int(first)
+    if start >= size:
+        return "unsatisfiable"
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+def _stream(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    try:
+        handle.seek(start)
+        left = length
+        while left > 0:
+            chunk = handle.read(min(STREAM_CHUNK_BYTES, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
+
+
+class DownloadFile(_Throttled):
+    """``GET downloads/{token}/``: the signed link. Checks signature, expiry, buyer, entitlement, limits and
+    storage, logs the attempt, then streams (filesystem, with Range) or redirects to a presigned URL (S3)."""
+
+    permission_classes = [AllowAny]
+
+    def _refuse(
+        self, request: Request, error: services.DeliveryError, delivery: Delivery | None = None
+    ) -> NoReturn:
+        user = request.user if request.user.is_authenticated else None
+        services.record_download(outcome=Download.Outcome.REFUSED, reason=error.code, delivery=delivery, user=user)
+        raise ApiError(error.message, error.code, error.status)
+
+    def get(self, request: Request, token: str) -> Any:
+        try:
+            claims = services.read_link(token)
+        except services.DeliveryError as error:
+            self._refuse(request, error)
+        delivery = Delivery.objects.select_related("entitlement", "version_file").filter(pk=claims.delivery_id).first()
+        if delivery is None:
+            self._refuse(request, services.DeliveryError("This download link is not valid.", "forged_link", 403))
+        if not request.user.is_authenticated:
+            self._refuse(
+                request,
+                services.DeliveryError("Sign in (or send your API token) to use this link.", "not_authenticated", 401),
+                delivery,
+            )
+        if request.user.pk != claims.buyer_id or delivery.entitlement.buyer_id != request.user.pk:
+            self._refuse(
+                request, services.DeliveryError("This link belongs to another buyer.", "wrong_buyer", 403), delivery
+            )
+        if not delivery.entitlement.is_active:
+            self._refuse(
+                request,
+                services.DeliveryError("This entitlement was revoked (refunded); downloads are closed.", "revoked", 403),
+                delivery,
+            )
+        store = services.storage()
+        if not store.exists(delivery.storage_name):
+            services.logger.error(
+                "ALERT: delivered copy missing: delivery %s at %r", delivery.id, delivery.storage_name
+            )
+            self._refuse(
+                request,
+                services.DeliveryError(
+                    "The file is missing from storage; the platform has been alerted. Ask for a new link later.",
+                    "file_missing",
+                    503,
+                ),
+                delivery,
+            )
+        size = delivery.size_bytes
+        wanted = parse_range(request.headers.get("Range", ""), size) if services.is_streamed(store) else None
+        if_range = request.headers.get("If-Range")
+        etag = f'"{delivery.sha256}"'
+        if if_range and if_range != etag:
+            wanted = None
+        if wanted == "unsatisfiable":
+            services.record_download(
+                outcome=Download.Outcome.REFUSED, reason="range_not_satisfiable", delivery=delivery, user=request.user
+            )
+            error = ApiError(f"The range starts beyond the end of the file ({size} bytes).", "range_not_satisfiable", 416)
+            response = self.handle_exception(error)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        start, end = wanted if isinstance(wanted, tuple) else (0, size - 1)
+        if start == 0 and services.downloads_left(delivery.entitlement, delivery.version_file) == 0:
+            self._refuse(
+                request,
+                services.DeliveryError("The license's download limit for this file is reached.", "limit_reached", 403),
+                delivery,
+            )
+        services.record_download(
+            outcome=Download.Outcome.SERVED,
+            delivery=delivery,
+            user=request.user,
+            range_start=start if services.is_streamed(store) else None,
+            range_end=end if services.is_streamed(store) else None,
+        )
+        disposition = f'attachment; filename="{delivery.filename}"'
+        if not services.is_streamed(store):
+            url = store.url(  # type: ignore[call-arg]
+                delivery.storage_name,
+                parameters={"ResponseContentDisposition": disposition},
+                expire=services.presigned_seconds(),
+            )
+            return HttpResponseRedirect(url)
+        handle = store.open(delivery.storage_name, "rb")
+        if isinstance(wanted, tuple):
+            response = StreamingHttpResponse(_stream(handle, start, end - start + 1), status=206)
+            response["Content-Range"] = f"bytes {start}-{end}/{size}"
+            response["Content-Length"] = str(end - start + 1)
+        else:
+            response = FileResponse(handle)
+            response.block_size = STREAM_CHUNK_BYTES
+            response["Content-Length"] = str(size)
+        response["Content-Type"] = CONTENT_TYPES[delivery.format]
+        response["Content-Disposition"] = disposition
+        response["Accept-Ranges"] = "bytes"
+        response["ETag"] = etag
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class DeliveryReceipt(APIView):
+    """``GET deliveries/{id}/receipt/``: the signed receipt of one delivered copy (its buyer only)."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request, delivery_id: str) -> Response:
+        delivery = get_object_or_404(Delivery, pk=delivery_id, entitlement__buyer=request.user)
+        response = Response(delivery.receipt)
+        response["Content-Disposition"] = f'inline; filename="{delivery.id}.receipt.json"'
+        return response

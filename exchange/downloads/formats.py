@@ -1,0 +1,175 @@
+"""Streaming table conversion between CSV, Parquet and JSON Lines, marking each batch on the way.
+
+Pure (pyarrow, pandas, numpy; no Django). Memory stays bounded by a few batches whatever the file size: the
+source is read batch by batch (three times: plan, count, mark-and-write) and written batch by batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from exchange.downloads.fingerprint import FingerprintPlan, Marker, plan_table
+from marketplace.catalog.ingest.sources import TableSource
+
+FORMATS = ("csv", "parquet", "jsonl")
+EXTENSIONS = {"csv": "csv", "parquet": "parquet", "jsonl": "jsonl"}
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+    "jsonl": "application/x-ndjson",
+}
+MAX_LINE_BYTES = 1 << 20
+_READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A written copy: its SHA-256 (hex), size in bytes and row count, and what marking changed."""
+
+    sha256: str
+    size_bytes: int
+    rows: int
+    flipped_cells: int
+
+
+def _typed(array: pa.Array, dtype: str | None) -> pa.Array:
+    """Text columns from CSV / JSON Lines, cast to the type the upload's profile found (strings otherwise)."""
+    if dtype == "integer":
+        return pc.cast(pc.utf8_trim_whitespace(array), pa.int64())
+    if dtype == "float":
+        return pc.cast(pc.utf8_trim_whitespace(array), pa.float64())
+    return array
+
+
+def read_batches(path: Path, fmt: str, dtypes: Mapping[str, str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Yield the table in ``path`` as record batches. Parquet keeps its stored types; CSV and JSON Lines
+    columns are strings, cast to int64 / float64 where ``dtypes`` (column name → profile dtype) says so."""
+    source = TableSource(path, fmt, max_line_bytes=MAX_LINE_BYTES)
+    names = list(source.names)
+    for arrays in source.batches():
+        if fmt != "parquet":
+            arrays = [_typed(array, (dtypes or {}).get(name)) for name, array in zip(names, arrays, strict=True)]
+        yield pa.RecordBatch.from_arrays(list(arrays), names=names)
+
+
+class _HashingFile(io.RawIOBase):
+    """A write-only file that hashes and counts what goes through it."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        self.size += view.nbytes
+        return self._file.write(view)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        super().close()
+
+
+class _Writer:
+    def __init__(self, sink: _HashingFile, fmt: str, schema: pa.Schema) -> None:
+        self.fmt = fmt
+        self.sink = sink
+        self.schema = schema
+        self._writer: Any = None
+        if fmt == "csv":
+            self._writer = pa_csv.CSVWriter(sink, schema)
+        elif fmt == "parquet":
+            self._writer = pq.ParquetWriter(sink, schema, compression="zstd")
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.schema != self.schema:
+            batch = batch.cast(self.schema)
+        if self.fmt == "jsonl":
+            text = batch.to_pandas().to_json(orient="records", lines=True, double_precision=15, date_format="iso")
+            if text and not text.endswith("\n"):
+                text += "\n"
+            self.sink.write(text.encode("utf-8"))
+        else:
+            self._writer.write_batch(batch)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def plan_file(path: Path, fmt: str, dtypes: Mapping[str, str] | None = None) -> FingerprintPlan:
+    """The fingerprint plan of a source file (one streamed pass)."""
+    return plan_table(read_batches(path, fmt, dtypes))
+
+
+def convert(
+    source: Path,
+    source_format: str,
+    target: Path,
+    target_format: str,
+    *,
+    plan: FingerprintPlan,
+    key: bytes,
+    dtypes: Mapping[str, str] | None = None,
+) -> Converted:
+    """Write ``source`` to ``target`` in ``target_format``, marked with ``key``, hashing on the way.
+
+    Rows keep their order and columns their names and order. Raises ValueError for an unknown format.
+    """
+    if target_format not in FORMATS:
+        raise ValueError(f"unknown format {target_format!r}; use one of {', '.join(FORMATS)}")
+    marker = Marker(plan, key)
+    for batch in read_batches(source, source_format, dtypes):
+        marker.count(batch)
+    sink = _HashingFile(target)
+    rows = 0
+    writer: _Writer | None = None
+    try:
+        for batch in read_batches(source, source_format, dtypes):
+            marked = marker.mark(batch)
+            if writer is None:
+                writer = _Writer(sink, target_format, marked.schema)
+            writer.write(marked)
+            rows += marked.num_rows
+        if writer is None:
+            raise ValueError(f"{source.name} has no rows")
+        writer.close()
+    finally:
+        sink.close()
+    return Converted(sink.digest.hexdigest(), sink.size, rows, sum(marker.stats.flipped.values()))
+
+
+def read_any(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Read a (possibly leaked, possibly re-saved) table of any of the three formats, sniffed by content.
+
+    CSV and JSON Lines columns come back as strings, Parquet with its stored types.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    fmt = "parquet" if head == b"PAR1" else ("jsonl" if _first_text_char(path) == "{" else "csv")
+    batches = list(read_batches(path, fmt))
+    if not batches:
+        raise ValueError(f"{path.name} has no rows")
+    table = pa.Table.from_batches(batches)
+    return table if columns is None else table.select(list(columns))
+
+
+def _first_text_char(path: Path) -> str:
+    with path.open("rb") as handle:
+        text = handle.read(_READ_CHUNK).decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    return text[:1]

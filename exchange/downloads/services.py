@@ -1,0 +1,396 @@
+"""Delivering files to entitled buyers: copies, links, download records, receipts.
+
+Every download attempt, served or refused, is a ``Download`` row and a ledger event committed together.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from exchange.delivery.models import Entitlement
+from exchange.downloads import fingerprint as fp
+from exchange.downloads import formats
+from exchange.downloads.models import Delivery, Download, Fingerprint
+from exchange.ledger.services import build_receipt, record_event
+from marketplace.accounts.models import User
+from marketplace.catalog.licenses import LICENSES
+from marketplace.catalog.models import FileRole, ProductVersion, VersionFile, VersionStatus
+from marketplace.certification.models import Certificate
+from marketplace.certification.signing import format_issued_at
+
+logger = logging.getLogger(__name__)
+
+LINK_SALT = "synthex.downloads.link"
+RECEIPT_SCHEMA = "synthex.delivery-receipt/v1"
+# Licenses whose updates are limited in time (license text: "Versions published within 12 months").
+UPDATE_WINDOW_DAYS = {"standard": 365}
+
+
+class DeliveryError(Exception):
+    """A refused delivery step: a plain ``message``, a machine-readable ``code`` and the HTTP ``status``."""
+
+    def __init__(self, message: str, code: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Link:
+    """A signed download link: the URL path's token and when it stops working (aware UTC)."""
+
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LinkClaims:
+    delivery_id: str
+    buyer_id: int
+    expires_at: datetime
+
+
+def link_seconds() -> int:
+    """How long a link works, in seconds (setting ``SYNTHEX_DOWNLOAD_LINK_SECONDS``, default 15 minutes)."""
+    return int(getattr(settings, "SYNTHEX_DOWNLOAD_LINK_SECONDS", 900))
+
+
+def presigned_seconds() -> int:
+    """How long an S3 presigned URL handed out after the checks works (``SYNTHEX_DOWNLOAD_PRESIGN_SECONDS``)."""
+    return int(getattr(settings, "SYNTHEX_DOWNLOAD_PRESIGN_SECONDS", 60))
+
+
+def download_limit(license_code: str) -> int | None:
+    """Full downloads allowed per file under a license (``SYNTHEX_DOWNLOAD_LIMITS``), None when unlimited."""
+    limit = dict(getattr(settings, "SYNTHEX_DOWNLOAD_LIMITS", {})).get(license_code)
+    return None if limit is None else int(limit)
+
+
+def storage() -> Storage:
+    return storages["default"]
+
+
+def is_streamed(store: Storage) -> bool:
+    """True for the filesystem backend (the platform streams), False for object stores (presigned redirect)."""
+    return isinstance(store, FileSystemStorage)
+
+
+def fingerprint_for(entitlement: Entitlement) -> Fingerprint:
+    """The entitlement's fingerprint, created with a fresh random secret on first use."""
+    existing = Fingerprint.objects.filter(entitlement=entitlement).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return Fingerprint.objects.create(
+                id=f"fp_{secrets.token_hex(10)}",
+                entitlement=entitlement,
+                secret_hex=secrets.token_hex(32),
+                created_at=timezone.now(),
+            )
+    except IntegrityError:
+        return Fingerprint.objects.get(entitlement=entitlement)
+
+
+def accessible_versions(entitlement: Entitlement) -> list[ProductVersion]:
+    """The versions an entitlement may download, newest first: its own, and later certified versions of the
+    product when its license includes updates (within the license's window, if any)."""
+    own = entitlement.version
+    versions = [own]
+    license_ = LICENSES.get(entitlement.license_code)
+    if license_ is not None and license_.includes_updates:
+        later = ProductVersion.objects.filter(
+            product_id=own.product_id, number__gt=own.number, status=VersionStatus.CERTIFIED
+        )
+        window = UPDATE_WINDOW_DAYS.get(entitlement.license_code)
+        if window is not None:
+            later = later.filter(certified_at__lte=entitlement.granted_at + timedelta(days=window))
+        versions.extend(later)
+    return sorted(versions, key=lambda version: version.number, reverse=True)
+
+
+def newer_versions(entitlement: Entitlement) -> list[ProductVersion]:
+    """Certified versions of the product newer than the entitlement's, whether or not included."""
+    return list(
+        ProductVersion.objects.filter(
+            product_id=entitlement.version.product_id,
+            number__gt=entitlement.version.number,
+            status=VersionStatus.CERTIFIED,
+        ).order_by("-number")
+    )
+
+
+def deliverable_file(entitlement: Entitlement, file_id: int | None) -> VersionFile:
+    """The synthetic file to deliver: ``file_id`` when given (it must belong to an accessible version), else
+    the first synthetic file of the entitlement's own version. Raises DeliveryError."""
+    if not entitlement.is_active:
+        raise DeliveryError("This entitlement was revoked (refunded); downloads are closed.", "revoked", 403)
+    files = VersionFile.objects.filter(
+        version__in=accessible_versions(entitlement), role=FileRole.SYNTHETIC
+    ).select_related("version")
+    if file_id is None:
+        chosen = files.filter(version=entitlement.version).order_by("table_name").first()
+    else:
+        chosen = files.filter(pk=file_id).first()
+    if chosen is None:
+        raise DeliveryError("No such file under this entitlement.", "file_not_found", 404)
+    return chosen
+
+
+def _local_source(version_file: VersionFile, scratch: Path) -> Path:
+    store = storages[version_file.storage_alias]
+    if not store.exists(version_file.storage_name):
+        logger.error(
+            "ALERT: stored file missing: version file %s (%s) at %r",
+            version_file.pk,
+            version_file.sha256,
+            version_file.storage_name,
+        )
+        raise DeliveryError(
+            "The file is missing from storage; the platform has been alerted. Try again later.",
+            "file_missing",
+            503,
+        )
+    if isinstance(store, FileSystemStorage):
+        return Path(store.path(version_file.storage_name))
+    local = scratch / "source"
+    with store.open(version_file.storage_name, "rb") as remote, local.open("wb") as copy:
+        shutil.copyfileobj(remote, copy, 1 << 20)
+    return local
+
+
+def _dtypes(version_file: VersionFile) -> dict[str, str]:
+    columns = (version_file.profile or {}).get("columns", [])
+    return {column["name"]: column["dtype"] for column in columns if "name" in column and "dtype" in column}
+
+
+def _receipt_document(delivery: Delivery, certificate: Certificate | None) -> dict[str, Any]:
+    return {
+        "schema": RECEIPT_SCHEMA,
+        "delivery": delivery.id,
+        "entitlement": delivery.entitlement_id,
+        "certificate": certificate.id if certificate else None,
+        "certified_sha256": delivery.source_sha256,
+        "delivered_sha256": delivery.sha256,
+        "transformation": {"format": delivery.format, "fingerprint": delivery.fingerprint_id},
+        "rows": delivery.rows,
+        "size_bytes": delivery.size_bytes,
+        "issued_at": format_issued_at(delivery.created_at),
+    }
+
+
+def prepare_delivery(entitlement: Entitlement, version_file: VersionFile, fmt: str) -> Delivery:
+    """The buyer's marked copy of ``version_file`` in ``fmt``, converted on first request and cached by
+    (source SHA-256, format, fingerprint). A new copy gets a ``delivery.issued`` ledger event and a signed
+    receipt binding its SHA-256 to the certified file's. Raises DeliveryError (bad format, missing file)."""
+    if fmt not in formats.FORMATS:
+        raise DeliveryError(f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400)
+    fingerprint = fingerprint_for(entitlement)
+    lookup = {
+        "source_sha256": version_file.sha256,
+        "format": fmt,
+        "fingerprint": fingerprint,
+        "version_file": version_file,
+    }
+    cached = Delivery.objects.filter(**lookup).first()
+    if cached is not None and storage().exists(cached.storage_name):
+        return cached
+    scratch_root = Path(settings.VAR_DIR) / "tmp"
+    with tempfile.TemporaryDirectory(dir=scratch_root) as scratch_dir:
+        scratch = Path(scratch_dir)
+        source = _local_source(version_file, scratch)
+        dtypes = _dtypes(version_file)
+        plan = fp.FingerprintPlan.from_dict(cached.plan) if cached else formats.plan_file(source, version_file.format, dtypes)
+        target = scratch / f"copy.{fmt}"
+        converted = formats.convert(
+            source, version_file.format, target, fmt, plan=plan, key=fingerprint.key, dtypes=dtypes
+        )
+        name = f"deliveries/{version_file.sha256[:2]}/{version_file.sha256}/{fingerprint.id}.{fmt}"
+        if cached is not None:
+            if converted.sha256 != cached.sha256:
+                logger.error("ALERT: rebuilt copy %s differs from its receipt", cached.id)
+                raise DeliveryError("The cached copy could not be rebuilt identically.", "file_missing", 503)
+            with target.open("rb") as handle:
+                stored = storage().save(name, File(handle))
+            Delivery.objects.filter(pk=cached.pk).update(storage_name=stored)
+            cached.storage_name = stored
+            return cached
+        with target.open("rb") as handle:
+            stored = storage().save(name, File(handle))
+    certificate = Certificate.objects.filter(version_id=version_file.version_id).order_by("-issued_at").first()
+    try:
+        with transaction.atomic():
+            delivery = Delivery(
+                id=f"dlv_{secrets.token_hex(10)}",
+                entitlement=entitlement,
+                sha256=converted.sha256,
+                size_bytes=converted.size_bytes,
+                rows=converted.rows,
+                storage_name=stored,
+                plan=plan.to_dict(),
+                receipt={},
+                ledger_index=0,
+                created_at=timezone.now(),
+                **lookup,
+            )
+            event = record_event(
+                idempotency_key=f"delivery.issued:{delivery.id}",
+                kind="delivery.issued",
+                refs={
+                    "delivery": delivery.id,
+                    "entitlement": entitlement.id,
+                    "fingerprint": fingerprint.id,
+                    "format": fmt,
+                    "certified_sha256": version_file.sha256,
+                    "delivered_sha256": converted.sha256,
+                },
+            )
+            delivery.ledger_index = event.leaf_id
+            delivery.receipt = build_receipt(
+                receipt=_receipt_document(delivery, certificate), leaf_indexes=[event.leaf_id]
+            )
+            delivery.save(force_insert=True)
+    except IntegrityError:
+        storage().delete(stored)
+        return Delivery.objects.get(**lookup)
+    return delivery
+
+
+def issue_link(delivery: Delivery, buyer: User, now: datetime | None = None) -> Link:
+    """A signed token naming the delivery, the buyer and the expiry (``link_seconds()`` from now)."""
+    expires_at = (now or timezone.now()) + timedelta(seconds=link_seconds())
+    token = signing.dumps(
+        {"d": delivery.id, "b": buyer.pk, "e": int(expires_at.timestamp())}, salt=LINK_SALT, compress=False
+    )
+    return Link(token=token, expires_at=expires_at.replace(microsecond=0))
+
+
+def read_link(token: str, now: datetime | None = None) -> LinkClaims:
+    """The claims of a link token. Raises DeliveryError ``forged_link`` (bad signature or shape) or
+    ``expired_link`` (past its expiry)."""
+    try:
+        claims = signing.loads(token, salt=LINK_SALT)
+        delivery_id, buyer_id, expires = str(claims["d"]), int(claims["b"]), int(claims["e"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise DeliveryError("This download link is not valid.", "forged_link", 403) from None
+    expires_at = datetime.fromtimestamp(expires, tz=UTC)
+    if (now or timezone.now()) >= expires_at:
+        raise DeliveryError(
+            "This download link has expired; ask for a new one.", "expired_link", 410
+        )
+    return LinkClaims(delivery_id, buyer_id, expires_at)
+
+
+def full_downloads(delivery_ids: list[str]) -> int:
+    """Served downloads that started at byte 0 (resumed ranges do not count again)."""
+    return Download.objects.filter(
+        delivery_id__in=delivery_ids, outcome=Download.Outcome.SERVED, range_start__in=[0, None]
+    ).count()
+
+
+def downloads_left(entitlement: Entitlement, version_file: VersionFile) -> int | None:
+    """Full downloads left for one file under the entitlement's license (all formats together), or None."""
+    limit = download_limit(entitlement.license_code)
+    if limit is None:
+        return None
+    ids = list(
+        Delivery.objects.filter(entitlement=entitlement, version_file=version_file).values_list("id", flat=True)
+    )
+    return max(0, limit - full_downloads(ids))
+
+
+def record_download(
+    *,
+    outcome: str,
+    reason: str = "",
+    delivery: Delivery | None = None,
+    user: User | None = None,
+    range_start: int | None = None,
+    range_end: int | None = None,
+    idempotency_key: str | None = None,
+) -> Download:
+    """Write a download attempt and its ledger event (``download`` or ``download.refused``) atomically.
+
+    Refs hold ids and hashes only: download, delivery, entitlement, buyer (user id), delivered SHA-256,
+    byte range, and the refusal reason.
+    """
+    download_id = f"dl_{secrets.token_hex(10)}"
+    refs = {"download": download_id}
+    if delivery is not None:
+        refs.update(delivery=delivery.id, entitlement=delivery.entitlement_id, sha256=delivery.sha256)
+    if user is not None:
+        refs["user"] = str(user.pk)
+    if range_start is not None:
+        refs["range"] = f"{range_start}-{range_end}"
+    if reason:
+        refs["reason"] = reason
+    kind = "download" if outcome == Download.Outcome.SERVED else "download.refused"
+    with transaction.atomic():
+        if idempotency_key is not None:
+            existing = Download.objects.filter(pk=idempotency_key).first()
+            if existing is not None:
+                return existing
+            download_id = idempotency_key
+            refs["download"] = download_id
+        event = record_event(idempotency_key=f"{kind}:{download_id}", kind=kind, refs=refs)
+        return Download.objects.create(
+            id=download_id,
+            outcome=outcome,
+            reason=reason,
+            delivery=delivery,
+            user=user,
+            range_start=range_start,
+            range_end=range_end,
+            ledger_index=event.leaf_id,
+            created_at=timezone.now(),
+        )
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A fingerprint that scored against a leaked file, with the entitlement it belongs to."""
+
+    fingerprint_id: str
+    entitlement_id: str
+    score: fp.TraceScore
+    accused: bool
+
+
+def trace_table(table: Any) -> tuple[list[Suspect], int]:
+    """Score every fingerprint that has delivered a copy whose columns the table holds (by name; order,
+    row order, row subset and file format do not matter). Returns the suspects sorted by z (highest
+    first) and how many candidates were tried; ``accused`` follows :func:`fingerprint.accuse`."""
+    names = set(table.column_names)
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for delivery in Delivery.objects.select_related("fingerprint").order_by("created_at"):
+        plan = fp.FingerprintPlan.from_dict(delivery.plan)
+        if not {column.name for column in plan.columns} <= names:
+            continue
+        groups.setdefault((delivery.fingerprint_id, delivery.source_sha256), {"plan": plan, "delivery": delivery})
+    observed: dict[str, fp.Observations] = {}
+    candidates = []
+    for (fingerprint_id, source), item in groups.items():
+        if source not in observed:
+            observed[source] = fp.observe(table, item["plan"])
+        candidates.append((fingerprint_id, item["delivery"], fp.score(observed[source], item["delivery"].fingerprint.key)))
+    accused = set(fp.accuse([score for _, _, score in candidates]))
+    suspects = [
+        Suspect(fingerprint_id, delivery.entitlement_id, score, index in accused)
+        for index, (fingerprint_id, delivery, score) in enumerate(candidates)
+    ]
+    return sorted(suspects, key=lambda suspect: suspect.score.z, reverse=True), len(candidates)

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test venv venv-dev system-deps lint typecheck pytest bench clean
+.PHONY: run test venv venv-dev system-deps lint typecheck pytest test-integration bench clean
 
 # The virtualenv is rebuilt only when the requirements change (a stamp per requirements hash).
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
@@ -43,7 +43,14 @@ typecheck: venv-dev
 pytest: venv-dev
 	$(VENV)/bin/pytest
 
-test: system-deps venv-dev lint typecheck pytest
+# The integration subset again on real PostgreSQL + Redis + S3 (moto_server), started on unusual loopback
+# ports by scripts/services.sh and stopped afterwards, whatever the outcome.
+test-integration: venv-dev
+	trap 'bash scripts/services.sh stop' EXIT; \
+	eval "$$(bash scripts/services.sh start)" && \
+	$(VENV)/bin/pytest tests/integration -m integration -q
+
+test: system-deps venv-dev lint typecheck pytest test-integration
 
 bench: venv-dev
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

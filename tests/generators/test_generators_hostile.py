@@ -129,10 +129,12 @@ def test_a_model_that_opens_a_socket_is_refused_and_reaches_nothing(
 def test_a_model_that_looks_for_secrets_finds_only_the_interpreter(
     upload_generator: Callable[..., Any], tight_sandbox: Any, settings: Any
 ) -> None:
-    expression = (
-        "{}[str((sorted(__import__('os').listdir(%r)), sorted(__import__('os').listdir('/root')), "
-        "__import__('os').listdir(%r), __import__('os').stat('/etc/shadow').st_size, sorted(__import__('os').environ)))]"
-        % (str(REPO), str(settings.VAR_DIR))
+    listing = "sorted(__import__('os').listdir({!r}))"
+    expression = "{{}}[str(({}, {}, {}, __import__('os').stat('/etc/shadow').st_size, {}))]".format(
+        listing.format(str(REPO)),
+        listing.format("/root"),
+        listing.format(str(settings.VAR_DIR)),
+        "sorted(__import__('os').environ)",
     )
     error = _refusal(upload_generator(hostile_pickle(expression)))
     visible = (

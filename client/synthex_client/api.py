@@ -228,6 +228,41 @@ class SynthexClient:
     def entitlements(self) -> list[dict[str, Any]]:
         return list(self.pages("entitlements/"))
 
+    # --- downloads -------------------------------------------------------------------------------
+    def download_link(self, entitlement_id: str, fmt: str, file_id: int | None = None) -> dict[str, Any]:
+        """A signed, expiring link to the buyer's copy: ``url``, ``filename``, ``sha256``, ``size_bytes``, ..."""
+        body: dict[str, Any] = {"format": fmt}
+        if file_id is not None:
+            body["file"] = file_id
+        return self.call("POST", f"entitlements/{entitlement_id}/links/", json=body)
+
+    def fetch(self, url: str, target: Any, *, offset: int = 0, etag: str | None = None) -> tuple[int, bool]:
+        """Stream ``url`` into ``target`` (``write(bytes)``), from byte ``offset`` with a Range request when
+        ``offset`` > 0 (and ``If-Range: etag``). Returns (bytes written, whether the server honoured the range:
+        when it did not, the body is the whole file from byte 0)."""
+        headers = {}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if etag:
+                headers["If-Range"] = etag
+        written = 0
+        try:
+            with self._http.stream(
+                "GET", url, headers=headers, timeout=TRANSFER_TIMEOUT, follow_redirects=True
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_from(response)
+                partial = response.status_code == 206
+                for block in response.iter_bytes(1 << 20):
+                    target.write(block)
+                    written += len(block)
+        except httpx.TimeoutException:
+            raise ServerError(0, f"{self.base_url} did not answer in time.") from None
+        except httpx.TransportError as error:
+            raise ServerError(0, f"Cannot reach {self.base_url}: {error}.") from None
+        return written, partial
+
     # --- generators ------------------------------------------------------------------------------
     def request_sample(
         self,

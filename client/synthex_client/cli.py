@@ -513,6 +513,66 @@ def cmd_receipt_verify(context: Context) -> int:
     return _report(context, outcome, {})
 
 
+# --- downloads -----------------------------------------------------------------------------------------
+
+
+def cmd_download(context: Context) -> int:
+    """Download into ``FILE.<sha256 prefix>.part``, resuming a partial copy of the same content with an
+    HTTP Range request, and keep it as FILE only when its SHA-256 is the one the link announced."""
+    arguments = context.arguments
+    with context.api(need_token=True) as api:
+        link = api.download_link(arguments.entitlement, arguments.format, arguments.file)
+        output = Path(arguments.output or link["filename"])
+        partial = output.with_name(f"{output.name}.{link['sha256'][:16]}.part")
+        digest = hashlib.sha256()
+        offset = partial.stat().st_size if partial.exists() else 0
+        if offset >= link["size_bytes"]:
+            partial.unlink()
+            offset = 0
+        with partial.open("ab") as handle, _transfer_progress(context) as progress:
+            task = progress.add_task(output.name, total=link["size_bytes"], completed=offset)
+            if offset:
+                with partial.open("rb") as existing:
+                    while block := existing.read(1 << 20):
+                        digest.update(block)
+
+            class _Sink:
+                def write(self, block: bytes) -> None:
+                    handle.write(block)
+                    digest.update(block)
+                    progress.advance(task, len(block))
+
+            written, resumed = api.fetch(link["url"], _Sink(), offset=offset, etag=f'"{link["sha256"]}"')
+        if offset and not resumed:
+            # The server sent the whole file (it ignored the range): keep only what came now.
+            data = partial.read_bytes()[offset:]
+            partial.write_bytes(data)
+            digest = hashlib.sha256(data)
+            offset = 0
+    actual = digest.hexdigest()
+    if actual != link["sha256"]:
+        partial.unlink(missing_ok=True)
+        raise CheckFailed(f"{output} arrived with SHA-256 {actual}, not {link['sha256']}; download it again.")
+    partial.replace(output)
+    result = {
+        "output": str(output),
+        "sha256": actual,
+        "bytes": link["size_bytes"],
+        "resumed_from_byte": offset,
+        "sent_bytes": written,
+        "delivery": link["delivery"],
+        "receipt_url": link.get("receipt_url"),
+    }
+    context.emit(
+        result,
+        lambda: context.out.print(
+            f"{output}: {link['size_bytes']:,} bytes, SHA-256 {actual}"
+            + (f" (resumed at byte {offset:,})" if offset else "")
+        ),
+    )
+    return EXIT_OK
+
+
 # --- generators ----------------------------------------------------------------------------------------
 
 
@@ -743,6 +803,12 @@ def build_parser() -> argparse.ArgumentParser:
     receipt_check = command(receipt, "verify", cmd_receipt_verify, "verify a receipt's signature and proofs")
     receipt_check.add_argument("receipt", metavar="ORDER|RECEIPT.json")
     receipt_check.add_argument("--keys", metavar="KEYS.json")
+
+    download = command(commands, "download", cmd_download, "download what you bought (resumes with Range)")
+    download.add_argument("entitlement", metavar="ENTITLEMENT")
+    download.add_argument("--format", choices=("csv", "parquet", "jsonl"), default="parquet")
+    download.add_argument("--file", type=int, help="which file of the version (its id), when it has several")
+    download.add_argument("-o", "--output", metavar="FILE", help="default: the name the server gives")
 
     sample = command(commands, "sample", cmd_sample, "draw rows from a generator you bought, as Parquet")
     sample.add_argument("entitlement", metavar="ENTITLEMENT", help="your entitlement to a generator version")

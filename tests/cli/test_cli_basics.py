@@ -27,6 +27,7 @@ COMMANDS = [
     ["entitlements"],
     ["receipt", "get"],
     ["receipt", "verify"],
+    ["download"],
     ["sample"],
     ["ledger", "head"],
     ["ledger", "verify"],

@@ -1,0 +1,70 @@
+"""``synthex download``: a bought version's file, and a partial copy resumed with an HTTP Range request."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def bought(cli, local_payments, provider, buyer, token_for, product_factory, version_factory):
+    """A certified dataset version with real stored files, bought by ``buyer``; returns the entitlement id."""
+    from django.utils import timezone
+
+    from marketplace.certification.services import issue_certificate
+
+    product = product_factory(provider, "Downloadable")
+    product.is_listed, product.published_at = True, timezone.now()
+    product.save(update_fields=["is_listed", "published_at"])
+    version = version_factory(product, provider)
+    evaluation = {
+        "quality": {"score": 0.9, "grade": "A", "column_shapes": 0.9, "column_pair_trends": 0.9},
+        "privacy": {"grade": "A", "passed": True, "exact_match_rate": 0.0, "dcr_share": 0.5},
+        "charts": {},
+        "parameters": {},
+        "engine": {"name": "synthex-certify", "version": "test"},
+    }
+    issue_certificate(version, evaluation, list(version.files.filter(role="synthetic")))
+    order = cli("buy", version.pk, "--license", "standard", "--json", token=token_for(buyer))
+    assert order.code == 0, order.err + order.out
+    return order.json()["entitlement"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_download_and_resume_with_range(cli, bought, buyer, token_for, tmp_path, fmt):
+    from exchange.downloads.models import Download
+
+    token = token_for(buyer)
+    first = tmp_path / f"whole.{fmt}"
+    whole = cli("download", bought, "--format", fmt, "-o", first, "--json", token=token)
+    assert whole.code == 0, whole.err
+    body = whole.json()
+    payload = first.read_bytes()
+    assert (body["sha256"], body["bytes"], body["resumed_from_byte"]) == (
+        hashlib.sha256(payload).hexdigest(),
+        len(payload),
+        0,
+    )
+    # A copy cut off half way (as by a killed process) is completed with a Range request.
+    second = tmp_path / f"resumed.{fmt}"
+    half = len(payload) // 2
+    (tmp_path / f"resumed.{fmt}.{body['sha256'][:16]}.part").write_bytes(payload[:half])
+    resumed = cli("download", bought, "--format", fmt, "-o", second, "--json", token=token)
+    assert resumed.code == 0
+    assert (resumed.json()["resumed_from_byte"], resumed.json()["sent_bytes"]) == (half, len(payload) - half)
+    assert second.read_bytes() == payload
+    served = Download.objects.filter(outcome="served")
+    assert sorted((d.range_start, d.range_end) for d in served) == [
+        (0, len(payload) - 1),
+        (half, len(payload) - 1),
+    ]
+
+
+def test_download_of_someone_elses_entitlement_is_refused(cli, bought, provider, token_for, tmp_path):
+    refused = cli("download", bought, "-o", tmp_path / "x.parquet", token=token_for(provider))
+    assert refused.code == 3
+    assert "(HTTP 404, code not_found)" in refused.err
+    assert list(tmp_path.glob("x.parquet*")) == []

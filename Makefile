@@ -34,11 +34,11 @@ system-deps:
 	bash scripts/system-deps.sh
 
 lint: venv-dev
-	$(VENV)/bin/ruff check marketplace exchange tests bench
-	$(VENV)/bin/ruff format --check marketplace exchange tests bench
+	$(VENV)/bin/ruff check marketplace exchange client tests bench
+	$(VENV)/bin/ruff format --check marketplace exchange client tests bench
 
 typecheck: venv-dev
-	$(VENV)/bin/mypy marketplace exchange
+	$(VENV)/bin/mypy marketplace exchange client/synthex_client
 
 pytest: venv-dev
 	$(VENV)/bin/pytest

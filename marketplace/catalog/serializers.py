@@ -133,6 +133,7 @@ class VersionOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = ProductVersion
         fields = [
+            "id",
             "product",
             "number",
             "status",

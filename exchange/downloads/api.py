@@ -48,7 +48,9 @@ class _Throttled(APIView):
         ident = str(user.pk) if user else self.get_ident(request)
         window = int(time.time() // 60)
         key = "dl_thr_" + hashlib.sha256(f"{ident}:{window}".encode()).hexdigest()[:24]
-        services.record_download(outcome=Download.Outcome.REFUSED, reason="throttled", user=user, idempotency_key=key)
+        services.record_download(
+            outcome=Download.Outcome.REFUSED, reason="throttled", user=user, idempotency_key=key
+        )
         super().throttled(request, wait)
 
 
@@ -96,7 +98,9 @@ class EntitlementLinks(_Throttled):
         entitlement = _own_entitlement(request, entitlement_id)
         data = LinkInput(data=request.data)
         data.is_valid(raise_exception=True)
-        delivery = _prepare(request, entitlement, data.validated_data.get("file"), data.validated_data["format"])
+        delivery = _prepare(
+            request, entitlement, data.validated_data.get("file"), data.validated_data["format"]
+        )
         link = services.issue_link(delivery, request.user)  # type: ignore[arg-type]
         return Response(link_payload(request, delivery, link), status=201)
 
@@ -162,7 +166,9 @@ class DownloadFile(_Throttled):
         self, request: Request, error: services.DeliveryError, delivery: Delivery | None = None
     ) -> NoReturn:
         user = request.user if request.user.is_authenticated else None
-        services.record_download(outcome=Download.Outcome.REFUSED, reason=error.code, delivery=delivery, user=user)
+        services.record_download(
+            outcome=Download.Outcome.REFUSED, reason=error.code, delivery=delivery, user=user
+        )
         raise ApiError(error.message, error.code, error.status)
 
     def get(self, request: Request, token: str) -> Any:
@@ -170,23 +176,35 @@ class DownloadFile(_Throttled):
             claims = services.read_link(token)
         except services.DeliveryError as error:
             self._refuse(request, error)
-        delivery = Delivery.objects.select_related("entitlement", "version_file").filter(pk=claims.delivery_id).first()
+        delivery = (
+            Delivery.objects.select_related("entitlement", "version_file")
+            .filter(pk=claims.delivery_id)
+            .first()
+        )
         if delivery is None:
-            self._refuse(request, services.DeliveryError("This download link is not valid.", "forged_link", 403))
+            self._refuse(
+                request, services.DeliveryError("This download link is not valid.", "forged_link", 403)
+            )
         if not request.user.is_authenticated:
             self._refuse(
                 request,
-                services.DeliveryError("Sign in (or send your API token) to use this link.", "not_authenticated", 401),
+                services.DeliveryError(
+                    "Sign in (or send your API token) to use this link.", "not_authenticated", 401
+                ),
                 delivery,
             )
         if request.user.pk != claims.buyer_id or delivery.entitlement.buyer_id != request.user.pk:
             self._refuse(
-                request, services.DeliveryError("This link belongs to another buyer.", "wrong_buyer", 403), delivery
+                request,
+                services.DeliveryError("This link belongs to another buyer.", "wrong_buyer", 403),
+                delivery,
             )
         if not delivery.entitlement.is_active:
             self._refuse(
                 request,
-                services.DeliveryError("This entitlement was revoked (refunded); downloads are closed.", "revoked", 403),
+                services.DeliveryError(
+                    "This entitlement was revoked (refunded); downloads are closed.", "revoked", 403
+                ),
                 delivery,
             )
         store = services.storage()
@@ -211,9 +229,14 @@ class DownloadFile(_Throttled):
             wanted = None
         if wanted == "unsatisfiable":
             services.record_download(
-                outcome=Download.Outcome.REFUSED, reason="range_not_satisfiable", delivery=delivery, user=request.user
+                outcome=Download.Outcome.REFUSED,
+                reason="range_not_satisfiable",
+                delivery=delivery,
+                user=request.user,
             )
-            error = ApiError(f"The range starts beyond the end of the file ({size} bytes).", "range_not_satisfiable", 416)
+            error = ApiError(
+                f"The range starts beyond the end of the file ({size} bytes).", "range_not_satisfiable", 416
+            )
             response = self.handle_exception(error)
             response["Content-Range"] = f"bytes */{size}"
             return response
@@ -221,7 +244,9 @@ class DownloadFile(_Throttled):
         if start == 0 and services.downloads_left(delivery.entitlement, delivery.version_file) == 0:
             self._refuse(
                 request,
-                services.DeliveryError("The license's download limit for this file is reached.", "limit_reached", 403),
+                services.DeliveryError(
+                    "The license's download limit for this file is reached.", "limit_reached", 403
+                ),
                 delivery,
             )
         services.record_download(

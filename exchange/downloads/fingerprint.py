@@ -120,7 +120,12 @@ class FingerprintPlan:
         return cls(
             columns=tuple(
                 ColumnPlan(
-                    c["name"], c["kind"], int(c["decimals"]), bool(c["integer"]), int(c["low_pair"]), int(c["high_pair"])
+                    c["name"],
+                    c["kind"],
+                    int(c["decimals"]),
+                    bool(c["integer"]),
+                    int(c["low_pair"]),
+                    int(c["high_pair"]),
                 )
                 for c in data["columns"]
             ),
@@ -199,7 +204,10 @@ def plan_table(batches: Iterable[pa.RecordBatch]) -> FingerprintPlan:
             finite = values[np.isfinite(values)]
             if finite.size:
                 magnitude[name] = max(magnitude[name], float(np.abs(finite).max()))
-                low[name], high[name] = min(low[name], float(finite.min())), max(high[name], float(finite.max()))
+                low[name], high[name] = (
+                    min(low[name], float(finite.min())),
+                    max(high[name], float(finite.max())),
+                )
             if integer[name]:
                 continue
             if decimals[name] is not None:
@@ -266,7 +274,9 @@ def anchors(table: pa.Table | pa.RecordBatch, plan: FingerprintPlan) -> np.ndarr
     return mix64(total)
 
 
-def _draws(anchor: np.ndarray, key: bytes, column: ColumnPlan, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _draws(
+    anchor: np.ndarray, key: bytes, column: ColumnPlan, units: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(target parity, selected) per cell; cells in the extreme value pairs are never selected."""
     drawn = mix64(anchor ^ _name_constant(column.name, key))
     target = (drawn & np.uint64(1)).astype(np.int64)
@@ -292,7 +302,9 @@ class Marker:
         self._selected = dict.fromkeys(self._needed, 0)
         self._flipped = dict.fromkeys(self._needed, 0)
 
-    def _needs(self, batch: pa.RecordBatch) -> Iterator[tuple[ColumnPlan, np.ndarray, np.ndarray, np.ndarray]]:
+    def _needs(
+        self, batch: pa.RecordBatch
+    ) -> Iterator[tuple[ColumnPlan, np.ndarray, np.ndarray, np.ndarray]]:
         anchor = anchors(batch, self.plan)
         for column in self.plan.numeric:
             units, valid = _units(batch.column(column.name), column)
@@ -356,7 +368,9 @@ class Marker:
                 values = pc.fill_null(original, 0).to_numpy(zero_copy_only=False).copy()
                 values[flip] = new_units.astype(values.dtype)
                 nulls = np.asarray(pc.is_null(original).to_numpy(zero_copy_only=False), dtype=bool)
-                arrays[column.name] = pa.array(values, type=original.type, mask=nulls if nulls.any() else None)
+                arrays[column.name] = pa.array(
+                    values, type=original.type, mask=nulls if nulls.any() else None
+                )
             else:
                 values = np.asarray(original.to_numpy(zero_copy_only=False), dtype=np.float64).copy()
                 values[flip] = new_units / column.scale

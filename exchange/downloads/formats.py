@@ -58,7 +58,9 @@ def read_batches(path: Path, fmt: str, dtypes: Mapping[str, str] | None = None) 
     names = list(source.names)
     for arrays in source.batches():
         if fmt != "parquet":
-            arrays = [_typed(array, (dtypes or {}).get(name)) for name, array in zip(names, arrays, strict=True)]
+            arrays = [
+                _typed(array, (dtypes or {}).get(name)) for name, array in zip(names, arrays, strict=True)
+            ]
         yield pa.RecordBatch.from_arrays(list(arrays), names=names)
 
 
@@ -100,7 +102,9 @@ class _Writer:
         if batch.schema != self.schema:
             batch = batch.cast(self.schema)
         if self.fmt == "jsonl":
-            text = batch.to_pandas().to_json(orient="records", lines=True, double_precision=15, date_format="iso")
+            text = batch.to_pandas().to_json(
+                orient="records", lines=True, double_precision=15, date_format="iso"
+            )
             if text and not text.endswith("\n"):
                 text += "\n"
             self.sink.write(text.encode("utf-8"))

@@ -22,5 +22,11 @@ def downloads_have_events() -> Iterator[Problem]:
         }
         for download_id, outcome, index in chunk:
             event = events.get(index)
-            if event is None or event.kind != expected_kind[outcome] or event.refs.get("download") != download_id:
-                yield Problem("downloads", f"download {download_id}", f"has no {expected_kind[outcome]} ledger event")
+            if (
+                event is None
+                or event.kind != expected_kind[outcome]
+                or event.refs.get("download") != download_id
+            ):
+                yield Problem(
+                    "downloads", f"download {download_id}", f"has no {expected_kind[outcome]} ledger event"
+                )

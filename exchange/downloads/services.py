@@ -215,7 +215,11 @@ def prepare_delivery(entitlement: Entitlement, version_file: VersionFile, fmt: s
         scratch = Path(scratch_dir)
         source = _local_source(version_file, scratch)
         dtypes = _dtypes(version_file)
-        plan = fp.FingerprintPlan.from_dict(cached.plan) if cached else formats.plan_file(source, version_file.format, dtypes)
+        plan = (
+            fp.FingerprintPlan.from_dict(cached.plan)
+            if cached
+            else formats.plan_file(source, version_file.format, dtypes)
+        )
         target = scratch / f"copy.{fmt}"
         converted = formats.convert(
             source, version_file.format, target, fmt, plan=plan, key=fingerprint.key, dtypes=dtypes
@@ -232,7 +236,9 @@ def prepare_delivery(entitlement: Entitlement, version_file: VersionFile, fmt: s
             return cached
         with target.open("rb") as handle:
             stored = storage().save(name, File(handle))
-    certificate = Certificate.objects.filter(version_id=version_file.version_id).order_by("-issued_at").first()
+    certificate = (
+        Certificate.objects.filter(version_id=version_file.version_id).order_by("-issued_at").first()
+    )
     try:
         with transaction.atomic():
             delivery = Delivery(
@@ -290,9 +296,7 @@ def read_link(token: str, now: datetime | None = None) -> LinkClaims:
         raise DeliveryError("This download link is not valid.", "forged_link", 403) from None
     expires_at = datetime.fromtimestamp(expires, tz=UTC)
     if (now or timezone.now()) >= expires_at:
-        raise DeliveryError(
-            "This download link has expired; ask for a new one.", "expired_link", 410
-        )
+        raise DeliveryError("This download link has expired; ask for a new one.", "expired_link", 410)
     return LinkClaims(delivery_id, buyer_id, expires_at)
 
 
@@ -309,7 +313,9 @@ def downloads_left(entitlement: Entitlement, version_file: VersionFile) -> int |
     if limit is None:
         return None
     ids = list(
-        Delivery.objects.filter(entitlement=entitlement, version_file=version_file).values_list("id", flat=True)
+        Delivery.objects.filter(entitlement=entitlement, version_file=version_file).values_list(
+            "id", flat=True
+        )
     )
     return max(0, limit - full_downloads(ids))
 
@@ -381,13 +387,17 @@ def trace_table(table: Any) -> tuple[list[Suspect], int]:
         plan = fp.FingerprintPlan.from_dict(delivery.plan)
         if not {column.name for column in plan.columns} <= names:
             continue
-        groups.setdefault((delivery.fingerprint_id, delivery.source_sha256), {"plan": plan, "delivery": delivery})
+        groups.setdefault(
+            (delivery.fingerprint_id, delivery.source_sha256), {"plan": plan, "delivery": delivery}
+        )
     observed: dict[str, fp.Observations] = {}
     candidates = []
     for (fingerprint_id, source), item in groups.items():
         if source not in observed:
             observed[source] = fp.observe(table, item["plan"])
-        candidates.append((fingerprint_id, item["delivery"], fp.score(observed[source], item["delivery"].fingerprint.key)))
+        candidates.append(
+            (fingerprint_id, item["delivery"], fp.score(observed[source], item["delivery"].fingerprint.key))
+        )
     accused = set(fp.accuse([score for _, _, score in candidates]))
     suspects = [
         Suspect(fingerprint_id, delivery.entitlement_id, score, index in accused)

@@ -27,7 +27,9 @@ def library(request: HttpRequest) -> HttpResponse:
     rows: list[dict[str, Any]] = []
     for entitlement in entitlements_of(request.user):  # type: ignore[arg-type]
         license_ = LICENSES.get(entitlement.license_code)
-        versions = services.accessible_versions(entitlement) if entitlement.is_active else [entitlement.version]
+        versions = (
+            services.accessible_versions(entitlement) if entitlement.is_active else [entitlement.version]
+        )
         newer = services.newer_versions(entitlement)
         included = {version.pk for version in versions}
         files = []

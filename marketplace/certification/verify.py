@@ -12,6 +12,7 @@ plain reason per failure on stderr); 2 on a usage error or unreadable input.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 import urllib.request
@@ -20,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from marketplace.certification.signing import (
+    ArtifactMatch,
     load_keys_document,
+    sha256_file,
     verify_artifact,
     verify_certificate_signature,
+    verify_document_signature,
 )
 
 EXIT_OK = 0
@@ -65,6 +69,45 @@ def fetch_json(url: str) -> Any:
         raise InputError(f"{url} did not return valid JSON: {error}.") from error
 
 
+def verify_delivered_file(
+    certificate: dict[str, Any], receipt: Any, keys: Any, file_path: str | Path
+) -> ArtifactMatch:
+    """Check a delivered copy (another format, fingerprinted) against a certificate through its delivery
+    receipt: the receipt's Ed25519 signature holds under ``keys``; it binds ``delivered_sha256`` (which must
+    be the file's SHA-256) to ``certified_sha256`` (which must be one of the certificate's artifacts); and its
+    ledger entry records the same two hashes. The receipt's Merkle inclusion proof is checked by
+    ``python -m exchange.ledger.verify receipt``. Raises OSError when the file cannot be read.
+    """
+    digest = sha256_file(file_path)
+    reasons: list[str] = []
+    body = receipt.get("receipt") if isinstance(receipt, dict) else None
+    if not isinstance(body, dict):
+        return ArtifactMatch(False, str(file_path), digest, None, ("The receipt has no receipt body.",))
+    reasons.extend(verify_document_signature(receipt, keys).reasons)
+    if body.get("delivered_sha256") != digest:
+        reasons.append(
+            f"{Path(file_path).name} (SHA-256 {digest}) is not the copy this receipt was issued for."
+        )
+    certified = body.get("certified_sha256")
+    subject = certificate.get("subject")
+    artifacts = subject.get("artifacts") if isinstance(subject, dict) else None
+    named = [a for a in artifacts or [] if isinstance(a, dict) and a.get("sha256") == certified]
+    if not named:
+        reasons.append("The receipt's certified file is not an artifact of this certificate.")
+    logged = []
+    for entry in receipt.get("entries") or []:
+        try:
+            logged.append(json.loads(base64.b64decode(entry["leaf"])).get("refs", {}))
+        except (KeyError, TypeError, ValueError):
+            continue
+    if not any(
+        r.get("delivered_sha256") == digest and r.get("certified_sha256") == certified for r in logged
+    ):
+        reasons.append("The receipt's ledger entry does not record this delivery.")
+    name = named[0].get("name") if named else None
+    return ArtifactMatch(not reasons, str(file_path), digest, name, tuple(reasons))
+
+
 def add_key_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the mutually exclusive ``--keys FILE`` / ``--key-url URL`` options (one is required)."""
     source = parser.add_mutually_exclusive_group(required=True)
@@ -93,6 +136,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data", metavar="FILE", action="append", default=[], help="a certified file (repeatable)"
     )
+    parser.add_argument(
+        "--receipt",
+        metavar="RECEIPT.json",
+        help="a delivery receipt: each --data file is then checked as the delivered copy it names",
+    )
     return parser
 
 
@@ -108,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(certificate, dict):
             raise InputError(f"{arguments.certificate} is not a JSON object.")
         keys = load_keys_from_arguments(arguments)
+        receipt = read_json_file(arguments.receipt) if arguments.receipt else None
         for path in arguments.data:
             if not Path(path).is_file():
                 raise InputError(f"Cannot read {path}: no such file.")
@@ -120,7 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures.extend(signature.reasons)
     for path in arguments.data:
         try:
-            match = verify_artifact(certificate, None, path)
+            match = (
+                verify_artifact(certificate, None, path)
+                if receipt is None
+                else verify_delivered_file(certificate, receipt, keys, path)
+            )
         except OSError as error:
             print(f"error: Cannot read {path}: {error.strerror or error}.", file=sys.stderr)
             return EXIT_USAGE

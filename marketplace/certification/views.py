@@ -10,6 +10,7 @@ from marketplace.catalog import selectors as catalog_selectors
 from marketplace.catalog.models import Product, ProductVersion
 from marketplace.certification import keys, signing
 from marketplace.certification.models import Certificate, Job
+from marketplace.certification.verify import verify_delivered_file
 
 MAX_CERTIFICATE_BYTES = 5 * 1024 * 1024
 
@@ -98,13 +99,27 @@ def verify_page(request: HttpRequest) -> HttpResponse:
                 context["error"] = "That file is not a certificate (not a JSON object)."
         if document is not None:
             result = signing.verify_certificate_signature(document, keys.keys_document())
+            receipt_upload = request.FILES.get("receipt")
+            receipt = None
+            if receipt_upload is not None and (receipt_upload.size or 0) <= MAX_CERTIFICATE_BYTES:
+                try:
+                    receipt = json.loads(receipt_upload.read())
+                except ValueError:
+                    receipt = {}
             files = []
             for data in request.FILES.getlist("data"):
                 with tempfile.NamedTemporaryFile() as copy:
                     for chunk in data.chunks():
                         copy.write(chunk)
                     copy.flush()
-                    files.append((data.name, signing.verify_artifact(document, None, copy.name)))
+                    files.append(
+                        (
+                            data.name,
+                            signing.verify_artifact(document, None, copy.name)
+                            if receipt is None
+                            else verify_delivered_file(document, receipt, keys.keys_document(), copy.name),
+                        )
+                    )
             revoked = Certificate.objects.filter(pk=document.get("id"), revocation__isnull=False).exists()
             context.update(
                 result=result,

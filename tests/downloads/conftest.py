@@ -38,8 +38,14 @@ def certified_table_factory(
     from marketplace.catalog.uploads import local_upload
     from marketplace.certification.services import issue_certificate
 
-    def make(owner: Any, *, product: Any = None, frame: pd.DataFrame | None = None, fmt: str = "csv",
-             license_code: str = "standard") -> Any:
+    def make(
+        owner: Any,
+        *,
+        product: Any = None,
+        frame: pd.DataFrame | None = None,
+        fmt: str = "csv",
+        license_code: str = "standard",
+    ) -> Any:
         product = product or product_factory(owner, licenses=[LicensePrice(license_code, 2500, "USD")])
         path = tmp_path / f"people-{next(_numbers)}.{fmt}"
         table = adult_rows if frame is None else frame
@@ -47,7 +53,9 @@ def certified_table_factory(
             table.to_parquet(path, index=False)
         else:
             table.to_csv(path, index=False)
-        version = services.create_version(product, user=owner, synthetic=[local_upload(path, name=f"people.{fmt}")])
+        version = services.create_version(
+            product, user=owner, synthetic=[local_upload(path, name=f"people.{fmt}")]
+        )
         issue_certificate(version, EVALUATION, list(version.files.filter(role="synthetic")))
         version.refresh_from_db()
         return version

@@ -33,7 +33,9 @@ def _path(url: str) -> str:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
-def test_link_downloads_marked_copy_in_each_format(bought: Any, buyer: Any, api_client_for: Any, fmt: str) -> None:
+def test_link_downloads_marked_copy_in_each_format(
+    bought: Any, buyer: Any, api_client_for: Any, fmt: str
+) -> None:
     client = api_client_for(buyer)
     link = _link(client, bought, fmt)
     response = client.get(_path(link["url"]))
@@ -72,7 +74,11 @@ def test_two_buyers_get_different_copies_with_same_certified_hash(
     mine, theirs = _link(api_client_for(buyer), bought), _link(api_client_for(other), other_entitlement)
     assert mine["sha256"] != theirs["sha256"]
     receipts = [Delivery.objects.get(pk=x["delivery"]).receipt["receipt"] for x in (mine, theirs)]
-    assert receipts[0]["certified_sha256"] == receipts[1]["certified_sha256"] == bought.version.files.get().sha256
+    assert (
+        receipts[0]["certified_sha256"]
+        == receipts[1]["certified_sha256"]
+        == bought.version.files.get().sha256
+    )
 
 
 @pytest.mark.parametrize(
@@ -86,7 +92,9 @@ def test_two_buyers_get_different_copies_with_same_certified_hash(
         ("bytes=0-1,5-9", 200, None),
     ],
 )
-def test_range_requests(bought: Any, buyer: Any, api_client_for: Any, header: str, status: int, expected: Any) -> None:
+def test_range_requests(
+    bought: Any, buyer: Any, api_client_for: Any, header: str, status: int, expected: Any
+) -> None:
     client = api_client_for(buyer)
     link = _link(client, bought)
     full = _body(client.get(_path(link["url"])))
@@ -108,7 +116,9 @@ def test_resume_with_if_range(bought: Any, buyer: Any, api_client_for: Any) -> N
     client = api_client_for(buyer)
     link = _link(client, bought)
     head = _body(client.get(_path(link["url"]), HTTP_RANGE="bytes=0-999"))
-    tail = _body(client.get(_path(link["url"]), HTTP_RANGE="bytes=1000-", HTTP_IF_RANGE=f'"{link["sha256"]}"'))
+    tail = _body(
+        client.get(_path(link["url"]), HTTP_RANGE="bytes=1000-", HTTP_IF_RANGE=f'"{link["sha256"]}"')
+    )
     assert hashlib.sha256(head + tail).hexdigest() == link["sha256"]
     stale = client.get(_path(link["url"]), HTTP_RANGE="bytes=1000-", HTTP_IF_RANGE='"other"')
     assert stale.status_code == 200
@@ -159,7 +169,9 @@ def test_forged_link_is_refused(bought: Any, buyer: Any, api_client_for: Any) ->
     _refusal(client.get(f"/api/v1/downloads/{forged}/"), 403, "forged_link")
 
 
-def test_someone_elses_link_is_refused(bought: Any, buyer: Any, user_factory: Any, api_client_for: Any) -> None:
+def test_someone_elses_link_is_refused(
+    bought: Any, buyer: Any, user_factory: Any, api_client_for: Any
+) -> None:
     link = _link(api_client_for(buyer), bought)
     thief = user_factory()
     refused = _refusal(api_client_for(thief).get(_path(link["url"])), 403, "wrong_buyer")
@@ -194,18 +206,24 @@ def test_file_missing_in_storage(bought: Any, buyer: Any, api_client_for: Any, c
     assert "ALERT: delivered copy missing" in caplog.text
 
 
-def test_source_missing_when_preparing_a_copy(bought: Any, buyer: Any, api_client_for: Any, caplog: Any) -> None:
+def test_source_missing_when_preparing_a_copy(
+    bought: Any, buyer: Any, api_client_for: Any, caplog: Any
+) -> None:
     from django.core.files.storage import storages
 
     storages["default"].delete(bought.version.files.get().storage_name)
     with caplog.at_level("ERROR"):
-        response = api_client_for(buyer).post(f"/api/v1/entitlements/{bought.id}/links/", {"format": "csv"}, format="json")
+        response = api_client_for(buyer).post(
+            f"/api/v1/entitlements/{bought.id}/links/", {"format": "csv"}, format="json"
+        )
     _refusal(response, 503, "file_missing")
     assert "ALERT: stored file missing" in caplog.text
     assert Delivery.objects.count() == 0
 
 
-def test_burst_from_one_user_is_throttled(bought: Any, buyer: Any, api_client_for: Any, settings: Any) -> None:
+def test_burst_from_one_user_is_throttled(
+    bought: Any, buyer: Any, api_client_for: Any, settings: Any
+) -> None:
     client = api_client_for(buyer)
     link = _link(client, bought)
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"downloads": "5/min"}}
@@ -219,12 +237,17 @@ def test_burst_from_one_user_is_throttled(bought: Any, buyer: Any, api_client_fo
     assert Download.objects.filter(reason="throttled").count() == 1
 
 
-def test_receipt_api_is_the_buyers_only(bought: Any, buyer: Any, user_factory: Any, api_client_for: Any) -> None:
+def test_receipt_api_is_the_buyers_only(
+    bought: Any, buyer: Any, user_factory: Any, api_client_for: Any
+) -> None:
     link = _link(api_client_for(buyer), bought)
     mine = api_client_for(buyer).get(f"/api/v1/deliveries/{link['delivery']}/receipt/")
     assert mine.status_code == 200
     assert mine.json()["receipt"]["delivered_sha256"] == link["sha256"]
-    assert api_client_for(user_factory()).get(f"/api/v1/deliveries/{link['delivery']}/receipt/").status_code == 404
+    assert (
+        api_client_for(user_factory()).get(f"/api/v1/deliveries/{link['delivery']}/receipt/").status_code
+        == 404
+    )
 
 
 def test_direct_file_route_redirects_to_a_signed_link(bought: Any, buyer: Any, api_client_for: Any) -> None:

@@ -27,12 +27,18 @@ class Command(BaseCommand):
         try:
             table = read_any(path)
         except Exception as error:
-            raise CommandError(f"{path} is not a readable CSV, Parquet or JSON Lines table: {error}") from error
+            raise CommandError(
+                f"{path} is not a readable CSV, Parquet or JSON Lines table: {error}"
+            ) from error
         suspects, tried = services.trace_table(table)
-        self.stdout.write(f"{path}: {table.num_rows} rows, {table.num_columns} columns; {tried} candidate copies")
+        self.stdout.write(
+            f"{path}: {table.num_rows} rows, {table.num_columns} columns; {tried} candidate copies"
+        )
         named = [suspect for suspect in suspects if suspect.accused]
         for suspect in suspects if options["all"] else named:
-            entitlement = Entitlement.objects.select_related("buyer", "version__product").get(pk=suspect.entitlement_id)
+            entitlement = Entitlement.objects.select_related("buyer", "version__product").get(
+                pk=suspect.entitlement_id
+            )
             deliveries = Delivery.objects.filter(fingerprint_id=suspect.fingerprint_id).order_by("created_at")
             verdict = "LEAKED BY" if suspect.accused else "not named"
             self.stdout.write(

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from marketplace.certification import keys, signing
 from marketplace.certification.models import Revocation
+from marketplace.certification.verify import verify_delivered_file
 
 
 class Command(BaseCommand):
@@ -19,6 +20,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--data", metavar="FILE", action="append", default=[], help="a certified file (repeatable)"
         )
+        parser.add_argument(
+            "--receipt",
+            metavar="RECEIPT.json",
+            help="a delivery receipt for delivered (fingerprinted) copies",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = Path(options["certificate"])
@@ -31,10 +37,20 @@ class Command(BaseCommand):
         if not isinstance(document, dict):
             raise CommandError(f"{path} is not a certificate (not a JSON object).")
         failures = list(signing.verify_certificate_signature(document, keys.keys_document()).reasons)
+        receipt = None
+        if options.get("receipt"):
+            try:
+                receipt = json.loads(Path(options["receipt"]).read_bytes())
+            except (OSError, ValueError) as error:
+                raise CommandError(f"Cannot read the receipt {options['receipt']}: {error}") from error
         for data in options["data"]:
             if not Path(data).is_file():
                 raise CommandError(f"Cannot read {data}: no such file.")
-            match = signing.verify_artifact(document, None, data)
+            match = (
+                signing.verify_artifact(document, None, data)
+                if receipt is None
+                else verify_delivered_file(document, receipt, keys.keys_document(), data)
+            )
             failures.extend(match.reasons)
             if match.ok:
                 self.stdout.write(

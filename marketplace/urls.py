@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/", include("marketplace.accounts.urls")),
     path("organizations/<slug:slug>/", account_views.organization_detail, name="organization"),
     path("certificates/", include("marketplace.certification.urls")),
+    path("", include("marketplace.generators.urls")),
     path("api/v1/", include("marketplace.api_urls")),
     path("", include("exchange.urls")),
     path(".well-known/synthex/keys.json", core_views.well_known_keys, name="well-known-keys"),

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from exchange.delivery.models import Entitlement
 from exchange.downloads import services
-from exchange.downloads.formats import CONTENT_TYPES, FORMATS
+from exchange.downloads.constants import CONTENT_TYPES, FORMATS
 from exchange.downloads.models import Delivery, Download
 from marketplace.core.api import ApiError
 

@@ -18,16 +18,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from exchange.downloads.constants import CONTENT_TYPES, FORMATS
 from exchange.downloads.fingerprint import FingerprintPlan, Marker, plan_table
 from marketplace.catalog.ingest.sources import TableSource
 
-FORMATS = ("csv", "parquet", "jsonl")
-EXTENSIONS = {"csv": "csv", "parquet": "parquet", "jsonl": "jsonl"}
-CONTENT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "parquet": "application/vnd.apache.parquet",
-    "jsonl": "application/x-ndjson",
-}
+__all__ = ["CONTENT_TYPES", "FORMATS", "Converted", "convert", "plan_file", "read_any", "read_batches"]
 MAX_LINE_BYTES = 1 << 20
 _READ_CHUNK = 1 << 20
 

@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core import signing
@@ -22,8 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from exchange.delivery.models import Entitlement
-from exchange.downloads import fingerprint as fp
-from exchange.downloads import formats
+from exchange.downloads.constants import FORMATS
 from exchange.downloads.models import Delivery, Download, Fingerprint
 from exchange.ledger.services import build_receipt, record_event
 from marketplace.accounts.models import User
@@ -31,6 +30,9 @@ from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.models import FileRole, ProductVersion, VersionFile, VersionStatus
 from marketplace.certification.models import Certificate
 from marketplace.certification.signing import format_issued_at
+
+if TYPE_CHECKING:
+    from exchange.downloads.fingerprint import TraceScore
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +200,11 @@ def prepare_delivery(entitlement: Entitlement, version_file: VersionFile, fmt: s
     """The buyer's marked copy of ``version_file`` in ``fmt``, converted on first request and cached by
     (source SHA-256, format, fingerprint). A new copy gets a ``delivery.issued`` ledger event and a signed
     receipt binding its SHA-256 to the certified file's. Raises DeliveryError (bad format, missing file)."""
-    if fmt not in formats.FORMATS:
+    # pyarrow and pandas load only where copies are made, so the serving processes stay small.
+    from exchange.downloads import fingerprint as fp
+    from exchange.downloads import formats
+
+    if fmt not in FORMATS:
         raise DeliveryError(f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400)
     fingerprint = fingerprint_for(entitlement)
     lookup = {
@@ -373,7 +379,7 @@ class Suspect:
 
     fingerprint_id: str
     entitlement_id: str
-    score: fp.TraceScore
+    score: TraceScore
     accused: bool
 
 
@@ -381,6 +387,8 @@ def trace_table(table: Any) -> tuple[list[Suspect], int]:
     """Score every fingerprint that has delivered a copy whose columns the table holds (by name; order,
     row order, row subset and file format do not matter). Returns the suspects sorted by z (highest
     first) and how many candidates were tried; ``accused`` follows :func:`fingerprint.accuse`."""
+    from exchange.downloads import fingerprint as fp
+
     names = set(table.column_names)
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for delivery in Delivery.objects.select_related("fingerprint").order_by("created_at"):
@@ -390,7 +398,7 @@ def trace_table(table: Any) -> tuple[list[Suspect], int]:
         groups.setdefault(
             (delivery.fingerprint_id, delivery.source_sha256), {"plan": plan, "delivery": delivery}
         )
-    observed: dict[str, fp.Observations] = {}
+    observed: dict[str, Any] = {}
     candidates = []
     for (fingerprint_id, source), item in groups.items():
         if source not in observed:

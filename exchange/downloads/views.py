@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from exchange.delivery.models import Entitlement
 from exchange.delivery.selectors import entitlements_of
 from exchange.downloads import services
-from exchange.downloads.formats import FORMATS
+from exchange.downloads.constants import FORMATS
 from exchange.downloads.models import Delivery, Download
 from marketplace.accounts.services import api_token_for
 from marketplace.catalog.licenses import LICENSES

@@ -55,7 +55,11 @@ def s3_storage(settings: Any, moto_url: str) -> str:
 
     bucket = f"synthex-{time.monotonic_ns()}"
     boto3.client(
-        "s3", endpoint_url=moto_url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        "s3",
+        endpoint_url=moto_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
     ).create_bucket(Bucket=bucket)
     options = {
         "bucket_name": bucket,
@@ -85,7 +89,9 @@ def test_s3_download_redirects_to_presigned_url(
 
     assert storages["default"].exists(bought.version.files.get().storage_name)
     client = api_client_for(buyer)
-    link = client.post(f"/api/v1/entitlements/{bought.id}/links/", {"format": "parquet"}, format="json").json()
+    link = client.post(
+        f"/api/v1/entitlements/{bought.id}/links/", {"format": "parquet"}, format="json"
+    ).json()
     path = link["url"].split("testserver", 1)[1]
     refused = api_client_for(user_factory()).get(path)
     assert refused.status_code == 403
@@ -95,4 +101,7 @@ def test_s3_download_redirects_to_presigned_url(
     assert location.startswith(s3_storage) and "X-Amz-Expires=60" in location
     body = httpx.get(location, timeout=10).content
     assert hashlib.sha256(body).hexdigest() == link["sha256"]
-    assert sorted(Download.objects.values_list("outcome", "reason")) == [("refused", "wrong_buyer"), ("served", "")]
+    assert sorted(Download.objects.values_list("outcome", "reason")) == [
+        ("refused", "wrong_buyer"),
+        ("served", ""),
+    ]

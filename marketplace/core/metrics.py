@@ -74,7 +74,7 @@ def queue_depths() -> dict[str, int]:
         finally:
             client.close()
     if url.startswith("filesystem://"):
-        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
         waiting = sum(1 for entry in folder.iterdir() if entry.name.endswith(".msg"))
         return {queue: waiting if queue == "default" else 0 for queue in QUEUES}
     return {}

@@ -6,6 +6,8 @@ Required: ``SECRET_KEY`` (50+ random characters), ``ALLOWED_HOSTS``, ``DATABASE_
 See docs/operations.md.
 """
 
+from pathlib import Path
+
 from django.core.exceptions import ImproperlyConfigured
 
 from marketplace.settings.base import *  # noqa: F403
@@ -60,7 +62,7 @@ if not env_str("SYNTHEX_S3_BUCKET"):
         "SYNTHEX_S3_BUCKET is required in production (files are shared by every host)."
     )
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
-STATIC_ROOT = env_str("STATIC_ROOT", str(STATIC_ROOT))  # noqa: F405
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(STATIC_ROOT)))  # noqa: F405
 
 # The signing key comes from the secret store: a key made on one host's disk would differ per host.
 if not SYNTHEX_SIGNING_KEY_PEM:

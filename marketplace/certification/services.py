@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -80,7 +81,6 @@ def _fetch(item: VersionFile, folder: Path) -> Path:
 
 def run_certification(job: Job) -> Certificate:
     """Evaluate the job's version with the engine, then sign and store its certificate."""
-    from marketplace.catalog.ingest import read_table
     from marketplace.certification.engine import EngineConfig, EngineError, evaluate
 
     version = job.version
@@ -97,9 +97,14 @@ def run_certification(job: Job) -> Certificate:
         synthetic_path = _fetch(synthetic_files[0], Path(folder))
         train_path = _fetch(files[FileRole.TRAIN], Path(folder))
         holdout_path = _fetch(files[FileRole.HOLDOUT], Path(folder)) if FileRole.HOLDOUT in files else None
-        synthetic = read_table(synthetic_path, synthetic_files[0].format)
-        train = read_table(train_path, files[FileRole.TRAIN].format)
-        holdout = read_table(holdout_path, files[FileRole.HOLDOUT].format) if holdout_path else None
+        sampling: dict[str, dict[str, int]] = {}
+        synthetic = _load(synthetic_path, synthetic_files[0], "synthetic", sampling, version.pk)
+        train = _load(train_path, files[FileRole.TRAIN], "train", sampling, version.pk)
+        holdout = (
+            _load(holdout_path, files[FileRole.HOLDOUT], "holdout", sampling, version.pk)
+            if holdout_path
+            else None
+        )
         try:
             evaluation = evaluate(
                 synthetic,
@@ -113,11 +118,29 @@ def run_certification(job: Job) -> Certificate:
         except EngineError as error:
             raise CertificationFailed(str(error)) from error
     progress("signing", 100)
-    return issue_certificate(version, evaluation, synthetic_files)
+    return issue_certificate(version, evaluation, synthetic_files, sampling=sampling)
+
+
+def _load(path: Path, item: VersionFile, role: str, sampling: dict[str, dict[str, int]], seed: int) -> Any:
+    """Read a table whole, or, past ``SYNTHEX_CERTIFY_MAX_ROWS``, a bounded uniform sample of it (streamed,
+    so a file larger than the worker's memory still certifies); samples are recorded for the certificate."""
+    from marketplace.catalog.ingest import read_table, sample_table
+
+    limit = settings.SYNTHEX_CERTIFY_MAX_ROWS
+    if item.rows <= limit:
+        return read_table(path, item.format)
+    dtypes = {c["name"]: c["dtype"] for c in item.profile.get("columns", [])}
+    frame, total = sample_table(path, item.format, max_rows=limit, seed=seed, dtypes=dtypes)
+    sampling[role] = {"rows": total, "sampled_rows": len(frame)}
+    return frame
 
 
 def issue_certificate(
-    version: ProductVersion, evaluation: dict[str, Any], synthetic_files: list[VersionFile]
+    version: ProductVersion,
+    evaluation: dict[str, Any],
+    synthetic_files: list[VersionFile],
+    *,
+    sampling: dict[str, dict[str, int]] | None = None,
 ) -> Certificate:
     """Sign ``evaluation`` as the certificate of ``version``; idempotent per engine version."""
     existing = Certificate.objects.filter(version=version, engine_version=ENGINE_VERSION).first()
@@ -138,6 +161,8 @@ def issue_certificate(
             "version": version.number,
             "provider": version.product.organization.slug,
             "target": version.target_column or None,
+            # Tables larger than one worker handles are certified on a uniform random sample (seeded).
+            "sampling": {"method": "uniform", "seed": version.pk, "tables": sampling} if sampling else None,
         },
     )
     document = signing.sign_certificate(unsigned, keys.active_private_key())

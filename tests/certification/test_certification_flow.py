@@ -236,3 +236,46 @@ def test_certify_command_signs_local_files(small_tables, tmp_path, capsys, db):
             "--output",
             str(output),
         )
+
+
+def test_large_tables_are_certified_on_a_stated_uniform_sample(
+    provider, product_factory, version_factory, django_capture_on_commit_callbacks, settings
+):
+    settings.SYNTHEX_CERTIFY_MAX_ROWS = 300
+    product = product_factory(provider, "Sampled people")
+    with django_capture_on_commit_callbacks(execute=True):
+        version = version_factory(product, provider, submit=True)
+    document = version.certificates.get().document
+    assert document["subject"]["sampling"] == {
+        "method": "uniform",
+        "seed": version.pk,
+        "tables": {
+            "synthetic": {"rows": 800, "sampled_rows": 300},
+            "train": {"rows": 800, "sampled_rows": 300},
+        },
+    }
+    assert document["subject"]["artifacts"][0]["rows"] == 800
+    assert document["parameters"]["rows"]["input"]["synthetic"] == 300
+
+
+def test_sample_table_is_uniform_bounded_and_deterministic(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from marketplace.catalog.ingest import sample_table
+
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"n": np.arange(200_000), "label": ["x", "y"] * 100_000}).to_csv(path, index=False)
+    sample, total = sample_table(
+        path, "csv", max_rows=2000, seed=3, dtypes={"n": "integer", "label": "string"}, batch_rows=10_000
+    )
+    again, _ = sample_table(
+        path, "csv", max_rows=2000, seed=3, dtypes={"n": "integer", "label": "string"}, batch_rows=10_000
+    )
+    assert total == 200_000
+    assert len(sample) == 2000
+    assert sample["n"].is_unique
+    assert sample["n"].tolist() == again["n"].tolist()
+    # Every part of the file is represented: each tenth holds about a tenth of the sample.
+    counts = np.histogram(sample["n"], bins=10, range=(0, 200_000))[0]
+    assert counts.min() > 140 and counts.max() < 260

@@ -8,7 +8,7 @@ Pure Python over numpy, pandas and pyarrow: no Django. The upload view streams t
 from marketplace.catalog.ingest.errors import ERROR_CODES, IngestError
 from marketplace.catalog.ingest.metadata import SDTYPES, apply_metadata_overrides
 from marketplace.catalog.ingest.profile import ColumnProfile, TableProfile, profile_table
-from marketplace.catalog.ingest.read import read_table
+from marketplace.catalog.ingest.read import read_table, sample_table
 from marketplace.catalog.ingest.sniff import SNIFF_BYTES, TABLE_FORMATS, sniff_format
 from marketplace.catalog.ingest.streams import HashingWriter, copy_stream
 
@@ -25,5 +25,6 @@ __all__ = [
     "copy_stream",
     "profile_table",
     "read_table",
+    "sample_table",
     "sniff_format",
 ]

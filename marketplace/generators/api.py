@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticatedOrReadOnly
@@ -24,6 +25,7 @@ from marketplace.generators import services
 from marketplace.generators.models import GeneratorModel, Synthesizer
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class JsonText(serializers.Field):
     """A JSON value sent as text in a multipart form (or as JSON already)."""
 

@@ -279,3 +279,40 @@ def test_sample_table_is_uniform_bounded_and_deterministic(tmp_path):
     # Every part of the file is represented: each tenth holds about a tenth of the sample.
     counts = np.histogram(sample["n"], bins=10, range=(0, 200_000))[0]
     assert counts.min() > 140 and counts.max() < 260
+
+
+@pytest.mark.slow
+def test_sampling_a_file_larger_than_the_memory_budget_stays_bounded(tmp_path):
+    """A worker limited to far less memory than the table needs whole still reads its certified sample."""
+    import numpy as np
+    import pandas as pd
+
+    path = tmp_path / "wide.csv"
+    rng = np.random.default_rng(0)
+    block = pd.DataFrame(
+        {
+            "age": rng.integers(17, 90, 200_000),
+            "hours": rng.integers(1, 99, 200_000),
+            "gain": rng.random(200_000) * 1e5,
+            "job": rng.choice(["clerk", "sales", "tech", "farming"], 200_000),
+            "class": rng.choice(["<=50K", ">50K"], 200_000),
+        }
+    )
+    with path.open("w") as handle:
+        block.to_csv(handle, index=False)
+        for _ in range(14):  # 3M rows, ~120 MB on disk, ~700 MB as a DataFrame
+            block.to_csv(handle, index=False, header=False)
+    script = f"""
+import resource, sys
+sys.path.insert(0, {str(REPO)!r})
+from marketplace.catalog.ingest import sample_table
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+frame, total = sample_table({str(path)!r}, "csv", max_rows=50_000, seed=1,
+                            dtypes={{"age": "integer", "hours": "integer", "gain": "float", "job": "string", "class": "string"}})
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(total, len(frame), (after - before) // 1024)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO)
+    total, rows, growth_mb = (int(x) for x in run.stdout.split())
+    assert (total, rows) == (3_000_000, 50_000)
+    assert growth_mb < 250, f"sampling grew the process by {growth_mb} MB"

@@ -302,17 +302,28 @@ def test_sampling_a_file_larger_than_the_memory_budget_stays_bounded(tmp_path):
         block.to_csv(handle, index=False)
         for _ in range(14):  # 3M rows, ~120 MB on disk, ~700 MB as a DataFrame
             block.to_csv(handle, index=False, header=False)
-    script = f"""
-import resource, sys
-sys.path.insert(0, {str(REPO)!r})
-from marketplace.catalog.ingest import sample_table
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-frame, total = sample_table({str(path)!r}, "csv", max_rows=50_000, seed=1,
-                            dtypes={{"age": "integer", "hours": "integer", "gain": "float", "job": "string", "class": "string"}})
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(total, len(frame), (after - before) // 1024)
-"""
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO)
-    total, rows, growth_mb = (int(x) for x in run.stdout.split())
-    assert (total, rows) == (3_000_000, 50_000)
-    assert growth_mb < 250, f"sampling grew the process by {growth_mb} MB"
+    dtypes = {"age": "integer", "hours": "integer", "gain": "float", "job": "string", "class": "string"}
+
+    def grown_mb(code: str) -> str:
+        script = (
+            f"import resource, sys; sys.path.insert(0, {str(REPO)!r}); import pandas as pd, pyarrow.csv\n"
+            "from marketplace.catalog.ingest import sample_table\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            f"{code}\n"
+            "print(result, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
+        )
+        return run.stdout.strip()
+
+    sampled = grown_mb(
+        f"frame, total = sample_table({str(path)!r}, 'csv', max_rows=50_000, seed=1, dtypes={dtypes!r}); "
+        "result = f'{total}/{len(frame)}'"
+    )
+    whole = grown_mb(f"result = len(pd.read_csv({str(path)!r}))")
+    counts, sampled_mb = sampled.split()
+    _, whole_mb = whole.split()
+    assert counts == "3000000/50000"
+    assert int(sampled_mb) < 100
+    assert int(sampled_mb) * 2 < int(whole_mb), (sampled, whole)

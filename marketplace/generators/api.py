@@ -45,7 +45,9 @@ class JsonText(serializers.Field):
 
 class GeneratorInput(serializers.Serializer):
     mode = serializers.ChoiceField(choices=["fit", "upload"])
-    data = serializers.FileField(required=False, help_text="fit: the real rows (CSV, Parquet, JSON Lines).")
+    data = serializers.FileField(  # type: ignore[assignment]  # the form field is named data, as in the API
+        required=False, help_text="fit: the real rows (CSV, Parquet, JSON Lines)."
+    )
     synthesizer = serializers.ChoiceField(
         choices=[c for c in Synthesizer.values if c != Synthesizer.UPLOADED], required=False
     )

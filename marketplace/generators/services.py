@@ -507,13 +507,13 @@ def create_uploaded_generator(
 
 
 def _job_progress(job: Job) -> Callable[[str, int], None]:
-    last = [-100, ""]
+    last_percent, last_stage = [-100], [""]
 
     def write(stage: str, percent: int) -> None:
         percent = max(0, min(100, percent))
-        if stage != last[1] or percent - int(last[0]) >= 2:
+        if stage != last_stage[0] or percent - last_percent[0] >= 2:
             Job.objects.filter(pk=job.pk).update(stage=stage[:40], progress=percent)
-            last[0], last[1] = percent, stage
+            last_percent[0], last_stage[0] = percent, stage
 
     return write
 
@@ -524,7 +524,7 @@ def _reference(version: ProductVersion, folder: Path) -> tuple[pd.DataFrame, pd.
         raise GeneratorError(
             "no_reference", "The reference train rows were deleted; the generator cannot be checked."
         )
-    frames = []
+    frames: list[pd.DataFrame | None] = []
     for role in (FileRole.TRAIN, FileRole.HOLDOUT):
         item = files.get(role)
         if item is None:
@@ -683,7 +683,8 @@ def scan_model(generator: GeneratorModel, train: pd.DataFrame, *, limits: Sandbo
         except SandboxRefused as error:
             raise GeneratorError(error.code, error.message) from None
     response = outcome.response
-    scan = response.get("scan") if isinstance(response.get("scan"), dict) else {}
+    found = response.get("scan")
+    scan: dict[str, Any] = found if isinstance(found, dict) else {}
     matched = int(scan.get("matched_rows", 0))
     if matched:
         raise GeneratorError(

@@ -198,3 +198,21 @@ def test_the_generator_file_is_never_unpickled_in_the_web_or_worker_process(
     generator = upload_generator(hostile_pickle(f"open({str(marker)!r}, 'x')"))
     assert generator.status == GeneratorModel.Status.FAILED
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("__import__('os')._exit(0)", "The sandboxed model exited (status 0) without a valid response."),
+        (
+            'open(\'response.json\', \'w\').write(\'{"protocol": "synthex.sandbox/v1", "ok": true, '
+            '"scan": {"matched_rows": 0}}\') and __import__(\'os\')._exit(0)',
+            "The model's output is not a readable Parquet file",
+        ),
+    ],
+    ids=["exits-silently", "forges-a-response"],
+)
+def test_a_model_that_answers_outside_the_protocol_is_refused(
+    upload_generator: Callable[..., Any], tight_sandbox: Any, expression: str, message: str
+) -> None:
+    assert _refusal(upload_generator(hostile_pickle(expression))).startswith(message)

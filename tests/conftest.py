@@ -6,10 +6,15 @@ import io
 import itertools
 import os
 import shutil
-from collections.abc import Callable
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -186,3 +191,37 @@ def screenshot(page: Any) -> Any:
         return path
 
     return take
+
+
+# Stripe: one localstripe process on loopback for the whole session (state in memory, wiped per test by
+# the fixtures that use it).
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def localstripe_url() -> Iterator[str]:
+    """A localstripe process on 127.0.0.1 for the whole session, state in memory."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exchange.orders.localstripe_server", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.delete(f"{url}/_config/data", timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("localstripe did not start") from None
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cli_support import CLIENT, REPO, Run, cli_process  # noqa: F401
 
-REPO = Path(__file__).resolve().parents[2]
-CLIENT = REPO / "client"
 if str(CLIENT) not in sys.path:
     sys.path.insert(0, str(CLIENT))
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 @pytest.fixture
@@ -69,14 +53,6 @@ def cli(server: str, capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
         return Run(code, captured.out, captured.err)
 
     return run
-
-
-def cli_process(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    """The CLI as its own process (``python -m synthex_client``), as a user runs it."""
-    environment = {**os.environ, **env, "PYTHONPATH": str(CLIENT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "synthex_client", *args], cwd=REPO, env=environment, **kwargs
-    )
 
 
 @pytest.fixture
@@ -132,36 +108,10 @@ def certified_factory(product_factory: Callable[..., Any], tmp_path: Path) -> Ca
     return make
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
-def cli_localstripe() -> Iterator[str]:
-    """localstripe on 127.0.0.1 for the CLI tests, state in memory."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exchange.orders.localstripe_server", "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.delete(f"{url}/_config/data", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("localstripe did not start") from None
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+def cli_localstripe(localstripe_url: str) -> str:
+    """The session's localstripe (tests/conftest.py)."""
+    return localstripe_url
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import os
 import stat
 
 import pytest
-from conftest import CLIENT, cli_process
+from cli_support import CLIENT, cli_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

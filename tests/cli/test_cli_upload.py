@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import cli_process
+from cli_support import cli_process
 
 from marketplace.catalog import upload_sessions
 from marketplace.catalog.models import ProductVersion, Upload, VersionFile

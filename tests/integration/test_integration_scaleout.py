@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PYTHON, REPO, free_port, wait_http
+from integration_support import PYTHON, REPO, free_port, wait_http
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

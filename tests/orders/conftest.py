@@ -3,57 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
-import itertools
 import json
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-WEBHOOK_SECRET = "whsec_synthex_tests"
-DEAD_URL = "http://127.0.0.1:9/nowhere/"
-_numbers = itertools.count(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def localstripe_url() -> Iterator[str]:
-    """A localstripe process on 127.0.0.1 for the whole session, state in memory."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exchange.orders.localstripe_server", "--port", str(port)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.delete(f"{url}/_config/data", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("localstripe did not start") from None
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+from orders_support import (  # noqa: F401
+    DEAD_URL,
+    EVALUATION,
+    REPO,
+    WEBHOOK_SECRET,
+    _numbers,
+    event_payload,
+    ledger_balance,
+    ledger_kinds,
+    signed_headers,
+)
 
 
 def register_webhook(localstripe_url: str, url: str) -> None:
@@ -89,15 +56,6 @@ def stripe_webhooks_to(localstripe_url: str, live_server: Any) -> Iterator[Calla
     yield lambda url: register_webhook(localstripe_url, url)
     register_webhook(localstripe_url, DEAD_URL)
     purge_ledger(connection)
-
-
-EVALUATION = {
-    "quality": {"score": 0.91, "grade": "A", "column_shapes": 0.93, "column_pair_trends": 0.89},
-    "privacy": {"grade": "A", "passed": True, "exact_match_rate": 0.0, "dcr_share": 0.5},
-    "charts": {},
-    "parameters": {},
-    "engine": {"name": "synthex-certify", "version": "test"},
-}
 
 
 @pytest.fixture
@@ -143,28 +101,6 @@ def version(provider: Any, certified_version_factory: Callable[..., Any]) -> Any
     return certified_version_factory(provider)
 
 
-def signed_headers(
-    payload: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None
-) -> dict[str, str]:
-    """A ``Stripe-Signature`` header made exactly as Stripe makes it: HMAC-SHA256 over ``t.payload``."""
-    moment = int(time.time()) if timestamp is None else timestamp
-    signature = hmac.new(secret.encode(), f"{moment}.".encode() + payload, hashlib.sha256).hexdigest()
-    return {"HTTP_STRIPE_SIGNATURE": f"t={moment},v1={signature}"}
-
-
-def event_payload(event_type: str, obj: dict[str, Any], *, event_id: str | None = None) -> bytes:
-    return json.dumps(
-        {
-            "id": event_id or f"evt_test_{next(_numbers)}",
-            "object": "event",
-            "type": event_type,
-            "created": int(time.time()),
-            "data": {"object": obj},
-            "api_version": "2017-08-15",
-        }
-    ).encode()
-
-
 @pytest.fixture
 def post_event(client: Any) -> Callable[..., Any]:
     """POST a signed event to the webhook endpoint; returns the response."""
@@ -179,20 +115,3 @@ def post_event(client: Any) -> Callable[..., Any]:
         )
 
     return send
-
-
-def ledger_balance(kind: str, currency: str = "USD", organization: Any = None) -> int:
-    """An account's stored balance, debit-positive minor units (0 when the account was never opened)."""
-    from exchange.ledger.models import Account, AccountBalance
-
-    account = Account.objects.filter(kind=kind, currency=currency, organization=organization).first()
-    if account is None:
-        return 0
-    row = AccountBalance.objects.filter(account=account).first()
-    return row.balance_minor if row else 0
-
-
-def ledger_kinds(ref_key: str, ref_value: str) -> list[str]:
-    from exchange.ledger.services import entries_for
-
-    return [entry.kind for entry in entries_for(ref_key, ref_value)]

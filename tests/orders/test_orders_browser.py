@@ -31,7 +31,14 @@ def log_in(page: Any, base: str, username: str) -> None:
 
 
 def test_buyer_pays_with_a_test_card_and_gets_a_receipt(
-    live_server, page, screenshot, stripe_local, provider, buyer, certified_version_factory, purge_ledger_after
+    live_server,
+    page,
+    screenshot,
+    stripe_local,
+    provider,
+    buyer,
+    certified_version_factory,
+    purge_ledger_after,
 ):
     version = certified_version_factory(provider, price_minor=1999)
     log_in(page, live_server.url, buyer.username)

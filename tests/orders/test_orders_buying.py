@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ledger_balance, ledger_kinds
+from orders_support import ledger_balance, ledger_kinds
 
 from exchange.delivery.models import Entitlement
 from exchange.orders.models import Order, Payment

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import ledger_balance, ledger_kinds
+from orders_support import ledger_balance, ledger_kinds
 
 from exchange.orders import payouts, services
 from exchange.orders.models import Order, Payout, PayoutAccount, Refund

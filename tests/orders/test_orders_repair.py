@@ -6,8 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import ledger_balance
 from django.core.management import call_command
+from orders_support import ledger_balance
 
 from exchange.delivery.models import Entitlement
 from exchange.delivery.services import grant_entitlement

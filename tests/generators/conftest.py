@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import pickle
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +11,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from generators_support import ADULT_CSV
 
-REPO = Path(__file__).resolve().parents[2]
-ADULT_CSV = REPO.parent / "shared" / "data" / "adult.csv"
 COLUMNS = ["age", "workclass", "education-num", "hours-per-week", "sex", "class"]
 
 
@@ -40,28 +38,6 @@ def fitted_model_bytes(people: pd.DataFrame, tmp_path_factory: pytest.TempPathFa
         model.fit({"table": train})
         model.save(str(path))
     return path.read_bytes()
-
-
-class _Evaluates:
-    """Pickles to ``eval(expression)``: whatever the expression does runs when the file is loaded."""
-
-    def __init__(self, expression: str) -> None:
-        self.expression = expression
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (eval, (self.expression,))
-
-
-def hostile_pickle(expression: str) -> bytes:
-    return pickle.dumps(_Evaluates(expression))
-
-
-def fake_model(frame_expression: str) -> bytes:
-    """A pickle of an object whose ``sample(num_rows)`` returns ``frame_expression`` (``n`` is num_rows)."""
-    return hostile_pickle(
-        "type('Fake', (), {'sample': lambda self, num_rows: "
-        f"(lambda pd, n: {frame_expression})(__import__('pandas'), num_rows)}})()"
-    )
 
 
 @pytest.fixture

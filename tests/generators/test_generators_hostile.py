@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, fake_model, hostile_pickle
+from generators_support import REPO, fake_model, hostile_pickle
 
 from marketplace.certification.models import Certificate, Job
 from marketplace.generators.models import GeneratorModel

@@ -184,3 +184,16 @@ def _file(content: bytes, name: str) -> Any:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile(name, content)
+
+
+def test_a_fit_that_fails_marks_the_generator_failed_and_certifies_nothing(
+    fit: Callable[..., GeneratorModel],
+) -> None:
+    violated = [{"type": "Inequality", "low_column_name": "age", "high_column_name": "education-num"}]
+    generator = fit("gaussian_copula", constraints=violated)
+    job = Job.objects.get(version=generator.version, kind=Job.Kind.FIT)
+    assert (generator.status, job.status, generator.version.status) == ("failed", "failed", "failed")
+    assert job.error.startswith("Fitting failed: ")
+    assert generator.error == job.error
+    assert (generator.sha256, generator.storage_name) == ("", "")
+    assert not Certificate.objects.filter(version=generator.version).exists()

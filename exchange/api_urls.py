@@ -3,8 +3,8 @@
 from django.urls import path
 
 from exchange.delivery import api as delivery_api
-from exchange.downloads import api as downloads_api
 from exchange.delivery import samples as delivery_samples
+from exchange.downloads import api as downloads_api
 from exchange.ledger import api as ledger_api
 from exchange.orders import api as orders_api
 

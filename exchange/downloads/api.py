@@ -7,9 +7,10 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn, cast
 
 from django.http import FileResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from rest_framework import serializers
@@ -24,6 +25,7 @@ from exchange.delivery.models import Entitlement
 from exchange.downloads import services
 from exchange.downloads.constants import CONTENT_TYPES, FORMATS
 from exchange.downloads.models import Delivery, Download
+from marketplace.accounts.models import User
 from marketplace.core.api import ApiError
 
 STREAM_CHUNK_BYTES = 256 * 1024
@@ -35,23 +37,29 @@ class DownloadThrottle(ScopedRateThrottle):
     in tests and deployments apply without a restart of the class)."""
 
     def get_rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)  # type: ignore[no-any-return]
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
+        return str(rate) if rate else None
 
 
 class _Throttled(APIView):
     throttle_classes = [DownloadThrottle]
     throttle_scope = "downloads"
 
-    def throttled(self, request: Request, wait: float | None) -> None:
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
         """Log one ``download.refused`` (reason throttled) per client and minute, then answer 429."""
-        user = request.user if request.user.is_authenticated else None
-        ident = str(user.pk) if user else self.get_ident(request)
+        user = _user_or_none(request)
+        ident = str(user.pk) if user else DownloadThrottle().get_ident(request)
         window = int(time.time() // 60)
         key = "dl_thr_" + hashlib.sha256(f"{ident}:{window}".encode()).hexdigest()[:24]
         services.record_download(
             outcome=Download.Outcome.REFUSED, reason="throttled", user=user, idempotency_key=key
         )
-        super().throttled(request, wait)
+        super().throttled(request, wait)  # type: ignore[arg-type]  # DRF accepts None: no Retry-After
+
+
+def _user_or_none(request: Request) -> User | None:
+    user = request.user
+    return user if isinstance(user, User) and user.is_authenticated else None
 
 
 class LinkInput(serializers.Serializer):
@@ -70,7 +78,9 @@ def _prepare(request: Request, entitlement: Entitlement, file_id: int | None, fm
         version_file = services.deliverable_file(entitlement, file_id)
         return services.prepare_delivery(entitlement, version_file, fmt)
     except services.DeliveryError as error:
-        services.record_download(outcome=Download.Outcome.REFUSED, reason=error.code, user=request.user)
+        services.record_download(
+            outcome=Download.Outcome.REFUSED, reason=error.code, user=_user_or_none(request)
+        )
         raise ApiError(error.message, error.code, error.status) from None
 
 
@@ -232,12 +242,12 @@ class DownloadFile(_Throttled):
                 outcome=Download.Outcome.REFUSED,
                 reason="range_not_satisfiable",
                 delivery=delivery,
-                user=request.user,
+                user=_user_or_none(request),
             )
-            error = ApiError(
+            refusal = ApiError(
                 f"The range starts beyond the end of the file ({size} bytes).", "range_not_satisfiable", 416
             )
-            response = self.handle_exception(error)
+            response = self.handle_exception(refusal)
             response["Content-Range"] = f"bytes */{size}"
             return response
         start, end = wanted if isinstance(wanted, tuple) else (0, size - 1)
@@ -252,7 +262,7 @@ class DownloadFile(_Throttled):
         services.record_download(
             outcome=Download.Outcome.SERVED,
             delivery=delivery,
-            user=request.user,
+            user=_user_or_none(request),
             range_start=start if services.is_streamed(store) else None,
             range_end=end if services.is_streamed(store) else None,
         )
@@ -265,20 +275,24 @@ class DownloadFile(_Throttled):
             )
             return HttpResponseRedirect(url)
         handle = store.open(delivery.storage_name, "rb")
+        served: HttpResponseBase
         if isinstance(wanted, tuple):
-            response = StreamingHttpResponse(_stream(handle, start, end - start + 1), status=206)
-            response["Content-Range"] = f"bytes {start}-{end}/{size}"
-            response["Content-Length"] = str(end - start + 1)
+            served = StreamingHttpResponse(
+                _stream(cast(BinaryIO, handle), start, end - start + 1), status=206
+            )
+            served["Content-Range"] = f"bytes {start}-{end}/{size}"
+            served["Content-Length"] = str(end - start + 1)
         else:
-            response = FileResponse(handle)
-            response.block_size = STREAM_CHUNK_BYTES
-            response["Content-Length"] = str(size)
-        response["Content-Type"] = CONTENT_TYPES[delivery.format]
-        response["Content-Disposition"] = disposition
-        response["Accept-Ranges"] = "bytes"
-        response["ETag"] = etag
-        response["Cache-Control"] = "private, no-store"
-        return response
+            whole = FileResponse(handle)
+            whole.block_size = STREAM_CHUNK_BYTES
+            whole["Content-Length"] = str(size)
+            served = whole
+        served["Content-Type"] = CONTENT_TYPES[delivery.format]
+        served["Content-Disposition"] = disposition
+        served["Accept-Ranges"] = "bytes"
+        served["ETag"] = etag
+        served["Cache-Control"] = "private, no-store"
+        return served
 
 
 class DeliveryReceipt(APIView):

@@ -12,7 +12,10 @@ from exchange.ledger.models import LedgerEvent
 @register_check("downloads")
 def downloads_have_events() -> Iterator[Problem]:
     """Every Download row points at a ledger event of the right kind whose refs name that download."""
-    expected_kind = {Download.Outcome.SERVED: "download", Download.Outcome.REFUSED: "download.refused"}
+    expected_kind: dict[str, str] = {
+        Download.Outcome.SERVED: "download",
+        Download.Outcome.REFUSED: "download.refused",
+    }
     rows = Download.objects.values_list("id", "outcome", "ledger_index").order_by("created_at")
     for chunk_start in range(0, rows.count(), 5000):
         chunk = list(rows[chunk_start : chunk_start + 5000])

@@ -24,7 +24,11 @@ def chunks(payload: bytes, size: int) -> list[bytes]:
 
 def put_chunk(client, upload_id: str, index: int, body: bytes, **headers):
     return client.generic(
-        "PUT", f"/api/v1/uploads/{upload_id}/chunks/{index}/", body, content_type="application/octet-stream", **headers
+        "PUT",
+        f"/api/v1/uploads/{upload_id}/chunks/{index}/",
+        body,
+        content_type="application/octet-stream",
+        **headers,
     )
 
 
@@ -41,7 +45,9 @@ def test_chunked_upload_resumes_and_becomes_a_version(provider, api_client_for, 
     upload_id = started.json()["id"]
     parts = chunks(csv_payload, MIN_CHUNK_SIZE)
     assert started.json()["chunks"] == len(parts) >= 3
-    first = put_chunk(client, upload_id, 0, parts[0], HTTP_X_CHUNK_SHA256=hashlib.sha256(parts[0]).hexdigest())
+    first = put_chunk(
+        client, upload_id, 0, parts[0], HTTP_X_CHUNK_SHA256=hashlib.sha256(parts[0]).hexdigest()
+    )
     assert first.json()["next_chunk"] == 1
     # A killed client comes back: it asks where to resume and re-sends only what is missing.
     state = client.get(f"/api/v1/uploads/{upload_id}/").json()
@@ -52,11 +58,17 @@ def test_chunked_upload_resumes_and_becomes_a_version(provider, api_client_for, 
     done = client.post(f"/api/v1/uploads/{upload_id}/complete/")
     assert done.json()["status"] == "complete"
     assert done.json()["sha256"] == hashlib.sha256(csv_payload).hexdigest()
-    version = client.post(f"/api/v1/products/{product.slug}/versions/", {"synthetic": [upload_id], "submit": False}, format="json")
+    version = client.post(
+        f"/api/v1/products/{product.slug}/versions/",
+        {"synthetic": [upload_id], "submit": False},
+        format="json",
+    )
     assert version.status_code == 201, version.content
     assert version.json()["files"][0]["sha256"] == hashlib.sha256(csv_payload).hexdigest()
     assert Upload.objects.get(pk=upload_id).status == "attached"
-    again = client.post(f"/api/v1/products/{product.slug}/versions/", {"synthetic": [upload_id]}, format="json")
+    again = client.post(
+        f"/api/v1/products/{product.slug}/versions/", {"synthetic": [upload_id]}, format="json"
+    )
     assert again.status_code == 409
     assert ProductVersion.objects.count() == 1
 
@@ -70,7 +82,9 @@ def test_chunked_upload_resumes_and_becomes_a_version(provider, api_client_for, 
         (0, b"x" * MIN_CHUNK_SIZE, {"HTTP_X_CHUNK_SHA256": "0" * 64}, 400, "chunk_corrupted"),
     ],
 )
-def test_bad_chunks_are_refused_and_change_nothing(provider, api_client_for, csv_payload, index, body, headers, status, code):
+def test_bad_chunks_are_refused_and_change_nothing(
+    provider, api_client_for, csv_payload, index, body, headers, status, code
+):
     client = api_client_for(provider)
     upload_id = start(client, csv_payload).json()["id"]
     response = put_chunk(client, upload_id, index, body, **headers)

@@ -268,3 +268,15 @@ def test_audit_check_finds_each_download_event(bought: Any, buyer: Any, api_clie
     Download.objects.filter(outcome="served").update(ledger_index=0)
     problems = list(downloads_have_events())
     assert len(problems) == 1 and "has no download ledger event" in problems[0].message
+
+
+def test_anonymous_burst_is_throttled_with_a_429_not_an_error(
+    bought: Any, buyer: Any, api_client_for: Any, settings: Any
+) -> None:
+    link = _link(api_client_for(buyer), bought)
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"downloads": "3/min"}}
+    anonymous = api_client_for(None)
+    statuses = [anonymous.get(_path(link["url"])).status_code for _ in range(6)]
+    assert 429 in statuses
+    assert set(statuses) <= {401, 403, 429}
+    assert Download.objects.filter(reason="throttled", user=None).count() == 1

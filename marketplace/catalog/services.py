@@ -21,13 +21,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from marketplace.accounts.models import Organization, User
-from marketplace.catalog.ingest import (
-    IngestError,
-    TableProfile,
-    apply_metadata_overrides,
-    profile_table,
-    sniff_format,
-)
+from marketplace.catalog import ingest
+from marketplace.catalog.ingest import IngestError, apply_metadata_overrides, sniff_format
 from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.markdown import render_markdown
 from marketplace.catalog.models import (
@@ -208,7 +203,7 @@ class _Received:
     role: str
     upload: HashedFile
     fmt: str
-    profile: TableProfile
+    profile: ingest.TableProfile
     table_name: str
 
 
@@ -223,13 +218,13 @@ def _receive(role: str, upload: HashedFile) -> _Received:
     with open(upload.temporary_file_path(), "rb") as handle:
         head = handle.read(SNIFF_BYTES)
     fmt = sniff_format(head, upload.name or "")
-    profile = profile_table(upload.temporary_file_path(), fmt)
+    profile = ingest.profile_table(upload.temporary_file_path(), fmt)
     return _Received(
         role=role, upload=upload, fmt=fmt, profile=profile, table_name=_table_name(upload.name or "")
     )
 
 
-def _column_names(profile: TableProfile) -> list[str]:
+def _column_names(profile: ingest.TableProfile) -> list[str]:
     return [column.name for column in profile.columns]
 
 

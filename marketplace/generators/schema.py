@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class OutputInvalid(Exception):
@@ -48,6 +48,8 @@ class DeclaredSchema:
 
 
 def _type_fits(sdtype: str, data_type: pa.DataType) -> bool:
+    import pyarrow as pa
+
     if pa.types.is_null(data_type):
         return True
     if sdtype == "numerical":
@@ -68,10 +70,16 @@ def _type_fits(sdtype: str, data_type: pa.DataType) -> bool:
 
 
 def _is_text(data_type: pa.DataType) -> bool:
+    import pyarrow as pa
+
     return pa.types.is_string(data_type) or pa.types.is_large_string(data_type)
 
 
 def check_output(path: Path, schema: DeclaredSchema, rows: int) -> int:
+    # pyarrow loads here, in the worker that checks a draw, not in every web process.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     """Check the Parquet file at ``path`` has exactly the declared columns (names, order, fitting types)
     and exactly ``rows`` rows; return the row count or raise ``OutputInvalid`` naming the first difference.
     """

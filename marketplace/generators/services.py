@@ -26,9 +26,8 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import pandas as pd
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
@@ -38,13 +37,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from marketplace.accounts.models import User
-from marketplace.catalog.ingest import (
-    IngestError,
-    apply_metadata_overrides,
-    profile_table,
-    read_table,
-    sniff_format,
-)
+from marketplace.catalog import ingest
+from marketplace.catalog.ingest import IngestError, apply_metadata_overrides, sniff_format
 from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.models import (
     FileRole,
@@ -62,6 +56,9 @@ from marketplace.generators.models import GeneratorModel, SampleDraw, Synthesize
 from marketplace.generators.runner import row_hashes
 from marketplace.generators.sandbox import SandboxLimits, SandboxRefused, job_folder, run_in_sandbox
 from marketplace.generators.schema import DeclaredSchema, OutputInvalid, check_output
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +265,7 @@ def _store_table(
 ) -> VersionFile:
     """Store ``frame`` as a Parquet file of ``version`` (reference roles go to the private storage)."""
     path = _write_parquet(frame, folder / f"{role}.parquet")
-    profile = profile_table(path, "parquet")
+    profile = ingest.profile_table(path, "parquet")
     sha = _sha256_file(path)
     if role == FileRole.SYNTHETIC:
         alias, name = "default", f"objects/{sha[:2]}/{sha}.parquet"
@@ -299,10 +296,10 @@ def _read_upload(upload: HashedFile) -> tuple[pd.DataFrame, dict[str, Any], str]
         head = handle.read(64 * 1024)
     try:
         fmt = sniff_format(head, upload.name or "")
-        profile = profile_table(path, fmt)
+        profile = ingest.profile_table(path, fmt)
     except IngestError as error:
         raise GeneratorError(error.code, f"{upload.name}: {error.message}") from None
-    return read_table(path, fmt), profile.sdv_metadata, fmt
+    return ingest.read_table(path, fmt), profile.sdv_metadata, fmt
 
 
 def _new_version(product: Product, user: User) -> ProductVersion:
@@ -531,8 +528,8 @@ def _reference(version: ProductVersion, folder: Path) -> tuple[pd.DataFrame, pd.
             frames.append(None)
             continue
         path = _fetch(item.storage_alias, item.storage_name, folder / f"{role}.{item.format}", item.sha256)
-        frames.append(read_table(path, item.format))
-    return cast(pd.DataFrame, frames[0]), frames[1]
+        frames.append(ingest.read_table(path, item.format))
+    return cast("pd.DataFrame", frames[0]), frames[1]
 
 
 def run_generator_job(job: Job) -> GeneratorModel:
@@ -655,6 +652,8 @@ def _check_upload(
     GeneratorModel.objects.filter(pk=generator.pk).update(scan=scan)
     progress("sampling evaluation rows", 40)
     sampled = draw_in_sandbox(generator, rows=rows, seed=generator.pk, conditions=None, folder=folder)
+    import pandas as pd
+
     frame = pd.read_parquet(sampled.path)
     if list(frame.columns) != schema.names:
         raise GeneratorError("wrong_columns", "The model's columns differ from the declared schema.")
@@ -727,7 +726,7 @@ def _certify(
             table_name="evaluation_sample",
             original="evaluation_sample.parquet",
         )
-    stored = read_table(
+    stored = ingest.read_table(
         _fetch(
             synthetic.storage_alias, synthetic.storage_name, folder / "evaluation.parquet", synthetic.sha256
         ),

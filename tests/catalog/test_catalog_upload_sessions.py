@@ -144,3 +144,21 @@ def test_someone_elses_upload_is_invisible(provider, buyer, api_client_for, prod
     )
     assert response.status_code == 404
     assert response.json()["code"] == "unknown_upload"
+
+
+@pytest.mark.parametrize("forget_running_hash", [False, True])
+def test_whole_file_hash_is_right_with_or_without_the_running_hash(
+    provider, api_client_for, csv_payload, forget_running_hash
+):
+    from marketplace.catalog import upload_sessions
+
+    client = api_client_for(provider)
+    upload_id = start(client, csv_payload, sha256=hashlib.sha256(csv_payload).hexdigest()).json()["id"]
+    for index, part in enumerate(chunks(csv_payload, MIN_CHUNK_SIZE)):
+        assert put_chunk(client, upload_id, index, part).status_code == 200
+        put_chunk(client, upload_id, index, part)  # a duplicate keeps the running hash usable
+    if forget_running_hash:  # as when another worker process received the chunks
+        upload_sessions._RUNNING.clear()
+    done = client.post(f"/api/v1/uploads/{upload_id}/complete/")
+    assert done.status_code == 200
+    assert done.json()["sha256"] == hashlib.sha256(csv_payload).hexdigest()

@@ -65,6 +65,12 @@ def _user_or_none(request: Request) -> User | None:
 class LinkInput(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS)
     file = serializers.IntegerField(required=False, min_value=1)
+    draw = serializers.CharField(required=False, max_length=40)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "file" in attrs and "draw" in attrs:
+            raise serializers.ValidationError("Give a file or a draw, not both.")
+        return attrs
 
 
 def _own_entitlement(request: Request, entitlement_id: str) -> Entitlement:
@@ -73,8 +79,13 @@ def _own_entitlement(request: Request, entitlement_id: str) -> Entitlement:
     )
 
 
-def _prepare(request: Request, entitlement: Entitlement, file_id: int | None, fmt: str) -> Delivery:
+def _prepare(
+    request: Request, entitlement: Entitlement, file_id: int | None, fmt: str, draw_id: str | None = None
+) -> Delivery:
     try:
+        if draw_id is not None:
+            draw = services.deliverable_draw(entitlement, draw_id)
+            return services.prepare_draw_delivery(entitlement, draw, fmt)
         version_file = services.deliverable_file(entitlement, file_id)
         return services.prepare_delivery(entitlement, version_file, fmt)
     except services.DeliveryError as error:
@@ -90,6 +101,7 @@ def link_payload(request: Request, delivery: Delivery, link: services.Link) -> d
         "expires_at": link.expires_at.isoformat().replace("+00:00", "Z"),
         "format": delivery.format,
         "file": delivery.version_file_id,
+        "draw": delivery.draw_id,
         "filename": delivery.filename,
         "delivery": delivery.id,
         "sha256": delivery.sha256,
@@ -100,7 +112,8 @@ def link_payload(request: Request, delivery: Delivery, link: services.Link) -> d
 
 
 class EntitlementLinks(_Throttled):
-    """``POST {format, file?}`` → a signed link to the buyer's fingerprinted copy, valid 15 minutes."""
+    """``POST {format, file? | draw?}`` → a signed link to the buyer's fingerprinted copy of a catalog file or
+    of one of the entitlement's succeeded generator draws, valid 15 minutes."""
 
     permission_classes = [IsAuthenticated]
 
@@ -108,9 +121,8 @@ class EntitlementLinks(_Throttled):
         entitlement = _own_entitlement(request, entitlement_id)
         data = LinkInput(data=request.data)
         data.is_valid(raise_exception=True)
-        delivery = _prepare(
-            request, entitlement, data.validated_data.get("file"), data.validated_data["format"]
-        )
+        values = data.validated_data
+        delivery = _prepare(request, entitlement, values.get("file"), values["format"], values.get("draw"))
         link = services.issue_link(delivery, request.user)  # type: ignore[arg-type]
         return Response(link_payload(request, delivery, link), status=201)
 
@@ -166,37 +178,123 @@ def _stream(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
         handle.close()
 
 
+def refuse(request: Request, error: services.DeliveryError, delivery: Delivery | None = None) -> NoReturn:
+    """Log a refused download attempt (``download.refused``) and answer with the error."""
+    services.record_download(
+        outcome=Download.Outcome.REFUSED, reason=error.code, delivery=delivery, user=_user_or_none(request)
+    )
+    raise ApiError(error.message, error.code, error.status)
+
+
+def serve_delivery(view: APIView, request: Request, delivery: Delivery) -> Any:
+    """Serve a delivered copy to its signed-in buyer: checks the entitlement, storage and the license's
+    download limit, logs the attempt (``download`` or ``download.refused``), then streams (filesystem, with
+    Range / If-Range) or redirects to a presigned URL (S3). The caller has checked who is asking."""
+    if not delivery.entitlement.is_active:
+        refuse(
+            request,
+            services.DeliveryError(
+                "This entitlement was revoked (refunded); downloads are closed.", "revoked", 403
+            ),
+            delivery,
+        )
+    store = services.storage()
+    if not store.exists(delivery.storage_name):
+        services.logger.error(
+            "ALERT: delivered copy missing: delivery %s at %r", delivery.id, delivery.storage_name
+        )
+        refuse(
+            request,
+            services.DeliveryError(
+                "The file is missing from storage; the platform has been alerted. Ask for a new link later.",
+                "file_missing",
+                503,
+            ),
+            delivery,
+        )
+    size = delivery.size_bytes
+    wanted = parse_range(request.headers.get("Range", ""), size) if services.is_streamed(store) else None
+    if_range = request.headers.get("If-Range")
+    etag = f'"{delivery.sha256}"'
+    if if_range and if_range != etag:
+        wanted = None
+    if wanted == "unsatisfiable":
+        services.record_download(
+            outcome=Download.Outcome.REFUSED,
+            reason="range_not_satisfiable",
+            delivery=delivery,
+            user=_user_or_none(request),
+        )
+        refusal = ApiError(
+            f"The range starts beyond the end of the file ({size} bytes).", "range_not_satisfiable", 416
+        )
+        response = view.handle_exception(refusal)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    start, end = wanted if isinstance(wanted, tuple) else (0, size - 1)
+    source = delivery.draw if delivery.draw_id is not None else delivery.version_file
+    if start == 0 and source is not None and services.downloads_left(delivery.entitlement, source) == 0:
+        refuse(
+            request,
+            services.DeliveryError(
+                "The license's download limit for this file is reached.", "limit_reached", 403
+            ),
+            delivery,
+        )
+    services.record_download(
+        outcome=Download.Outcome.SERVED,
+        delivery=delivery,
+        user=_user_or_none(request),
+        range_start=start if services.is_streamed(store) else None,
+        range_end=end if services.is_streamed(store) else None,
+    )
+    disposition = f'attachment; filename="{delivery.filename}"'
+    if not services.is_streamed(store):
+        url = store.url(  # type: ignore[call-arg]
+            delivery.storage_name,
+            parameters={"ResponseContentDisposition": disposition},
+            expire=services.presigned_seconds(),
+        )
+        return HttpResponseRedirect(url)
+    handle = store.open(delivery.storage_name, "rb")
+    served: HttpResponseBase
+    if isinstance(wanted, tuple):
+        served = StreamingHttpResponse(_stream(cast(BinaryIO, handle), start, end - start + 1), status=206)
+        served["Content-Range"] = f"bytes {start}-{end}/{size}"
+        served["Content-Length"] = str(end - start + 1)
+    else:
+        whole = FileResponse(handle)
+        whole.block_size = STREAM_CHUNK_BYTES
+        whole["Content-Length"] = str(size)
+        served = whole
+    served["Content-Type"] = CONTENT_TYPES[delivery.format]
+    served["Content-Disposition"] = disposition
+    served["Accept-Ranges"] = "bytes"
+    served["ETag"] = etag
+    served["Cache-Control"] = "private, no-store"
+    return served
+
+
 class DownloadFile(_Throttled):
-    """``GET downloads/{token}/``: the signed link. Checks signature, expiry, buyer, entitlement, limits and
-    storage, logs the attempt, then streams (filesystem, with Range) or redirects to a presigned URL (S3)."""
+    """``GET downloads/{token}/``: the signed link. Checks signature, expiry and buyer, then
+    :func:`serve_delivery` (entitlement, limits, storage, ledger, Range or presigned redirect)."""
 
     permission_classes = [AllowAny]
-
-    def _refuse(
-        self, request: Request, error: services.DeliveryError, delivery: Delivery | None = None
-    ) -> NoReturn:
-        user = request.user if request.user.is_authenticated else None
-        services.record_download(
-            outcome=Download.Outcome.REFUSED, reason=error.code, delivery=delivery, user=user
-        )
-        raise ApiError(error.message, error.code, error.status)
 
     def get(self, request: Request, token: str) -> Any:
         try:
             claims = services.read_link(token)
         except services.DeliveryError as error:
-            self._refuse(request, error)
+            refuse(request, error)
         delivery = (
-            Delivery.objects.select_related("entitlement", "version_file")
+            Delivery.objects.select_related("entitlement", "version_file", "draw")
             .filter(pk=claims.delivery_id)
             .first()
         )
         if delivery is None:
-            self._refuse(
-                request, services.DeliveryError("This download link is not valid.", "forged_link", 403)
-            )
+            refuse(request, services.DeliveryError("This download link is not valid.", "forged_link", 403))
         if not request.user.is_authenticated:
-            self._refuse(
+            refuse(
                 request,
                 services.DeliveryError(
                     "Sign in (or send your API token) to use this link.", "not_authenticated", 401
@@ -204,95 +302,12 @@ class DownloadFile(_Throttled):
                 delivery,
             )
         if request.user.pk != claims.buyer_id or delivery.entitlement.buyer_id != request.user.pk:
-            self._refuse(
+            refuse(
                 request,
                 services.DeliveryError("This link belongs to another buyer.", "wrong_buyer", 403),
                 delivery,
             )
-        if not delivery.entitlement.is_active:
-            self._refuse(
-                request,
-                services.DeliveryError(
-                    "This entitlement was revoked (refunded); downloads are closed.", "revoked", 403
-                ),
-                delivery,
-            )
-        store = services.storage()
-        if not store.exists(delivery.storage_name):
-            services.logger.error(
-                "ALERT: delivered copy missing: delivery %s at %r", delivery.id, delivery.storage_name
-            )
-            self._refuse(
-                request,
-                services.DeliveryError(
-                    "The file is missing from storage; the platform has been alerted. Ask for a new link later.",
-                    "file_missing",
-                    503,
-                ),
-                delivery,
-            )
-        size = delivery.size_bytes
-        wanted = parse_range(request.headers.get("Range", ""), size) if services.is_streamed(store) else None
-        if_range = request.headers.get("If-Range")
-        etag = f'"{delivery.sha256}"'
-        if if_range and if_range != etag:
-            wanted = None
-        if wanted == "unsatisfiable":
-            services.record_download(
-                outcome=Download.Outcome.REFUSED,
-                reason="range_not_satisfiable",
-                delivery=delivery,
-                user=_user_or_none(request),
-            )
-            refusal = ApiError(
-                f"The range starts beyond the end of the file ({size} bytes).", "range_not_satisfiable", 416
-            )
-            response = self.handle_exception(refusal)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
-        start, end = wanted if isinstance(wanted, tuple) else (0, size - 1)
-        if start == 0 and services.downloads_left(delivery.entitlement, delivery.version_file) == 0:
-            self._refuse(
-                request,
-                services.DeliveryError(
-                    "The license's download limit for this file is reached.", "limit_reached", 403
-                ),
-                delivery,
-            )
-        services.record_download(
-            outcome=Download.Outcome.SERVED,
-            delivery=delivery,
-            user=_user_or_none(request),
-            range_start=start if services.is_streamed(store) else None,
-            range_end=end if services.is_streamed(store) else None,
-        )
-        disposition = f'attachment; filename="{delivery.filename}"'
-        if not services.is_streamed(store):
-            url = store.url(  # type: ignore[call-arg]
-                delivery.storage_name,
-                parameters={"ResponseContentDisposition": disposition},
-                expire=services.presigned_seconds(),
-            )
-            return HttpResponseRedirect(url)
-        handle = store.open(delivery.storage_name, "rb")
-        served: HttpResponseBase
-        if isinstance(wanted, tuple):
-            served = StreamingHttpResponse(
-                _stream(cast(BinaryIO, handle), start, end - start + 1), status=206
-            )
-            served["Content-Range"] = f"bytes {start}-{end}/{size}"
-            served["Content-Length"] = str(end - start + 1)
-        else:
-            whole = FileResponse(handle)
-            whole.block_size = STREAM_CHUNK_BYTES
-            whole["Content-Length"] = str(size)
-            served = whole
-        served["Content-Type"] = CONTENT_TYPES[delivery.format]
-        served["Content-Disposition"] = disposition
-        served["Accept-Ranges"] = "bytes"
-        served["ETag"] = etag
-        served["Cache-Control"] = "private, no-store"
-        return served
+        return serve_delivery(self, request, delivery)
 
 
 class DeliveryReceipt(APIView):

@@ -2,7 +2,8 @@
 
 A ``Fingerprint`` is the secret marking key of one entitlement; every copy delivered under that entitlement
 carries it. A ``Delivery`` is one cached copy: (source file hash, format, fingerprint) → stored file, with its
-signed receipt. A ``Download`` row is written, with its ledger event, for every request served or refused.
+signed receipt. Its source is either a catalog ``VersionFile`` or a generator's succeeded ``SampleDraw``
+(exactly one of the two). A ``Download`` row is written, with its ledger event, for every request served or refused.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.db import models
 
 from exchange.delivery.models import Entitlement
 from marketplace.catalog.models import VersionFile
+from marketplace.generators.models import SampleDraw
 
 
 class Fingerprint(models.Model):
@@ -32,7 +34,12 @@ class Delivery(models.Model):
     id = models.CharField(primary_key=True, max_length=40, editable=False)
     fingerprint = models.ForeignKey(Fingerprint, on_delete=models.PROTECT, related_name="deliveries")
     entitlement = models.ForeignKey(Entitlement, on_delete=models.PROTECT, related_name="deliveries")
-    version_file = models.ForeignKey(VersionFile, on_delete=models.PROTECT, related_name="deliveries")
+    version_file = models.ForeignKey(
+        VersionFile, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    draw = models.ForeignKey(
+        SampleDraw, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+    )
     format = models.CharField(max_length=10)
     source_sha256 = models.CharField(max_length=64, db_index=True)
     sha256 = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of the delivered copy.")
@@ -49,7 +56,15 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["source_sha256", "format", "fingerprint", "version_file"], name="one_cached_copy"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["source_sha256", "format", "fingerprint", "draw"], name="one_cached_draw_copy"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(version_file__isnull=False, draw__isnull=True)
+                | models.Q(version_file__isnull=True, draw__isnull=False),
+                name="delivery_one_source",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -57,6 +72,8 @@ class Delivery(models.Model):
 
     @property
     def filename(self) -> str:
+        if self.version_file is None:
+            return f"{self.draw_id}.{self.format}"
         stem = self.version_file.original_filename.rsplit(".", 1)[0] or self.version_file.table_name
         return f"{stem}.{self.format}"
 

@@ -30,6 +30,7 @@ from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.models import FileRole, ProductVersion, VersionFile, VersionStatus
 from marketplace.certification.models import Certificate
 from marketplace.certification.signing import format_issued_at
+from marketplace.generators.models import SampleDraw
 
 if TYPE_CHECKING:
     from exchange.downloads.fingerprint import TraceScore
@@ -154,14 +155,68 @@ def deliverable_file(entitlement: Entitlement, file_id: int | None) -> VersionFi
     return chosen
 
 
-def _local_source(version_file: VersionFile, scratch: Path) -> Path:
-    store = storages[version_file.storage_alias]
-    if not store.exists(version_file.storage_name):
+def deliverable_draw(entitlement: Entitlement, draw_id: str) -> SampleDraw:
+    """The entitlement's succeeded draw ``draw_id``. Raises DeliveryError: ``revoked`` (403),
+    ``draw_not_found`` (404, also for another entitlement's draw) or ``draw_not_ready`` (409)."""
+    if not entitlement.is_active:
+        raise DeliveryError("This entitlement was revoked (refunded); downloads are closed.", "revoked", 403)
+    draw = SampleDraw.objects.filter(
+        pk=draw_id, entitlement_id=entitlement.id, buyer_id=entitlement.buyer_id
+    ).first()
+    if draw is None:
+        raise DeliveryError("No such draw under this entitlement.", "draw_not_found", 404)
+    if draw.status != SampleDraw.Status.SUCCEEDED or not draw.storage_name:
+        raise DeliveryError("This draw has no file (yet).", "draw_not_ready", 409)
+    return draw
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a copy is made from: a stored table (storage alias and name, its SHA-256, format and profile
+    dtypes), the model row it belongs to, and the certified version whose certificate the receipt names."""
+
+    label: str
+    storage_alias: str
+    storage_name: str
+    sha256: str
+    format: str
+    dtypes: dict[str, str]
+    version_file: VersionFile | None
+    draw: SampleDraw | None
+
+
+def _file_source(version_file: VersionFile) -> _Source:
+    return _Source(
+        label=f"version file {version_file.pk}",
+        storage_alias=version_file.storage_alias,
+        storage_name=version_file.storage_name,
+        sha256=version_file.sha256,
+        format=version_file.format,
+        dtypes=_dtypes(version_file),
+        version_file=version_file,
+        draw=None,
+    )
+
+
+def _draw_source(draw: SampleDraw) -> _Source:
+    # Draws are written to the default storage as Parquet, which carries its own column types.
+    return _Source(
+        label=f"draw {draw.id}",
+        storage_alias="default",
+        storage_name=draw.storage_name,
+        sha256=draw.sha256,
+        format="parquet",
+        dtypes={},
+        version_file=None,
+        draw=draw,
+    )
+
+
+def _local_source(source: _Source, scratch: Path) -> Path:
+    store = storages[source.storage_alias]
+    if not store.exists(source.storage_name):
         logger.error(
-            "ALERT: stored file missing: version file %s (%s) at %r",
-            version_file.pk,
-            version_file.sha256,
-            version_file.storage_name,
+            "ALERT: stored file missing: %s (%s) at %r", source.label, source.sha256, source.storage_name
         )
         raise DeliveryError(
             "The file is missing from storage; the platform has been alerted. Try again later.",
@@ -169,9 +224,9 @@ def _local_source(version_file: VersionFile, scratch: Path) -> Path:
             503,
         )
     if isinstance(store, FileSystemStorage):
-        return Path(store.path(version_file.storage_name))
+        return Path(store.path(source.storage_name))
     local = scratch / "source"
-    with store.open(version_file.storage_name, "rb") as remote, local.open("wb") as copy:
+    with store.open(source.storage_name, "rb") as remote, local.open("wb") as copy:
         shutil.copyfileobj(remote, copy, 1 << 20)
     return local
 
@@ -182,6 +237,19 @@ def _dtypes(version_file: VersionFile) -> dict[str, str]:
 
 
 def _receipt_document(delivery: Delivery, certificate: Certificate | None) -> dict[str, Any]:
+    if delivery.draw_id is not None:
+        return {
+            "schema": RECEIPT_SCHEMA,
+            "delivery": delivery.id,
+            "entitlement": delivery.entitlement_id,
+            "draw": delivery.draw_id,
+            "draw_sha256": delivery.source_sha256,
+            "delivered_sha256": delivery.sha256,
+            "transformation": {"format": delivery.format, "fingerprint": delivery.fingerprint_id},
+            "rows": delivery.rows,
+            "size_bytes": delivery.size_bytes,
+            "issued_at": format_issued_at(delivery.created_at),
+        }
     return {
         "schema": RECEIPT_SCHEMA,
         "delivery": delivery.id,
@@ -200,6 +268,19 @@ def prepare_delivery(entitlement: Entitlement, version_file: VersionFile, fmt: s
     """The buyer's marked copy of ``version_file`` in ``fmt``, converted on first request and cached by
     (source SHA-256, format, fingerprint). A new copy gets a ``delivery.issued`` ledger event and a signed
     receipt binding its SHA-256 to the certified file's. Raises DeliveryError (bad format, missing file)."""
+    return _prepare(entitlement, _file_source(version_file), fmt)
+
+
+def prepare_draw_delivery(entitlement: Entitlement, draw: SampleDraw, fmt: str) -> Delivery:
+    """The buyer's marked copy of a succeeded generator ``draw`` in ``fmt``, made, cached and logged like
+    :func:`prepare_delivery`; its signed receipt binds the copy's SHA-256 to the draw file's (``draw_sha256``).
+    Raises DeliveryError (another entitlement's or an unfinished draw, bad format, missing file)."""
+    if draw.entitlement_id != entitlement.id or draw.status != SampleDraw.Status.SUCCEEDED:
+        raise DeliveryError("No such draw under this entitlement.", "draw_not_found", 404)
+    return _prepare(entitlement, _draw_source(draw), fmt)
+
+
+def _prepare(entitlement: Entitlement, source_file: _Source, fmt: str) -> Delivery:
     # pyarrow and pandas load only where copies are made, so the serving processes stay small.
     from exchange.downloads import fingerprint as fp
     from exchange.downloads import formats
@@ -208,10 +289,11 @@ def prepare_delivery(entitlement: Entitlement, version_file: VersionFile, fmt: s
         raise DeliveryError(f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400)
     fingerprint = fingerprint_for(entitlement)
     lookup = {
-        "source_sha256": version_file.sha256,
+        "source_sha256": source_file.sha256,
         "format": fmt,
         "fingerprint": fingerprint,
-        "version_file": version_file,
+        "version_file": source_file.version_file,
+        "draw": source_file.draw,
     }
     cached = Delivery.objects.filter(**lookup).first()
     if cached is not None and storage().exists(cached.storage_name):
@@ -219,18 +301,18 @@ def prepare_delivery(entitlement: Entitlement, version_file: VersionFile, fmt: s
     scratch_root = Path(settings.VAR_DIR) / "tmp"
     with tempfile.TemporaryDirectory(dir=scratch_root) as scratch_dir:
         scratch = Path(scratch_dir)
-        source = _local_source(version_file, scratch)
-        dtypes = _dtypes(version_file)
+        source = _local_source(source_file, scratch)
+        dtypes = source_file.dtypes
         plan = (
             fp.FingerprintPlan.from_dict(cached.plan)
             if cached
-            else formats.plan_file(source, version_file.format, dtypes)
+            else formats.plan_file(source, source_file.format, dtypes)
         )
         target = scratch / f"copy.{fmt}"
         converted = formats.convert(
-            source, version_file.format, target, fmt, plan=plan, key=fingerprint.key, dtypes=dtypes
+            source, source_file.format, target, fmt, plan=plan, key=fingerprint.key, dtypes=dtypes
         )
-        name = f"deliveries/{version_file.sha256[:2]}/{version_file.sha256}/{fingerprint.id}.{fmt}"
+        name = f"deliveries/{source_file.sha256[:2]}/{source_file.sha256}/{fingerprint.id}.{fmt}"
         if cached is not None:
             if converted.sha256 != cached.sha256:
                 logger.error("ALERT: rebuilt copy %s differs from its receipt", cached.id)
@@ -243,7 +325,16 @@ def prepare_delivery(entitlement: Entitlement, version_file: VersionFile, fmt: s
         with target.open("rb") as handle:
             stored = storage().save(name, File(handle))
     certificate = (
-        Certificate.objects.filter(version_id=version_file.version_id).order_by("-issued_at").first()
+        Certificate.objects.filter(version_id=source_file.version_file.version_id).order_by("-issued_at").first()
+        if source_file.version_file is not None
+        else None
+    )
+    # A draw's hash is logged as draw_sha256 (not as a "draw" ref): the draw's own trail stays
+    # quota.consumed then its downloads, and the hash still ties this copy to the draw.
+    source_ref = (
+        {"certified_sha256": source_file.sha256}
+        if source_file.draw is None
+        else {"draw_sha256": source_file.sha256}
     )
     try:
         with transaction.atomic():
@@ -268,7 +359,7 @@ def prepare_delivery(entitlement: Entitlement, version_file: VersionFile, fmt: s
                     "entitlement": entitlement.id,
                     "fingerprint": fingerprint.id,
                     "format": fmt,
-                    "certified_sha256": version_file.sha256,
+                    **source_ref,
                     "delivered_sha256": converted.sha256,
                 },
             )
@@ -313,16 +404,18 @@ def full_downloads(delivery_ids: list[str]) -> int:
     ).count()
 
 
-def downloads_left(entitlement: Entitlement, version_file: VersionFile) -> int | None:
-    """Full downloads left for one file under the entitlement's license (all formats together), or None."""
+def downloads_left(entitlement: Entitlement, source: VersionFile | SampleDraw) -> int | None:
+    """Full downloads left for one file or draw under the entitlement's license (all formats together), or
+    None when the license sets no limit."""
     limit = download_limit(entitlement.license_code)
     if limit is None:
         return None
-    ids = list(
-        Delivery.objects.filter(entitlement=entitlement, version_file=version_file).values_list(
-            "id", flat=True
-        )
-    )
+    deliveries = Delivery.objects.filter(entitlement=entitlement)
+    if isinstance(source, SampleDraw):
+        deliveries = deliveries.filter(draw=source)
+    else:
+        deliveries = deliveries.filter(version_file=source)
+    ids = list(deliveries.values_list("id", flat=True))
     return max(0, limit - full_downloads(ids))
 
 
@@ -338,13 +431,15 @@ def record_download(
 ) -> Download:
     """Write a download attempt and its ledger event (``download`` or ``download.refused``) atomically.
 
-    Refs hold ids and hashes only: download, delivery, entitlement, buyer (user id), delivered SHA-256,
-    byte range, and the refusal reason.
+    Refs hold ids and hashes only: download, delivery, entitlement, the draw (for a generator draw's copy),
+    buyer (user id), delivered SHA-256, byte range, and the refusal reason.
     """
     download_id = f"dl_{secrets.token_hex(10)}"
     refs = {"download": download_id}
     if delivery is not None:
         refs.update(delivery=delivery.id, entitlement=delivery.entitlement_id, sha256=delivery.sha256)
+        if delivery.draw_id is not None:
+            refs["draw"] = delivery.draw_id
     if user is not None:
         refs["user"] = str(user.pk)
     if range_start is not None:

@@ -11,6 +11,8 @@ Guarantees:
 - A succeeded payment is applied once, whichever path sees it first (the confirm call, the webhook, the
   repair task): order paid, entitlement granted, sale posted (Stripe clearing debit = fee revenue credit +
   provider payable credit), all in one transaction.
+- Stripe's processing fee, once known from the charge's balance transaction, is posted once per charge
+  (Stripe fees debit = Stripe clearing credit, in the fee's currency); the platform bears it.
 - Refunds are reversed in the ledger in proportion to fee and provider share, cumulatively, so a series of
   partial refunds reverses exactly the original split; a full refund revokes the entitlement.
 """
@@ -305,6 +307,62 @@ def _post_sale(order: Order, payment_intent_id: str) -> None:
         postings=postings,
         refs={"order": order.id, "payment_intent": payment_intent_id},
         memo=f"sale of {order.license_code} license",
+    )
+
+
+STRIPE_FEE_KIND = "stripe_fee"
+
+
+def stripe_fee_key(charge_id: str) -> str:
+    """The ledger idempotency key of the fee of one Stripe charge."""
+    return f"stripe_fee:{charge_id}"
+
+
+def stripe_fee_posted(charge_id: str) -> bool:
+    """True when the fee of this charge is already in the ledger."""
+    return any(
+        entry.entry_type == "transaction" and entry.kind == STRIPE_FEE_KIND
+        for entry in entries_for("stripe_charge", charge_id)
+    )
+
+
+def post_stripe_fee(
+    order: Order, charge: gateway.ChargeView, balance: gateway.BalanceTransactionView
+) -> bool:
+    """Post Stripe's processing fee of one charge of a paid order, once per charge; True when this call did.
+
+    Ledger ``stripe_fee`` (key ``stripe_fee:<charge id>``): Dr ``stripe_fees`` / Cr ``stripe_clearing``,
+    ``balance.fee_minor`` minor units of ``balance.currency`` (the settlement currency, which can differ
+    from the order's). The platform bears the fee: the provider's share is untouched. A zero fee posts
+    nothing, and so does a charge whose fee is already posted. The payment's ``stripe_fee_minor`` is set
+    when the fee is in the payment's currency. Raises :class:`~exchange.ledger.services.LedgerError`
+    (nothing posted) for a currency the ledger refuses.
+    """
+    posted = balance.fee_minor > 0 and not stripe_fee_posted(charge.id)
+    if posted:
+        _post_stripe_fee(order, charge, balance)
+    if balance.currency == order.currency:
+        Payment.objects.filter(order=order).update(stripe_fee_minor=balance.fee_minor)
+    return posted
+
+
+def _post_stripe_fee(
+    order: Order, charge: gateway.ChargeView, balance: gateway.BalanceTransactionView
+) -> None:
+    post_transaction(
+        idempotency_key=stripe_fee_key(charge.id),
+        kind=STRIPE_FEE_KIND,
+        postings=[
+            Posting(account_for("stripe_fees", balance.currency), balance.fee_minor),
+            Posting(account_for("stripe_clearing", balance.currency), -balance.fee_minor),
+        ],
+        refs={
+            "order": order.id,
+            "payment_intent": charge.payment_intent_id,
+            "stripe_charge": charge.id,
+            "balance_transaction": balance.id,
+        },
+        memo="Stripe processing fee",
     )
 
 

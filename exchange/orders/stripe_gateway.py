@@ -84,6 +84,29 @@ class TransferView:
     metadata: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class ChargeView:
+    """The parts of a Charge the fee posting uses; ``balance_transaction_id`` is "" while Stripe has none."""
+
+    id: str
+    status: str
+    payment_intent_id: str
+    amount_minor: int
+    currency: str
+    balance_transaction_id: str
+    metadata: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class BalanceTransactionView:
+    """A balance transaction's processing fee: ``fee_minor`` in minor units of ``currency`` (the settlement
+    currency, which may differ from the charge's)."""
+
+    id: str
+    fee_minor: int
+    currency: str
+
+
 def is_local_mode() -> bool:
     """True when no Stripe secret key is configured: payments go to localstripe."""
     return not settings.STRIPE_SECRET_KEY
@@ -289,6 +312,43 @@ def charge_fee_minor(payment_intent_id: str) -> int | None:
         raise _translate(error) from error
     balance = expanded.get("balance_transaction")
     return int(balance["fee"]) if isinstance(balance, dict) and balance.get("fee") is not None else None
+
+
+def charge_from_event_object(data: Mapping[str, Any]) -> ChargeView:
+    """Read a Charge from the ``data.object`` of a verified webhook event.
+
+    ``balance_transaction`` arrives as an id (or expanded, when the event was rendered that way); both give
+    its id here, and the fee is read with :func:`retrieve_balance_transaction`.
+    """
+    balance = data.get("balance_transaction")
+    balance_id = balance.get("id") if isinstance(balance, Mapping) else balance
+    intent = data.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, Mapping) else intent
+    return ChargeView(
+        id=str(data["id"]),
+        status=str(data.get("status") or ""),
+        payment_intent_id=str(intent_id or ""),
+        amount_minor=int(data.get("amount") or 0),
+        currency=str(data.get("currency") or "").upper(),
+        balance_transaction_id=str(balance_id or ""),
+        metadata=dict(data.get("metadata") or {}),
+    )
+
+
+def retrieve_balance_transaction(balance_transaction_id: str) -> BalanceTransactionView:
+    """``GET /v1/balance_transactions/{id}``: the fee Stripe took, in the balance transaction's currency.
+
+    Raises :class:`GatewayUnavailable` (retry later) or :class:`GatewayError` (unknown id, or an answer
+    without an integer fee).
+    """
+    try:
+        found = _plain(_client().v1.balance_transactions.retrieve(balance_transaction_id))
+    except stripe.StripeError as error:
+        raise _translate(error) from error
+    fee, currency = found.get("fee"), found.get("currency")
+    if not isinstance(fee, int) or isinstance(fee, bool) or fee < 0 or not isinstance(currency, str):
+        raise GatewayError(f"balance transaction {balance_transaction_id} has no usable fee")
+    return BalanceTransactionView(id=str(found["id"]), fee_minor=fee, currency=currency.upper())
 
 
 def iter_payment_intents() -> Iterator[IntentView]:

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from exchange.ledger.services import LedgerError
 from exchange.orders import payouts
 from exchange.orders import stripe_gateway as gateway
 from exchange.orders.models import Order, Payment, Refund, WebhookEvent
@@ -27,7 +28,9 @@ from exchange.orders.services import (
     apply_payment_succeeded,
     apply_refund_succeeded,
     find_order_for_intent,
+    post_stripe_fee,
     record_payment_failure,
+    stripe_fee_posted,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,6 +106,8 @@ def _intent_event(data: dict[str, Any], *, succeeded: bool) -> Outcome:
     except PaymentMismatch as error:
         logger.error("stripe event refused for order %s: %s", order.id, error.message)
         return Outcome(WebhookEvent.Status.REJECTED, error.message)
+    if applied:
+        _retry_deferred_charges(intent.id)
     return Outcome(WebhookEvent.Status.PROCESSED, f"order {order.id} {'paid' if applied else 'already paid'}")
 
 
@@ -177,6 +182,74 @@ def _charge_refunded(data: dict[str, Any]) -> Outcome:
     return Outcome(WebhookEvent.Status.PROCESSED, "; ".join(details) or "no refunds listed")
 
 
+def _charge_fee(data: dict[str, Any]) -> Outcome:
+    """``charge.succeeded`` / ``charge.updated``: post the charge's Stripe fee once its balance transaction
+    exists and its order is paid (deferred until then, like a payment event whose order is not visible)."""
+    charge = gateway.charge_from_event_object(data)
+    if not charge.payment_intent_id:
+        return Outcome(WebhookEvent.Status.IGNORED, f"charge {charge.id} has no payment intent")
+    if charge.status != "succeeded":
+        return Outcome(WebhookEvent.Status.IGNORED, f"charge {charge.id} is {charge.status}")
+    payment = (
+        Payment.objects.select_related("order")
+        .filter(stripe_payment_intent_id=charge.payment_intent_id)
+        .first()
+    )
+    order = payment.order if payment is not None else None
+    if order is None:
+        order_id = charge.metadata.get(ORDER_METADATA_KEY, "")
+        if order_id:
+            logger.info("charge %s names order %s not linked yet; deferred", charge.id, order_id)
+            return Outcome(WebhookEvent.Status.DEFERRED, f"order {order_id} not found yet")
+        logger.warning(
+            "stripe charge %s for unknown payment intent %s rejected", charge.id, charge.payment_intent_id
+        )
+        return Outcome(WebhookEvent.Status.REJECTED, f"unknown payment intent {charge.payment_intent_id}")
+    if order.paid_at is None:
+        logger.info("charge %s arrived before order %s is paid; deferred", charge.id, order.id)
+        return Outcome(WebhookEvent.Status.DEFERRED, f"order {order.id} not paid yet")
+    if stripe_fee_posted(charge.id):
+        return Outcome(WebhookEvent.Status.PROCESSED, f"fee of charge {charge.id} already posted")
+    if not charge.balance_transaction_id:
+        # localstripe never creates balance transactions; at Stripe a later charge.updated carries it.
+        logger.info("charge %s has no balance transaction yet; no fee posted", charge.id)
+        return Outcome(WebhookEvent.Status.IGNORED, f"charge {charge.id} has no balance transaction yet")
+    try:
+        balance = gateway.retrieve_balance_transaction(charge.balance_transaction_id)
+    except gateway.GatewayUnavailable:
+        raise
+    except gateway.GatewayError as error:
+        logger.error("fee of charge %s could not be read: %s", charge.id, error)
+        return Outcome(WebhookEvent.Status.REJECTED, f"balance transaction of charge {charge.id}: {error}")
+    if balance.currency != order.currency:
+        logger.info(
+            "fee of charge %s is in %s, order %s in %s: posted in the fee's currency",
+            charge.id,
+            balance.currency,
+            order.id,
+            order.currency,
+        )
+    try:
+        with transaction.atomic():
+            posted = post_stripe_fee(order, charge, balance)
+    except LedgerError as error:
+        logger.error("fee of charge %s refused by the ledger: %s", charge.id, error.message)
+        return Outcome(WebhookEvent.Status.REJECTED, f"fee of charge {charge.id}: {error.message}")
+    done = f"{balance.fee_minor} {balance.currency} posted" if posted else "nothing to post"
+    return Outcome(WebhookEvent.Status.PROCESSED, f"fee of charge {charge.id}: {done}")
+
+
+def _retry_deferred_charges(payment_intent_id: str) -> None:
+    """Apply charge events deferred until this intent's order was paid."""
+    deferred = WebhookEvent.objects.filter(
+        status=WebhookEvent.Status.DEFERRED,
+        type__in=_CHARGE_FEE_TYPES,
+        payload__data__object__payment_intent=payment_intent_id,
+    ).values_list("object_id", flat=True)
+    for charge_id in sorted(set(deferred)):
+        retry_deferred_events(object_id=charge_id)
+
+
 def _transfer_reversed(data: dict[str, Any]) -> Outcome:
     detail = payouts.apply_transfer_reversed(str(data.get("id") or ""), int(data.get("amount_reversed") or 0))
     status = WebhookEvent.Status.PROCESSED if detail.startswith("payout") else WebhookEvent.Status.REJECTED
@@ -192,7 +265,10 @@ _HANDLERS = {
     "refund.updated": _apply_stripe_refund,
     "charge.refunded": _charge_refunded,
     "transfer.reversed": _transfer_reversed,
+    "charge.succeeded": _charge_fee,
+    "charge.updated": _charge_fee,
 }
+_CHARGE_FEE_TYPES = ("charge.succeeded", "charge.updated")
 
 
 def retry_deferred_events(*, object_id: str = "") -> int:

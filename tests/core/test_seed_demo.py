@@ -43,28 +43,3 @@ def test_seed_demo_makes_certified_products_and_sales(settings, capsys):
     call_command("seed_demo", "--if-empty")
     assert "already present" in capsys.readouterr().out
     assert Product.objects.count() == products.count()
-
-
-def test_web_process_loads_no_dataframe_libraries(tmp_path):
-    """Pages, downloads and the API must not pay for numpy/pandas/pyarrow (~100 MB per web process):
-    profiling, conversion and certification import them on first use."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[2]
-    script = (
-        "import os, sys, django; django.setup()\n"
-        "from django.urls import resolve; resolve('/')\n"
-        "from django.test import Client; Client()\n"
-        "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'sklearn', 'torch') if m in sys.modules))"
-    )
-    env = {
-        **__import__("os").environ,
-        "DJANGO_SETTINGS_MODULE": "marketplace.settings",
-        "SYNTHEX_VAR_DIR": str(tmp_path),
-    }
-    run = subprocess.run(
-        [sys.executable, "-c", script], cwd=repo, env=env, capture_output=True, text=True, check=True
-    )
-    assert run.stdout.strip() == "[]"

@@ -18,16 +18,20 @@ _SYNTHETIC = "#2563eb"
 
 @register.filter
 def money(amount_minor: int | None, currency: str = "USD") -> str:
-    """Format integer minor units for display: ``money(1999, "USD")`` → ``"19.99 USD"``; 0 → ``"Free"``."""
+    """Format integer minor units for display: ``money(1999, "USD")`` → ``"19.99 USD"``."""
     if amount_minor is None:
         return "—"
-    if amount_minor == 0:
-        return "Free"
     exponent = _EXPONENT.get(currency, 2)
     whole, fraction = divmod(abs(int(amount_minor)), 10**exponent)
     sign = "-" if amount_minor < 0 else ""
     text = f"{sign}{whole:,}" + (f".{fraction:0{exponent}d}" if exponent else "")
     return f"{text} {currency}"
+
+
+@register.filter
+def price(amount_minor: int | None, currency: str = "USD") -> str:
+    """A price for buyers: like ``money`` but a zero price reads "Free"."""
+    return "Free" if amount_minor == 0 else money(amount_minor, currency)
 
 
 @register.filter

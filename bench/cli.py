@@ -1,22 +1,30 @@
-"""The `synthex` CLI on a large file (issue #8): throughput >= 50% of the server-side chunked-API benchmark,
-and a resume after a killed process that re-sends at most one chunk.
+"""The `synthex` CLI on a large file (issue #8): upload and download throughput >= 50% of the server-side
+benchmarks, and a resume after a killed process that re-sends at most one chunk (upload) or only the Range
+remainder (download).
 
-Runs a throw-away instance under gunicorn (one sync worker, with an access log), generates a CSV of SIZE_MB
-and times, in the same run (medians of REPEAT):
-- the server-side benchmark of bench/upload.py: the chunked upload API driven directly (raw 8 MiB PUTs,
-  no client-side hashing, then `complete/`);
-- `synthex upload PRODUCT FILE --no-submit` as a process: the upload session part (what the CLI reports as
-  the file's seconds: reading, SHA-256 per chunk and of the whole file, PUTs, `complete/`), and the whole
-  command wall time including attaching the upload to a version (validation), compared with the API path's
-  upload + the same attach call;
-- a resume: the CLI is SIGKILLed once the server holds about half of the chunks, then run again; the server's
-  access log counts every chunk PUT of that upload across both runs.
+Runs a throw-away instance under gunicorn (one sync worker, with an access log) and times, in the same run
+(medians of REPEAT):
+- upload, on a generated CSV of SIZE_MB: the server-side benchmark of bench/upload.py (the chunked upload API
+  driven directly: raw chunk PUTs, no client-side hashing, then `complete/`) against
+  `synthex upload PRODUCT FILE --no-submit` as a process (the session part the CLI reports as the file's
+  seconds, and the whole command including attaching the upload to a version);
+- an upload resume: the CLI is SIGKILLed once the server holds about half of the chunks, then run again; the
+  access log counts every chunk PUT of that upload across both runs;
+- download, of a delivered copy of SIZE_MB MiB of a certified, bought version (bench/download.py's setup):
+  the server-side benchmark (httpx streaming the signed link without hashing, and curl to /dev/null) against
+  `synthex download ENTITLEMENT --format csv -o FILE` as a process (link request, streaming to disk, SHA-256,
+  rename: the whole command's wall time);
+- a download resume: the CLI is SIGKILLed once its `.part` file holds about half of the bytes, then run
+  again; the re-run must ask for and receive exactly the Range remainder (by its own count and the access
+  log's) and end with the delivered copy's SHA-256. (Gunicorn logs 0 bytes for the response the kill cut off,
+  so what was in flight then is not counted; the client keeps every 1 MiB block it received before the kill.)
 
-    .venv/bin/python bench/cli.py [SIZE_MB=1024] [REPEAT=3]
+    .venv/bin/python bench/cli.py [SIZE_MB=1024] [REPEAT=3] [PARTS=upload,download]
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -36,6 +44,19 @@ from upload import free_port, make_csv, manage  # noqa: E402  (bench/upload.py: 
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
+DOWNLOAD_LINE = re.compile(r'"GET /api/v1/downloads/[^ ]+ HTTP/[\d.]+" (\d{3}) (\d+|-)')
+
+# bench/download.py's setup (a certified version, one buyer with an entitlement and a delivered copy written
+# straight into storage), run in a child process so that this one never configures Django.
+PREPARE_DELIVERY = """
+import json, sys
+sys.path.insert(0, "bench")
+from download import _prepare
+links, path, sha = _prepare(int(sys.argv[1]), 1)
+from exchange.delivery.models import Entitlement
+entitlement = Entitlement.objects.get(buyer__username="bench-buyer0")
+print(json.dumps({"token": links[0][0], "entitlement": entitlement.id, "path": path, "sha256": sha}))
+"""
 
 
 def run_cli(env: dict[str, str], *args: str) -> tuple[float, dict]:
@@ -62,9 +83,18 @@ def api_upload(client: httpx.Client, source: Path, size: int, name: str) -> tupl
     return upload["id"], time.perf_counter() - start
 
 
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def main() -> None:
     size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
     repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    parts = set((sys.argv[3] if len(sys.argv) > 3 else "upload,download").split(","))
     var = Path(
         tempfile.mkdtemp(
             prefix="synthex-bench-cli-", dir=str(REPO / "var") if (REPO / "var").exists() else None
@@ -86,9 +116,17 @@ def main() -> None:
         "print(api_token_for(u))"
     )
     token = manage(env, "shell", "-c", setup).strip().splitlines()[-1]
-    source = var / "big.csv"
-    make_csv(source, size_mb)
-    size = source.stat().st_size
+    bought = None
+    if "download" in parts:
+        prepared = subprocess.run(
+            [PY, "-c", PREPARE_DELIVERY, str(size_mb)],
+            cwd=REPO,
+            env={**env, "DJANGO_SETTINGS_MODULE": "marketplace.settings", "PYTHONPATH": str(REPO)},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        bought = json.loads(prepared.stdout.strip().splitlines()[-1])
     port = free_port()
     access_log = var / "access.log"
     server = subprocess.Popen(
@@ -124,50 +162,63 @@ def main() -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        client = httpx.Client(base_url=url, headers={"Authorization": f"Token {token}"}, timeout=900)
-        times: dict[str, list[float]] = {"api": [], "api_total": [], "cli": [], "cli_total": []}
-        for _ in range(repeat):
-            upload_id, seconds = api_upload(client, source, size, "big.csv")
-            start = time.perf_counter()
-            response = client.post(
-                "/api/v1/products/big/versions/", json={"synthetic": [upload_id], "submit": False}
-            )
-            if response.status_code != 201:
-                raise SystemExit(f"version failed: {response.status_code} {response.text[:300]}")
-            times["api"].append(seconds)
-            times["api_total"].append(seconds + time.perf_counter() - start)
-
-            wall, body = run_cli(cli_env, "upload", "big", str(source), "--no-submit")
-            (item,) = body["files"]
-            assert item["sent_chunks"] == item["chunks"] and item["resumed_from_chunk"] == 0
-            times["cli"].append(item["seconds"])
-            times["cli_total"].append(wall)
-
-        med = {name: statistics.median(values) for name, values in times.items()}
-        mb = size / 1e6
-        print(f"file: {mb:,.0f} MB, {repeat} runs, medians")
-        print(
-            f"server-side benchmark (chunked API, direct): {med['api']:6.2f} s  {mb / med['api']:7.1f} MB/s"
-        )
-        print(
-            f"synthex upload (session part):              {med['cli']:6.2f} s  {mb / med['cli']:7.1f} MB/s"
-            f"  = {med['api'] / med['cli']:.0%} of the server-side benchmark (target >= 50%)"
-        )
-        print(
-            f"API upload + attach to version:             {med['api_total']:6.2f} s  {mb / med['api_total']:7.1f} MB/s"
-        )
-        print(
-            f"synthex upload, whole command (process):    {med['cli_total']:6.2f} s  {mb / med['cli_total']:7.1f} MB/s"
-            f"  = {med['api_total'] / med['cli_total']:.0%} of API upload + attach"
-        )
-        resume(cli_env, client, source, var, access_log)
+        if "upload" in parts:
+            source = var / "big.csv"
+            make_csv(source, size_mb)
+            client = httpx.Client(base_url=url, headers={"Authorization": f"Token {token}"}, timeout=900)
+            upload_figures(cli_env, client, source, repeat)
+            resume_upload(cli_env, client, source, var, access_log)
+            source.unlink()
+        if bought is not None:
+            buyer_env = {**cli_env, "SYNTHEX_TOKEN": bought["token"]}
+            download_figures(buyer_env, url, bought, var, repeat)
+            resume_download(buyer_env, bought, var, access_log)
     finally:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(var, ignore_errors=True)
 
 
-def resume(cli_env: dict[str, str], client: httpx.Client, source: Path, var: Path, access_log: Path) -> None:
+def upload_figures(cli_env: dict[str, str], client: httpx.Client, source: Path, repeat: int) -> None:
+    size = source.stat().st_size
+    times: dict[str, list[float]] = {"api": [], "api_total": [], "cli": [], "cli_total": []}
+    for _ in range(repeat):
+        upload_id, seconds = api_upload(client, source, size, "big.csv")
+        start = time.perf_counter()
+        response = client.post(
+            "/api/v1/products/big/versions/", json={"synthetic": [upload_id], "submit": False}
+        )
+        if response.status_code != 201:
+            raise SystemExit(f"version failed: {response.status_code} {response.text[:300]}")
+        times["api"].append(seconds)
+        times["api_total"].append(seconds + time.perf_counter() - start)
+
+        wall, body = run_cli(cli_env, "upload", "big", str(source), "--no-submit")
+        (item,) = body["files"]
+        assert item["sent_chunks"] == item["chunks"] and item["resumed_from_chunk"] == 0
+        times["cli"].append(item["seconds"])
+        times["cli_total"].append(wall)
+
+    med = {name: statistics.median(values) for name, values in times.items()}
+    mb = size / 1e6
+    print(f"upload: file {mb:,.0f} MB, {repeat} runs, medians")
+    print(f"server-side benchmark (chunked API, direct): {med['api']:6.2f} s  {mb / med['api']:7.1f} MB/s")
+    print(
+        f"synthex upload (session part):              {med['cli']:6.2f} s  {mb / med['cli']:7.1f} MB/s"
+        f"  = {med['api'] / med['cli']:.0%} of the server-side benchmark (target >= 50%)"
+    )
+    print(
+        f"API upload + attach to version:             {med['api_total']:6.2f} s  {mb / med['api_total']:7.1f} MB/s"
+    )
+    print(
+        f"synthex upload, whole command (process):    {med['cli_total']:6.2f} s  {mb / med['cli_total']:7.1f} MB/s"
+        f"  = {med['api_total'] / med['cli_total']:.0%} of API upload + attach"
+    )
+
+
+def resume_upload(
+    cli_env: dict[str, str], client: httpx.Client, source: Path, var: Path, access_log: Path
+) -> None:
     """Kill the CLI mid-upload (SIGKILL, no chance to clean up), run it again, count chunk PUTs."""
     os.utime(source)  # a new modification time: a new file to the CLI, so a fresh session
     state = var / "cli" / "uploads.json"
@@ -201,10 +252,118 @@ def resume(cli_env: dict[str, str], client: httpx.Client, source: Path, var: Pat
     puts = [int(m.group(1)) for m in pattern.finditer(access_log.read_text())]
     resent = len(puts) - len(set(puts))
     print(
-        f"resume after SIGKILL: {chunks} chunks; killed when the server held {received}; it held {at_restart} at "
-        f"the re-run, which resumed at chunk {item['resumed_from_chunk']}, sent {item['sent_chunks']} chunks in "
-        f"{wall:.2f} s (whole command); server log: {len(puts)} chunk PUTs for {chunks} chunks = "
-        f"{resent} re-sent (target <= 1); final SHA-256 matches: {item['sha256'] == body['version']['files'][0]['sha256']}"
+        f"upload resume after SIGKILL: {chunks} chunks; killed when the server held {received}; it held "
+        f"{at_restart} at the re-run, which resumed at chunk {item['resumed_from_chunk']}, sent "
+        f"{item['sent_chunks']} chunks in {wall:.2f} s (whole command); server log: {len(puts)} chunk PUTs for "
+        f"{chunks} chunks = {resent} re-sent (target <= 1); final SHA-256 matches: "
+        f"{item['sha256'] == body['version']['files'][0]['sha256']}"
+    )
+
+
+def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Path, repeat: int) -> None:
+    """Server-side reads of the signed link (httpx without hashing, curl) against `synthex download`."""
+    headers = {"Authorization": f"Token {bought['token']}"}
+    link = httpx.post(
+        f"{url}/api/v1/entitlements/{bought['entitlement']}/links/",
+        json={"format": "csv"},
+        headers=headers,
+        timeout=60,
+    )
+    assert link.status_code == 201, (link.status_code, link.text[:300])
+    assert link.json()["sha256"] == bought["sha256"]
+    link_url = link.json()["url"]
+    if link_url.startswith("/"):
+        link_url = url + link_url
+    size = Path(bought["path"]).stat().st_size
+    output = var / "downloaded" / "bench.csv"
+    output.parent.mkdir()
+    times: dict[str, list[float]] = {"httpx": [], "curl": [], "cli": []}
+    for _ in range(repeat):
+        start = time.perf_counter()
+        with httpx.stream("GET", link_url, headers=headers, timeout=600) as response:
+            assert response.status_code == 200, response.status_code
+            received = sum(len(block) for block in response.iter_raw(1 << 20))
+        times["httpx"].append(time.perf_counter() - start)
+        assert received == size, (received, size)
+        start = time.perf_counter()
+        subprocess.run(
+            ["curl", "-sf", "-o", "/dev/null", "-H", f"Authorization: Token {bought['token']}", link_url],
+            check=True,
+        )
+        times["curl"].append(time.perf_counter() - start)
+        wall, body = run_cli(
+            buyer_env, "download", bought["entitlement"], "--format", "csv", "-o", str(output)
+        )
+        assert (
+            body["sha256"] == bought["sha256"]
+            and body["resumed_from_byte"] == 0
+            and body["sent_bytes"] == size
+        )
+        times["cli"].append(wall)
+        output.unlink()
+
+    med = {name: statistics.median(values) for name, values in times.items()}
+    mb = size / 1e6
+    best = min(med["httpx"], med["curl"])
+    print(f"download: file {mb:,.0f} MB ({size >> 20} MiB), {repeat} runs, medians")
+    print(
+        f"server-side benchmark, httpx reads the link:  {med['httpx']:6.2f} s  {mb / med['httpx']:7.1f} MB/s"
+    )
+    print(f"server-side benchmark, curl > /dev/null:      {med['curl']:6.2f} s  {mb / med['curl']:7.1f} MB/s")
+    print(
+        f"synthex download, whole command (process):   {med['cli']:6.2f} s  {mb / med['cli']:7.1f} MB/s"
+        f"  = {best / med['cli']:.0%} of the faster server-side read (target >= 50%), "
+        f"{med['httpx'] / med['cli']:.0%} of httpx"
+    )
+
+
+def download_log_bytes(access_log: Path, start: int, count: int) -> list[tuple[int, int]]:
+    """(status, bytes sent as gunicorn logs them) of the first ``count`` download GETs logged after byte ``start`` of the log,
+    waiting up to 30 s for the worker to log a request the client cut off."""
+    deadline = time.monotonic() + 30
+    while True:
+        with access_log.open("rb") as handle:
+            handle.seek(start)
+            lines = DOWNLOAD_LINE.findall(handle.read().decode())
+        if len(lines) >= count or time.monotonic() > deadline:
+            return [(int(status), 0 if sent == "-" else int(sent)) for status, sent in lines[:count]]
+        time.sleep(0.1)
+
+
+def resume_download(buyer_env: dict[str, str], bought: dict, var: Path, access_log: Path) -> None:
+    """Kill `synthex download` mid-file (SIGKILL), run it again, check what the re-run asked for and got."""
+    size = Path(bought["path"]).stat().st_size
+    output = var / "downloaded" / "bench.csv"
+    partial = output.with_name(f"{output.name}.{bought['sha256'][:16]}.part")
+    log_start = access_log.stat().st_size
+    args = ["download", bought["entitlement"], "--format", "csv", "-o", str(output)]
+    process = subprocess.Popen(
+        [PY, "-m", "synthex_client", *args, "-q"],
+        cwd=REPO,
+        env=buyer_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while process.poll() is None:
+        if partial.exists() and partial.stat().st_size >= size // 2:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.wait()
+    if not partial.exists():
+        raise SystemExit("the download finished before it could be killed: use a larger SIZE_MB")
+    (first,) = download_log_bytes(access_log, log_start, 1)
+    kept = partial.stat().st_size
+    wall, body = run_cli(buyer_env, *args)
+    (_, (status, sent)) = download_log_bytes(access_log, log_start, 2)
+    final = sha256_of(output)
+    remainder_only = body["resumed_from_byte"] == kept and body["sent_bytes"] == sent == size - kept
+    print(
+        f"download resume after SIGKILL: {size:,} bytes; the killed run (HTTP {first[0]}) kept {kept:,} "
+        f"({kept / size:.0%}); the re-run resumed at byte {body['resumed_from_byte']:,} and received "
+        f"{body['sent_bytes']:,} bytes (HTTP {status}, server log: {sent:,} sent) in {wall:.2f} s (whole "
+        f"command): exactly the Range remainder, nothing kept fetched again: {remainder_only}; final SHA-256 "
+        f"equals the delivered copy's: {final == bought['sha256'] == body['sha256']}"
     )
 
 

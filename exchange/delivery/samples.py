@@ -6,25 +6,30 @@ draw on the ``sample`` queue (``marketplace.generators``). Quota is consumed onl
 ``consume_quota`` runs inside the transaction that marks the draw succeeded and records ``quota.consumed``
 on the ledger with the draw, its row count, the SHA-256 of the draw's seed and of its file, so leaked rows
 can be matched to a draw; a failed draw records nothing and its rows are free again.
+
+A succeeded draw is delivered like a catalog file (``exchange.downloads``): ``?download=1`` on the draw, or
+``POST /api/v1/entitlements/{id}/links/`` with ``draw``, gives the buyer's fingerprinted copy with a signed
+receipt; the raw draw file is never served.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-from django.core.files.storage import storages
 from django.db import transaction
-from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from exchange.delivery.models import Entitlement
+from exchange.downloads import api as downloads_api
+from exchange.downloads import services as downloads
+from exchange.downloads.constants import FORMATS
 from exchange.ledger.services import record_event
 from marketplace.catalog.models import ProductKind
 from marketplace.core.api import ApiError
@@ -151,10 +156,15 @@ class EntitlementSamples(APIView):
         return Response({**quota, "draws": DrawOutput(draws, many=True).data})
 
 
-class SampleDetail(APIView):
-    """`GET` one draw; `?download=1` streams its Parquet file once it succeeded (owner only)."""
+class SampleDetail(downloads_api.ThrottledDownloads):
+    """`GET` one draw; `?download=1` (optional `as`: parquet, the default, csv or jsonl) serves the buyer's
+    fingerprinted copy of a succeeded draw, as the signed download links do (owner only)."""
 
     permission_classes = [IsAuthenticated]
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        """Only downloads count against the ``downloads`` rate; polling a draw's status does not."""
+        return super().get_throttles() if self.request.query_params.get("download") == "1" else []
 
     @extend_schema(responses=DrawOutput)
     def get(self, request: Request, entitlement_id: str, draw_id: str) -> Any:
@@ -163,16 +173,17 @@ class SampleDetail(APIView):
         )
         if request.query_params.get("download") != "1":
             return Response(DrawOutput(draw).data)
-        if draw.status != SampleDraw.Status.SUCCEEDED:
-            raise ApiError("This draw has no file (yet).", "draw_not_ready", status.HTTP_409_CONFLICT)
-        record_event(
-            idempotency_key=f"download:{draw.id}:{secrets.token_hex(8)}",
-            kind="download",
-            refs={"entitlement": draw.entitlement_id, "draw": draw.id, "sha256": draw.sha256},
-        )
-        return FileResponse(
-            storages["default"].open(draw.storage_name, "rb"),
-            as_attachment=True,
-            filename=f"{draw.id}.parquet",
-            content_type="application/vnd.apache.parquet",
-        )
+        # Not "format": DRF reads that query parameter to pick a renderer.
+        fmt = request.query_params.get("as", "parquet")
+        entitlement = Entitlement.objects.get(pk=draw.entitlement_id)
+        try:
+            if fmt not in FORMATS:
+                raise downloads.DeliveryError(
+                    f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400
+                )
+            delivery = downloads.prepare_draw_delivery(
+                entitlement, downloads.deliverable_draw(entitlement, draw.id), fmt
+            )
+        except downloads.DeliveryError as error:
+            downloads_api.refuse(request, error)
+        return downloads_api.serve_delivery(self, request, delivery)

@@ -41,7 +41,7 @@ class DownloadThrottle(ScopedRateThrottle):
         return str(rate) if rate else None
 
 
-class _Throttled(APIView):
+class ThrottledDownloads(APIView):
     throttle_classes = [DownloadThrottle]
     throttle_scope = "downloads"
 
@@ -111,7 +111,7 @@ def link_payload(request: Request, delivery: Delivery, link: services.Link) -> d
     }
 
 
-class EntitlementLinks(_Throttled):
+class EntitlementLinks(ThrottledDownloads):
     """``POST {format, file? | draw?}`` → a signed link to the buyer's fingerprinted copy of a catalog file or
     of one of the entitlement's succeeded generator draws, valid 15 minutes."""
 
@@ -127,7 +127,7 @@ class EntitlementLinks(_Throttled):
         return Response(link_payload(request, delivery, link), status=201)
 
 
-class EntitlementFile(_Throttled):
+class EntitlementFile(ThrottledDownloads):
     """``GET entitlements/{id}/files/{file}.{format}`` → 302 to a fresh signed link (one line for curl -L)."""
 
     permission_classes = [IsAuthenticated]
@@ -275,7 +275,7 @@ def serve_delivery(view: APIView, request: Request, delivery: Delivery) -> Any:
     return served
 
 
-class DownloadFile(_Throttled):
+class DownloadFile(ThrottledDownloads):
     """``GET downloads/{token}/``: the signed link. Checks signature, expiry and buyer, then
     :func:`serve_delivery` (entitlement, limits, storage, ledger, Range or presigned redirect)."""
 

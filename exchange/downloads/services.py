@@ -325,7 +325,9 @@ def _prepare(entitlement: Entitlement, source_file: _Source, fmt: str) -> Delive
         with target.open("rb") as handle:
             stored = storage().save(name, File(handle))
     certificate = (
-        Certificate.objects.filter(version_id=source_file.version_file.version_id).order_by("-issued_at").first()
+        Certificate.objects.filter(version_id=source_file.version_file.version_id)
+        .order_by("-issued_at")
+        .first()
         if source_file.version_file is not None
         else None
     )

@@ -217,6 +217,7 @@ def _charge_fee(data: dict[str, Any]) -> Outcome:
     try:
         balance = gateway.retrieve_balance_transaction(charge.balance_transaction_id)
     except gateway.GatewayUnavailable:
+        # Unrecorded (the transaction rolls back), so Stripe's retry of this event tries again.
         raise
     except gateway.GatewayError as error:
         logger.error("fee of charge %s could not be read: %s", charge.id, error)

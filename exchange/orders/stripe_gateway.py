@@ -298,22 +298,6 @@ def create_transfer(
     return _transfer_view(transfer)
 
 
-def charge_fee_minor(payment_intent_id: str) -> int | None:
-    """Stripe's processing fee for the intent's charge in minor units, or None while it is not known."""
-    client = _client()
-    try:
-        intent = _plain(client.v1.payment_intents.retrieve(payment_intent_id))
-        charge = intent.get("latest_charge")
-        charge_id = charge.get("id") if isinstance(charge, dict) else charge
-        if not charge_id:
-            return None
-        expanded = _plain(client.v1.charges.retrieve(charge_id, params={"expand": ["balance_transaction"]}))
-    except stripe.StripeError as error:
-        raise _translate(error) from error
-    balance = expanded.get("balance_transaction")
-    return int(balance["fee"]) if isinstance(balance, dict) and balance.get("fee") is not None else None
-
-
 def charge_from_event_object(data: Mapping[str, Any]) -> ChargeView:
     """Read a Charge from the ``data.object`` of a verified webhook event.
 

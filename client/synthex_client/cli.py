@@ -15,7 +15,9 @@ import argparse
 import getpass
 import hashlib
 import json
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -516,6 +518,51 @@ def cmd_receipt_verify(context: Context) -> int:
 # --- downloads -----------------------------------------------------------------------------------------
 
 
+class _PipelinedSink:
+    """Writes and hashes received blocks in two threads while the main thread keeps reading the socket.
+
+    hashlib and file writes release the GIL on large blocks, so the three overlap on separate cores;
+    done one after the other they took twice as long as the network read. Bounded queues keep memory
+    at a few blocks. ``close`` waits for both and re-raises a write error.
+    """
+
+    _DEPTH = 8
+
+    def __init__(self, handle: Any, digest: Any, advance: Callable[[int], None]) -> None:
+        self._queues: list[queue.Queue[bytes | None]] = [queue.Queue(self._DEPTH), queue.Queue(self._DEPTH)]
+        self._errors: list[BaseException] = []
+        self._advance = advance
+        self._threads = [
+            threading.Thread(target=self._drain, args=(self._queues[0], handle.write), daemon=True),
+            threading.Thread(target=self._drain, args=(self._queues[1], digest.update), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _drain(self, source: queue.Queue[bytes | None], consume: Callable[[bytes], Any]) -> None:
+        while (block := source.get()) is not None:
+            if not self._errors:
+                try:
+                    consume(block)
+                except BaseException as error:  # re-raised by close() in the main thread
+                    self._errors.append(error)
+
+    def write(self, block: bytes) -> None:
+        if self._errors:
+            raise self._errors[0]
+        for target in self._queues:
+            target.put(block)
+        self._advance(len(block))
+
+    def close(self) -> None:
+        for target in self._queues:
+            target.put(None)
+        for thread in self._threads:
+            thread.join()
+        if self._errors:
+            raise self._errors[0]
+
+
 def cmd_download(context: Context) -> int:
     """Download into ``FILE.<sha256 prefix>.part``, resuming a partial copy of the same content with an
     HTTP Range request, and keep it as FILE only when its SHA-256 is the one the link announced."""
@@ -536,13 +583,11 @@ def cmd_download(context: Context) -> int:
                     while block := existing.read(1 << 20):
                         digest.update(block)
 
-            class _Sink:
-                def write(self, block: bytes) -> None:
-                    handle.write(block)
-                    digest.update(block)
-                    progress.advance(task, len(block))
-
-            written, resumed = api.fetch(link["url"], _Sink(), offset=offset, etag=f'"{link["sha256"]}"')
+            sink = _PipelinedSink(handle, digest, lambda size: progress.advance(task, size))
+            try:
+                written, resumed = api.fetch(link["url"], sink, offset=offset, etag=f'"{link["sha256"]}"')
+            finally:
+                sink.close()
         if offset and not resumed:
             # The server sent the whole file (it ignored the range): keep only what came now.
             data = partial.read_bytes()[offset:]

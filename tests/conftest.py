@@ -26,6 +26,16 @@ ADULT_CSV = REPO.parent / "shared" / "data" / "adult.csv"
 _counter = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_page_cache() -> Iterator[None]:
+    """Every test starts with an empty public-page cache (the test database is rolled back between tests,
+    which the cache cannot see)."""
+    from django.core.cache import caches
+
+    caches["pages"].clear()
+    yield
+
+
 @pytest.fixture
 def adult_frame() -> pd.DataFrame:
     return pd.read_csv(ADULT_CSV, na_values=["?"], nrows=3000)

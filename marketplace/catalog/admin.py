@@ -3,6 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from marketplace.catalog.models import Product, ProductLicense, ProductVersion, Upload, VersionFile
+from marketplace.core.page_cache import bump_catalog_version
 
 
 class LicenseInline(admin.TabularInline):
@@ -44,11 +45,13 @@ class ProductAdmin(admin.ModelAdmin):
     @admin.action(description="Unlist (hide from the catalog)")
     def unlist(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
         count = queryset.update(is_listed=False)
+        bump_catalog_version()
         self.message_user(request, f"{count} product(s) unlisted.", messages.SUCCESS)
 
     @admin.action(description="List again")
     def relist(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
         count = queryset.update(is_listed=True)
+        bump_catalog_version()
         self.message_user(request, f"{count} product(s) listed.", messages.SUCCESS)
 
 

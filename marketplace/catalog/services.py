@@ -34,6 +34,7 @@ from marketplace.catalog.models import (
     VersionStatus,
 )
 from marketplace.catalog.uploads import HashedFile
+from marketplace.core.page_cache import bump_catalog_version
 
 logger = logging.getLogger(__name__)
 
@@ -452,6 +453,7 @@ def refresh_product_summary(product: Product) -> None:
     product.search_text = " ".join(
         [product.title, product.summary, " ".join(product.tags), " ".join(columns), product.organization.name]
     ).lower()
+    bump_catalog_version()
     Product.objects.filter(pk=product.pk).update(
         formats=product.formats,
         row_count=product.row_count,

@@ -16,10 +16,12 @@ from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.models import Domain, FileRole, Product, ProductVersion, VersionStatus
 from marketplace.catalog.uploads import upload_error
 from marketplace.core.auth import signed_in_user
+from marketplace.core.page_cache import anonymous_page_cache
 
 SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id")
 
 
+@anonymous_page_cache
 def home(request: HttpRequest) -> HttpResponse:
     query = selectors.CatalogQuery.from_params(request.GET)
     results = selectors.search_products(query)
@@ -40,6 +42,7 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+@anonymous_page_cache
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     product = get_object_or_404(Product.objects.select_related("organization"), slug=slug)
     can_manage = selectors.can_manage(request.user, product)

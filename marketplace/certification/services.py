@@ -25,6 +25,7 @@ from marketplace.catalog.models import FileRole, Product, ProductVersion, Versio
 from marketplace.catalog.services import refresh_product_summary
 from marketplace.certification import keys, signing
 from marketplace.certification.models import Certificate, Job, Revocation
+from marketplace.core.page_cache import bump_catalog_version
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ def refresh_certified_summary(product: Product) -> None:
 
 
 def finish_job(job: Job, *, error: str = "") -> None:
+    bump_catalog_version()  # the product page shows the version's certification state
     Job.objects.filter(pk=job.pk).update(
         status=Job.Status.FAILED if error else Job.Status.SUCCEEDED,
         stage="failed" if error else "done",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -25,6 +26,22 @@ for _sub in (
     "broker/control",
 ):
     (VAR_DIR / _sub).mkdir(parents=True, exist_ok=True)
+
+# "pages": whole public pages for anonymous visitors (marketplace/core/page_cache.py). A file cache under
+# the var dir is shared by every process of one instance; production points it at Redis.
+CACHES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "pages": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("SYNTHEX_CACHE_URL")}
+        if env_str("SYNTHEX_CACHE_URL")
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache" / "pages"),
+            "OPTIONS": {"MAX_ENTRIES": 5000},
+        }
+    ),
+}
+SYNTHEX_PAGE_CACHE_SECONDS = env_int("SYNTHEX_PAGE_CACHE_SECONDS", 300, minimum=1)
 
 SECRET_KEY = env_str("SECRET_KEY", "synthex-development-only-not-secret")
 DEBUG = env_bool("DEBUG", False)

@@ -52,6 +52,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     else {}
 )
+# Public pages are cached for anonymous visitors and invalidated by a version key that any host may bump:
+# the cache must be shared by every web and worker host, so it lives in Redis.
+_CACHE_URL = env_str("SYNTHEX_CACHE_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+if not _CACHE_URL:
+    raise ImproperlyConfigured("Set SYNTHEX_CACHE_URL (redis://…) for the page cache shared by all hosts.")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL},
+    "pages": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL},
+}
+
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int(
     "CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", 4_000_000, minimum=100_000
 )

@@ -68,7 +68,7 @@ def main() -> None:
         **os.environ,
         "SYNTHEX_VAR_DIR": str(var),
         "DEBUG": "0",
-        "SYNTHEX_MAX_UPLOAD_BYTES": str(4 * 1024**3),
+        "SYNTHEX_MAX_UPLOAD_BYTES": str(max(4 * 1024**3, 2 * size_mb * 1024**2)),
     }
     manage(env, "migrate", "-v0")
     setup = (

@@ -25,6 +25,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -995,3 +996,37 @@ def describe(generator: GeneratorModel) -> dict[str, Any]:
         "row_quotas": generator.row_quotas,
         "error": generator.error,
     }
+
+
+DRAW_HARD_LIMIT_SECONDS = 1800  # sample_generator_task's time_limit
+QUEUED_RESEND_AFTER_SECONDS = 600
+
+
+def sweep_draws(*, now: datetime | None = None) -> dict[str, int]:
+    """Free what crashed workers left behind: a draw still running past the task's hard time limit (plus a
+    margin) lost its worker, so it fails and its rows are released (nothing was consumed: the ledger event is
+    written only with success); a draw queued for long had its message lost, so it is sent again (claiming
+    is a conditional UPDATE, so a duplicate message does nothing)."""
+    from marketplace.generators.tasks import sample_generator_task
+
+    moment = now or timezone.now()
+    lost = SampleDraw.objects.filter(
+        status=SampleDraw.Status.RUNNING,
+        created_at__lt=moment - timedelta(seconds=DRAW_HARD_LIMIT_SECONDS + 600),
+    )
+    failed = 0
+    for draw in lost:
+        logger.warning("draw %s lost its worker; releasing its %s rows", draw.pk, draw.rows)
+        _fail_draw(
+            draw, "worker_lost", "The worker making this draw stopped; nothing was consumed. Ask again.", None
+        )
+        failed += 1
+    waiting = list(
+        SampleDraw.objects.filter(
+            status=SampleDraw.Status.QUEUED,
+            created_at__lt=moment - timedelta(seconds=QUEUED_RESEND_AFTER_SECONDS),
+        ).values_list("pk", flat=True)
+    )
+    for draw_id in waiting:
+        sample_generator_task.delay(draw_id)
+    return {"failed": failed, "resent": len(waiting)}

@@ -38,3 +38,9 @@ def fit_generator_task(job_id: str) -> None:
 def sample_generator_task(draw_id: str) -> None:
     """Make a queued draw's rows. Safe to run twice: only a queued draw is claimed."""
     services.run_draw(draw_id)
+
+
+@shared_task
+def sweep_draws_task() -> dict[str, int]:
+    """Periodic (Celery beat): release draws whose worker died, re-send draws whose message was lost."""
+    return services.sweep_draws()

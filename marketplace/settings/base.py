@@ -305,6 +305,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "exchange.ledger.tasks.publish_tree_head_task",
         "schedule": 60.0 * SYNTHEX_LEDGER_HEAD_EVERY_MINUTES,
     },
+    "sweep-draws": {"task": "marketplace.generators.tasks.sweep_draws_task", "schedule": 300.0},
     "repair-payment-invariants": {
         "task": "exchange.orders.tasks.repair_payment_invariants_task",
         "schedule": 300.0,

@@ -498,6 +498,10 @@ def create_uploaded_generator(
         if written is not None:
             storages["reference"].delete(written)
         raise
+    finally:
+        # The storage may have moved the temporary file into place: close the handle now, while Django's
+        # close() tolerates the missing path, rather than at garbage collection.
+        model_file.close()
     return generator
 
 

@@ -95,6 +95,8 @@ class CertificateVerify(APIView):
     parser_classes = [JSONParser, MultiPartParser]
 
     def post(self, request: Request) -> Response:
+        if not hasattr(request.data, "get"):
+            raise ApiError("Send an object with a 'certificate' member (or a multipart form).", "bad_request")
         raw = request.data.get("certificate")
         if raw is None:
             raise ApiError(

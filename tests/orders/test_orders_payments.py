@@ -173,7 +173,9 @@ def test_provider_sales_and_staff_admin_pages_render(
 ) -> None:
     api = api_client_for(buyer)
     order = _order(api, version)
-    api.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_visa"})
+    confirmed = api.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_visa"})
+    assert confirmed.status_code == 200, confirmed.content
+    assert Order.objects.get(pk=order["id"]).status == "paid"
     client.force_login(provider)
     sales = client.get("/sales/")
     assert sales.status_code == 200
@@ -186,7 +188,8 @@ def test_provider_sales_and_staff_admin_pages_render(
         "/admin/orders/payoutrun/",
         "/admin/orders/webhookevent/",
     ]:
-        assert client.get(url).status_code == 200, url
+        page = client.get(url)
+        assert page.status_code == 200, (url, page.get("Location"))
     refunded = client.post(
         f"/admin/orders/order/{order['id']}/refund/", {"amount_minor": "500", "reason": "partial"}
     )

@@ -33,14 +33,13 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from upload import free_port, make_csv, manage  # noqa: E402  (bench/upload.py: same data, same setup)
+from upload import bench_instance, free_port, make_csv  # noqa: E402  (bench/upload.py: same data, same setup)
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -95,27 +94,7 @@ def main() -> None:
     size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
     repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     parts = set((sys.argv[3] if len(sys.argv) > 3 else "upload,download").split(","))
-    var = Path(
-        tempfile.mkdtemp(
-            prefix="synthex-bench-cli-", dir=str(REPO / "var") if (REPO / "var").exists() else None
-        )
-    )
-    env = {
-        **os.environ,
-        "SYNTHEX_VAR_DIR": str(var),
-        "DEBUG": "0",
-        "SYNTHEX_MAX_UPLOAD_BYTES": str(4 * 1024**3),
-    }
-    manage(env, "migrate", "-v0")
-    setup = (
-        "from marketplace.accounts.services import sign_up, api_token_for;"
-        "from marketplace.catalog.services import create_product, LicensePrice;"
-        "u = sign_up(username='bench', email='b@example.test', password='bench-pass-123', provider_name='Bench');"
-        "create_product(user=u, organization=u.provider_organizations().get(), title='Big', summary='big', "
-        "domain='census', licenses=[LicensePrice('standard', 100, 'USD')]);"
-        "print(api_token_for(u))"
-    )
-    token = manage(env, "shell", "-c", setup).strip().splitlines()[-1]
+    var, env, token = bench_instance("synthex-bench-cli-", 4 * 1024**3)
     bought = None
     if "download" in parts:
         prepared = subprocess.run(

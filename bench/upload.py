@@ -56,19 +56,15 @@ def manage(env: dict[str, str], *args: str) -> str:
     ).stdout
 
 
-def main() -> None:
-    size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
-    repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    var = Path(
-        tempfile.mkdtemp(
-            prefix="synthex-bench-upload-", dir=str(REPO / "var") if (REPO / "var").exists() else None
-        )
-    )
+def bench_instance(prefix: str, max_upload_bytes: int) -> tuple[Path, dict[str, str], str]:
+    """A throw-away instance (its own var dir, migrated) with a provider, a product ``big`` and the
+    provider's API token; returns (var dir, environment for its processes, token)."""
+    var = Path(tempfile.mkdtemp(prefix=prefix, dir=str(REPO / "var") if (REPO / "var").exists() else None))
     env = {
         **os.environ,
         "SYNTHEX_VAR_DIR": str(var),
         "DEBUG": "0",
-        "SYNTHEX_MAX_UPLOAD_BYTES": str(max(4 * 1024**3, 2 * size_mb * 1024**2)),
+        "SYNTHEX_MAX_UPLOAD_BYTES": str(max_upload_bytes),
     }
     manage(env, "migrate", "-v0")
     setup = (
@@ -79,7 +75,13 @@ def main() -> None:
         "domain='census', licenses=[LicensePrice('standard', 100, 'USD')]);"
         "print(api_token_for(u))"
     )
-    token = manage(env, "shell", "-c", setup).strip().splitlines()[-1]
+    return var, env, manage(env, "shell", "-c", setup).strip().splitlines()[-1]
+
+
+def main() -> None:
+    size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
+    repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    var, env, token = bench_instance("synthex-bench-upload-", max(4 * 1024**3, 2 * size_mb * 1024**2))
     source = var / "big.csv"
     make_csv(source, size_mb)
     size = source.stat().st_size

@@ -6,7 +6,8 @@ generates a CSV of SIZE_MB on the same disk and times, in the same run (medians 
 - the resumable upload API (raw 8 MiB chunks, each hashed, then `complete/` hashing the whole file);
 - validation: attaching the upload to a version (streaming parse, schema and statistics, move to storage);
 - the browser's path: one multipart POST (Django's multipart parser, then the same validation).
-The worker's RSS is sampled every 50 ms throughout.
+The worker's RSS is sampled every 50 ms throughout. Before each timed step every file the run wrote is
+flushed and evicted from the page cache (bench/pagecache.py says why), so each starts from the same state.
 
     .venv/bin/python bench/upload.py [SIZE_MB=1024] [REPEAT=3]
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from pagecache import evict_tree, warm
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -126,12 +128,15 @@ def main() -> None:
         times: dict[str, list[float]] = {"cp": [], "chunks": [], "validate": [], "multipart": []}
         for run in range(repeat):
             target = var / "copy.csv"
+            evict_tree(var, keep=[source])
+            warm(source)
             start = time.perf_counter()
             subprocess.run(["cp", str(source), str(target)], check=True)
             subprocess.run(["sync"], check=True)
             times["cp"].append(time.perf_counter() - start)
             target.unlink()
 
+            evict_tree(var, keep=[source])
             start = time.perf_counter()
             upload = client.post("/api/v1/uploads/", json={"filename": "big.csv", "size": size}).json()
             with source.open("rb") as handle:
@@ -145,6 +150,7 @@ def main() -> None:
             subprocess.run(["sync"], check=True)
             times["chunks"].append(time.perf_counter() - start)
 
+            evict_tree(var, keep=[source])
             start = time.perf_counter()
             response = client.post(
                 "/api/v1/products/big/versions/", json={"synthetic": [upload["id"]], "submit": False}
@@ -153,6 +159,7 @@ def main() -> None:
             if response.status_code != 201:
                 raise SystemExit(f"version failed: {response.status_code} {response.text[:300]}")
 
+            evict_tree(var, keep=[source])
             start = time.perf_counter()
             with source.open("rb") as handle:
                 response = client.post(

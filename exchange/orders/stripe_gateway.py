@@ -16,10 +16,27 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import stripe
 from django.conf import settings
+
+if TYPE_CHECKING:
+    import stripe
+else:
+
+    class _LazyStripe:
+        """The ``stripe`` package, imported on first use.
+
+        It pulls in requests, httpx and rich (about 27 MB per process); web workers that only serve pages,
+        uploads and downloads never touch it, and a download worker has 100 MB in all (issue #6).
+        """
+
+        def __getattr__(self, name: str) -> Any:
+            import stripe
+
+            return getattr(stripe, name)
+
+    stripe = _LazyStripe()
 
 LOCAL_API_KEY = "sk_test_synthex_local"
 

@@ -30,6 +30,37 @@ def test_web_process_loads_no_dataframe_libraries(tmp_path):
     assert run.stdout.strip() == "[]"
 
 
+def test_web_worker_on_sqlite_loads_no_payment_or_postgres_clients(tmp_path):
+    """A web worker serving pages, the API and downloads stays small (issue #6: <= 100 MB): the Stripe client
+    (with requests, httpx and rich) loads on the first payment call, and psycopg not at all on SQLite."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys\n"
+        "from django.core.management import call_command\n"
+        "from marketplace.wsgi import application\n"
+        "call_command('migrate', verbosity=0)\n"
+        "from django.test import Client\n"
+        "for url in ('/healthz', '/', '/api/v1/products/', '/api/v1/ledger/heads/'):\n"
+        "    Client().get(url)\n"
+        "print(sorted(m for m in ('psycopg', 'psycopg2', 'stripe', 'httpx', 'rich') if sys.modules.get(m)))"
+    )
+    env = {
+        **__import__("os").environ,
+        "DJANGO_SETTINGS_MODULE": "marketplace.settings",
+        "SYNTHEX_VAR_DIR": str(tmp_path),
+        "ALLOWED_HOSTS": "testserver",
+    }
+    env.pop("DATABASE_URL", None)
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=repo, env=env, capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+
+
 @pytest.mark.parametrize(
     ("amount", "currency", "as_money", "as_price"),
     [

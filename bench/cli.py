@@ -15,9 +15,9 @@ Runs a throw-away instance under gunicorn (one sync worker, with an access log) 
   `synthex download ENTITLEMENT --format csv -o FILE` as a process (link request, streaming to disk, SHA-256,
   rename: the whole command's wall time);
 - a download resume: the CLI is SIGKILLed once its `.part` file holds about half of the bytes, then run
-  again; the re-run must ask for and receive exactly the Range remainder (by its own count and the access
-  log's) and end with the delivered copy's SHA-256. (Gunicorn logs 0 bytes for the response the kill cut off,
-  so what was in flight then is not counted; the client keeps every 1 MiB block it received before the kill.)
+  again; the re-run must ask for and receive exactly the Range remainder (by its own count and the byte range
+  the server recorded in its download log; gunicorn's access log shows 0 bytes for ``sendfile`` responses)
+  and end with the delivered copy's SHA-256.
 
     .venv/bin/python bench/cli.py [SIZE_MB=1024] [REPEAT=3] [PARTS=upload,download]
 """
@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pagecache import evict_tree, warm  # noqa: E402
 from upload import bench_instance, free_port, make_csv  # noqa: E402  (bench/upload.py: same data, same setup)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,7 +163,10 @@ def main() -> None:
 def upload_figures(cli_env: dict[str, str], client: httpx.Client, source: Path, repeat: int) -> None:
     size = source.stat().st_size
     times: dict[str, list[float]] = {"api": [], "api_total": [], "cli": [], "cli_total": []}
+    var = source.parent
     for _ in range(repeat):
+        evict_tree(var, keep=[source])
+        warm(source)
         upload_id, seconds = api_upload(client, source, size, "big.csv")
         start = time.perf_counter()
         response = client.post(
@@ -172,6 +177,7 @@ def upload_figures(cli_env: dict[str, str], client: httpx.Client, source: Path, 
         times["api"].append(seconds)
         times["api_total"].append(seconds + time.perf_counter() - start)
 
+        evict_tree(var, keep=[source])
         wall, body = run_cli(cli_env, "upload", "big", str(source), "--no-submit")
         (item,) = body["files"]
         assert item["sent_chunks"] == item["chunks"] and item["resumed_from_chunk"] == 0
@@ -257,7 +263,10 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
     output = var / "downloaded" / "bench.csv"
     output.parent.mkdir()
     times: dict[str, list[float]] = {"httpx": [], "curl": [], "cli": []}
+    delivered = Path(bought["path"])
     for _ in range(repeat):
+        evict_tree(var, keep=[delivered])
+        warm(delivered)
         start = time.perf_counter()
         with httpx.stream("GET", link_url, headers=headers, timeout=600) as response:
             assert response.status_code == 200, response.status_code
@@ -296,17 +305,27 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
     )
 
 
-def download_log_bytes(access_log: Path, start: int, count: int) -> list[tuple[int, int]]:
-    """(status, bytes sent as gunicorn logs them) of the first ``count`` download GETs logged after byte ``start`` of the log,
-    waiting up to 30 s for the worker to log a request the client cut off."""
+def download_statuses(access_log: Path, start: int, count: int) -> list[int]:
+    """HTTP statuses of the first ``count`` download GETs logged after byte ``start`` of the log, waiting up
+    to 30 s for the worker to log a request the client cut off."""
     deadline = time.monotonic() + 30
     while True:
         with access_log.open("rb") as handle:
             handle.seek(start)
             lines = DOWNLOAD_LINE.findall(handle.read().decode())
         if len(lines) >= count or time.monotonic() > deadline:
-            return [(int(status), 0 if sent == "-" else int(sent)) for status, sent in lines[:count]]
+            return [int(status) for status in lines[:count]]
         time.sleep(0.1)
+
+
+def last_served_range(var: Path) -> tuple[int, int]:
+    """The byte range the server recorded (download log, one row per request) for the last served download.
+    (gunicorn's access log shows 0 bytes for responses it sends with ``sendfile``.)"""
+    with sqlite3.connect(var / "db.sqlite3") as db:
+        row = db.execute(
+            "SELECT range_start, range_end FROM downloads_download WHERE outcome = 'served' ORDER BY id DESC"
+        ).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def resume_download(buyer_env: dict[str, str], bought: dict, var: Path, access_log: Path) -> None:
@@ -331,16 +350,22 @@ def resume_download(buyer_env: dict[str, str], bought: dict, var: Path, access_l
     process.wait()
     if not partial.exists():
         raise SystemExit("the download finished before it could be killed: use a larger SIZE_MB")
-    (first,) = download_log_bytes(access_log, log_start, 1)
+    (first,) = download_statuses(access_log, log_start, 1)
     kept = partial.stat().st_size
     wall, body = run_cli(buyer_env, *args)
-    (_, (status, sent)) = download_log_bytes(access_log, log_start, 2)
+    (_, status) = download_statuses(access_log, log_start, 2)
+    served_start, served_end = last_served_range(var)
+    sent = served_end - served_start + 1
     final = sha256_of(output)
-    remainder_only = body["resumed_from_byte"] == kept and body["sent_bytes"] == sent == size - kept
+    remainder_only = (
+        body["resumed_from_byte"] == kept == served_start
+        and body["sent_bytes"] == sent == size - kept
+        and served_end == size - 1
+    )
     print(
-        f"download resume after SIGKILL: {size:,} bytes; the killed run (HTTP {first[0]}) kept {kept:,} "
+        f"download resume after SIGKILL: {size:,} bytes; the killed run (HTTP {first}) kept {kept:,} "
         f"({kept / size:.0%}); the re-run resumed at byte {body['resumed_from_byte']:,} and received "
-        f"{body['sent_bytes']:,} bytes (HTTP {status}, server log: {sent:,} sent) in {wall:.2f} s (whole "
+        f"{body['sent_bytes']:,} bytes (HTTP {status}; the server's download log: bytes {served_start:,}-{served_end:,}) in {wall:.2f} s (whole "
         f"command): exactly the Range remainder, nothing kept fetched again: {remainder_only}; final SHA-256 "
         f"equals the delivered copy's: {final == bought['sha256'] == body['sha256']}"
     )

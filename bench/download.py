@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -324,6 +325,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(var, ignore_errors=True)
     conversion = _convert(convert_rows)
     print(f"file: {size_mb} MB")
     print("throughput, medians of 5 (MB/s):")

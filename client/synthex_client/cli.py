@@ -15,11 +15,11 @@ import argparse
 import getpass
 import hashlib
 import json
-import queue
+import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -519,48 +519,67 @@ def cmd_receipt_verify(context: Context) -> int:
 
 
 class _PipelinedSink:
-    """Writes and hashes received blocks in two threads while the main thread keeps reading the socket.
+    """Receives a download into a ring of buffers that one thread writes to the file and another hashes,
+    while the main thread reads the socket into the next free buffer.
 
-    hashlib and file writes release the GIL on large blocks, so the three overlap on separate cores;
-    done one after the other they took twice as long as the network read. Bounded queues keep memory
-    at a few blocks. ``close`` waits for both and re-raises a write error.
+    Socket reads, ``os.write`` and hashlib release the GIL, so the three overlap on separate cores; done
+    one after the other they took twice as long as the network read. Each single-thread executor keeps
+    its blocks in order; a buffer is reused only once both are done with it, so memory stays at
+    ``SLOTS`` x ``BLOCK`` bytes and no block is copied. ``close`` waits for both and re-raises a failure.
     """
 
-    _DEPTH = 8
+    SLOTS = 6
+    BLOCK = 4 << 20
 
     def __init__(self, handle: Any, digest: Any, advance: Callable[[int], None]) -> None:
-        self._queues: list[queue.Queue[bytes | None]] = [queue.Queue(self._DEPTH), queue.Queue(self._DEPTH)]
-        self._errors: list[BaseException] = []
+        handle.flush()
+        self._descriptor = handle.fileno()
+        self._start = handle.tell()
+        self.digest = digest
         self._advance = advance
-        self._threads = [
-            threading.Thread(target=self._drain, args=(self._queues[0], handle.write), daemon=True),
-            threading.Thread(target=self._drain, args=(self._queues[1], digest.update), daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._ring = [bytearray(self.BLOCK) for _ in range(self.SLOTS)]
+        self._pending: list[tuple[Future[None], Future[None]] | None] = [None] * self.SLOTS
+        self._slot = -1
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="download-write")
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="download-hash")
 
-    def _drain(self, source: queue.Queue[bytes | None], consume: Callable[[bytes], Any]) -> None:
-        while (block := source.get()) is not None:
-            if not self._errors:
-                try:
-                    consume(block)
-                except BaseException as error:  # re-raised by close() in the main thread
-                    self._errors.append(error)
+    def begin(self, resumed: bool) -> None:
+        """The server ignored the Range (the body is the whole file): start the copy and its hash over."""
+        if self._start and not resumed:
+            os.ftruncate(self._descriptor, 0)
+            os.lseek(self._descriptor, 0, os.SEEK_SET)
+            self.digest = hashlib.sha256()
+            self._start = 0
 
-    def write(self, block: bytes) -> None:
-        if self._errors:
-            raise self._errors[0]
-        for target in self._queues:
-            target.put(block)
-        self._advance(len(block))
+    def buffer(self) -> bytearray:
+        self._slot = (self._slot + 1) % self.SLOTS
+        self._wait(self._slot)
+        return self._ring[self._slot]
+
+    def commit(self, count: int) -> None:
+        view = memoryview(self._ring[self._slot])[:count]
+        self._pending[self._slot] = (
+            self._writer.submit(self._write, view),
+            self._hasher.submit(self.digest.update, view),
+        )
+        self._advance(count)
+
+    def _write(self, view: memoryview) -> None:
+        while view:
+            view = view[os.write(self._descriptor, view) :]
+
+    def _wait(self, slot: int) -> None:
+        pending, self._pending[slot] = self._pending[slot], None
+        for future in pending or ():
+            future.result()
 
     def close(self) -> None:
-        for target in self._queues:
-            target.put(None)
-        for thread in self._threads:
-            thread.join()
-        if self._errors:
-            raise self._errors[0]
+        try:
+            for slot in range(self.SLOTS):
+                self._wait(slot)
+        finally:
+            self._writer.shutdown(cancel_futures=True)
+            self._hasher.shutdown(cancel_futures=True)
 
 
 def cmd_download(context: Context) -> int:
@@ -588,11 +607,8 @@ def cmd_download(context: Context) -> int:
                 written, resumed = api.fetch(link["url"], sink, offset=offset, etag=f'"{link["sha256"]}"')
             finally:
                 sink.close()
+            digest = sink.digest
         if offset and not resumed:
-            # The server sent the whole file (it ignored the range): keep only what came now.
-            data = partial.read_bytes()[offset:]
-            partial.write_bytes(data)
-            digest = hashlib.sha256(data)
             offset = 0
     actual = digest.hexdigest()
     if actual != link["sha256"]:

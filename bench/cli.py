@@ -11,7 +11,8 @@ Runs a throw-away instance under gunicorn (one sync worker, with an access log) 
 - an upload resume: the CLI is SIGKILLed once the server holds about half of the chunks, then run again; the
   access log counts every chunk PUT of that upload across both runs;
 - download, of a delivered copy of SIZE_MB MiB of a certified, bought version (bench/download.py's setup):
-  the server-side benchmark (httpx streaming the signed link without hashing, and curl to /dev/null) against
+  the server-side benchmark (httpx streaming the signed link without hashing, and curl to /dev/null; and, for
+  comparison, curl writing the file) against
   `synthex download ENTITLEMENT --format csv -o FILE` as a process (link request, streaming to disk, SHA-256,
   rename: the whole command's wall time);
 - a download resume: the CLI is SIGKILLed once its `.part` file holds about half of the bytes, then run
@@ -262,7 +263,7 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
     size = Path(bought["path"]).stat().st_size
     output = var / "downloaded" / "bench.csv"
     output.parent.mkdir()
-    times: dict[str, list[float]] = {"httpx": [], "curl": [], "cli": []}
+    times: dict[str, list[float]] = {"httpx": [], "curl": [], "curl_file": [], "cli": []}
     delivered = Path(bought["path"])
     for _ in range(repeat):
         evict_tree(var, keep=[delivered])
@@ -279,6 +280,13 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
             check=True,
         )
         times["curl"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        subprocess.run(
+            ["curl", "-sf", "-o", str(output), "-H", f"Authorization: Token {bought['token']}", link_url],
+            check=True,
+        )
+        times["curl_file"].append(time.perf_counter() - start)
+        output.unlink()
         wall, body = run_cli(
             buyer_env, "download", bought["entitlement"], "--format", "csv", "-o", str(output)
         )
@@ -303,6 +311,10 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
         f"  = {best / med['cli']:.0%} of the faster server-side read (target >= 50%), "
         f"{med['httpx'] / med['cli']:.0%} of httpx"
     )
+    print(
+        f"for comparison, curl -o FILE (writes, no hash): {med['curl_file']:6.2f} s  {mb / med['curl_file']:7.1f} MB/s"
+        f"; synthex download (writes and checks the SHA-256) = {med['curl_file'] / med['cli']:.0%} of it"
+    )
 
 
 def download_statuses(access_log: Path, start: int, count: int) -> list[int]:
@@ -314,7 +326,7 @@ def download_statuses(access_log: Path, start: int, count: int) -> list[int]:
             handle.seek(start)
             lines = DOWNLOAD_LINE.findall(handle.read().decode())
         if len(lines) >= count or time.monotonic() > deadline:
-            return [int(status) for status in lines[:count]]
+            return [int(status) for status, _ in lines[:count]]
         time.sleep(0.1)
 
 
@@ -323,7 +335,7 @@ def last_served_range(var: Path) -> tuple[int, int]:
     (gunicorn's access log shows 0 bytes for responses it sends with ``sendfile``.)"""
     with sqlite3.connect(var / "db.sqlite3") as db:
         row = db.execute(
-            "SELECT range_start, range_end FROM downloads_download WHERE outcome = 'served' ORDER BY id DESC"
+            "SELECT range_start, range_end FROM downloads_download WHERE outcome = 'served' ORDER BY ledger_index DESC"
         ).fetchone()
     return int(row[0]), int(row[1])
 

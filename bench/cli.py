@@ -42,7 +42,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pagecache import evict_tree, warm  # noqa: E402
-from upload import bench_instance, free_port, make_csv  # noqa: E402  (bench/upload.py: same data, same setup)
+from upload import bench_instance, free_port, make_csv, put_chunks  # noqa: E402  (bench/upload.py: same data, same setup)
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -73,14 +73,12 @@ def run_cli(env: dict[str, str], *args: str) -> tuple[float, dict]:
 
 
 def api_upload(client: httpx.Client, source: Path, size: int, name: str) -> tuple[str, float]:
-    """bench/upload.py's server-side loop: the chunked API driven directly."""
+    """bench/upload.py's server-side loop: the chunked API driven directly (raw PUTs without chunk hashes)."""
     start = time.perf_counter()
     upload = client.post("/api/v1/uploads/", json={"filename": name, "size": size}).json()
-    with source.open("rb") as handle:
-        for index in range(upload["chunks"]):
-            client.put(
-                f"/api/v1/uploads/{upload['id']}/chunks/{index}/", content=handle.read(upload["chunk_size"])
-            ).raise_for_status()
+    port = int(str(client.base_url).rstrip("/").rsplit(":", 1)[1])
+    token = client.headers["Authorization"].split()[1]
+    put_chunks(port, token, upload, source)
     client.post(f"/api/v1/uploads/{upload['id']}/complete/").raise_for_status()
     return upload["id"], time.perf_counter() - start
 

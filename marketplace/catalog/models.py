@@ -180,7 +180,11 @@ class Upload(models.Model):
     size = models.BigIntegerField(help_text="Declared total size in bytes.")
     chunk_size = models.IntegerField()
     received_bytes = models.BigIntegerField(default=0)
-    chunk_sha256 = models.JSONField(default=list, help_text="SHA-256 (hex) of each received chunk, in order.")
+    chunk_sha256 = models.JSONField(
+        default=list,
+        help_text="Each received chunk's SHA-256 (hex) as the client sent and the server checked it; "
+        "empty where the client sent none.",
+    )
     expected_sha256 = models.CharField(max_length=64, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)

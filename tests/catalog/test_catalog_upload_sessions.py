@@ -58,6 +58,8 @@ def test_chunked_upload_resumes_and_becomes_a_version(provider, api_client_for, 
     done = client.post(f"/api/v1/uploads/{upload_id}/complete/")
     assert done.json()["status"] == "complete"
     assert done.json()["sha256"] == hashlib.sha256(csv_payload).hexdigest()
+    # The chunk hash the client sent was checked and kept; chunks sent without one list "".
+    assert done.json()["chunk_sha256"] == [hashlib.sha256(parts[0]).hexdigest()] + [""] * (len(parts) - 1)
     version = client.post(
         f"/api/v1/products/{product.slug}/versions/",
         {"synthetic": [upload_id], "submit": False},
@@ -80,6 +82,7 @@ def test_chunked_upload_resumes_and_becomes_a_version(provider, api_client_for, 
         (0, b"x" * 10, {}, 400, "bad_chunk"),
         (9, b"x", {}, 400, "bad_chunk"),
         (0, b"x" * MIN_CHUNK_SIZE, {"HTTP_X_CHUNK_SHA256": "0" * 64}, 400, "chunk_corrupted"),
+        (0, b"x" * MIN_CHUNK_SIZE, {"HTTP_X_CHUNK_SHA256": "not-a-hash"}, 400, "bad_sha256"),
     ],
 )
 def test_bad_chunks_are_refused_and_change_nothing(
@@ -102,6 +105,14 @@ def test_resent_chunk_with_other_bytes_is_a_conflict(provider, api_client_for, c
     response = put_chunk(client, upload_id, 0, b"y" * MIN_CHUNK_SIZE)
     assert response.status_code == 409
     assert response.json()["code"] == "chunk_mismatch"
+    # Differing in the last byte only, and with a correct hash of its own bytes, is still a conflict.
+    changed = csv_payload[: MIN_CHUNK_SIZE - 1] + b"#"
+    response = put_chunk(
+        client, upload_id, 0, changed, HTTP_X_CHUNK_SHA256=hashlib.sha256(changed).hexdigest()
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "chunk_mismatch"
+    assert part_path(Upload.objects.get(pk=upload_id)).read_bytes() == csv_payload[:MIN_CHUNK_SIZE]
 
 
 def test_complete_checks_size_and_whole_file_hash(provider, api_client_for, csv_payload):

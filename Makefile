@@ -53,7 +53,7 @@ test-integration: venv-dev
 test: system-deps venv-dev lint typecheck pytest test-integration
 
 bench: venv-dev
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

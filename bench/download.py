@@ -6,7 +6,7 @@ In a temporary var dir: a migrated SQLite database, a buyer with an entitlement 
 SIZE_MB bytes (written straight into storage, so the figure is the serving path, not the conversion),
 and gunicorn as in the Procfile (2 workers of 4 threads). Measures, in the same run:
 - ``cat FILE > /dev/null`` and full downloads through the signed link (medians of 3), with the file in the
-  page cache (warm) and evicted before each read (cold, bench/pagecache.py), read by curl, by a raw socket
+  page cache (warm) and evicted before each read (cold, bench/_pagecache.py), read by curl, by a raw socket
   reader (the figure of the server: curl itself tops out first on loopback) and by httpx,
   reading the body as it streams; the ratio must be at least 0.70;
 - the peak RSS (VmHWM) of the worker that served the downloads;
@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from pagecache import evict, warm
+from _pagecache import evict, warm
 
 REPO = Path(__file__).resolve().parents[1]
 ADULT = REPO.parent / "shared" / "data" / "adult.csv"

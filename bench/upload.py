@@ -8,7 +8,7 @@ generates a CSV of SIZE_MB on the same disk and times, in the same run (medians 
 - validation: attaching the upload to a version (streaming parse, schema and statistics, move to storage);
 - the browser's path: one multipart POST (Django's multipart parser, then the same validation).
 The worker's RSS is sampled every 50 ms throughout. Before each timed step every file the run wrote is
-flushed and evicted from the page cache (bench/pagecache.py says why), so each starts from the same state.
+flushed and evicted from the page cache (bench/_pagecache.py says why), so each starts from the same state.
 
     .venv/bin/python bench/upload.py [SIZE_MB=1024] [REPEAT=3]
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 import psutil
-from pagecache import evict_tree, warm
+from _pagecache import evict_tree, warm
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable

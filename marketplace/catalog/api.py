@@ -299,8 +299,10 @@ def _own_upload(request: Request, upload_id: str) -> Upload:
 
 
 class UploadStart(APIView):
-    """Open a resumable upload: then PUT each chunk's raw bytes to `chunks/{index}/` in order (header
-    `X-Chunk-SHA256` optional but recommended), and POST `complete/`. GET the upload to resume."""
+    """Open a resumable upload: then PUT each chunk's raw bytes to `chunks/{index}/` in order, and POST
+    `complete/`. GET the upload to resume. The server hashes the whole file as it arrives; a chunk's
+    `X-Chunk-SHA256` header, when sent, is checked too and listed in `chunk_sha256` ("" for chunks sent
+    without one), so a client can confirm its local file still matches before resuming."""
 
     permission_classes = [IsAuthenticated]
 

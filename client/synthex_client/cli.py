@@ -37,6 +37,7 @@ from rich.table import Table
 
 from synthex_client import __version__, config, uploads, verification
 from synthex_client.api import ApiError, ClientError, ServerError, SynthexClient
+from synthex_client.preallocate import preallocate
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -602,6 +603,7 @@ def cmd_download(context: Context) -> int:
                     while block := existing.read(1 << 20):
                         digest.update(block)
 
+            preallocate(handle.fileno(), offset, link["size_bytes"] - offset)
             sink = _PipelinedSink(handle, digest, lambda size: progress.advance(task, size))
             try:
                 written, resumed = api.fetch(link["url"], sink, offset=offset, etag=f'"{link["sha256"]}"')

@@ -149,3 +149,20 @@ def test_an_unreachable_server_and_a_redirect_loop_are_clear_errors(tmp_path):
         with SynthexClient(url) as client, pytest.raises(ServerError) as looping:
             fetch_into(client, "/start", tmp_path / "b.csv")
     assert "redirected more than 5 times" in str(looping.value)
+
+
+def test_preallocation_reserves_blocks_but_keeps_the_size_a_resume_reads(tmp_path):
+    import os
+    import sys
+
+    from synthex_client.preallocate import preallocate
+
+    part = tmp_path / "copy.csv.part"
+    part.write_bytes(b"x" * 4096)
+    with part.open("ab") as handle:
+        done = preallocate(handle.fileno(), 4096, 8 << 20)
+        handle.write(b"y" * 10)
+    assert part.stat().st_size == 4096 + 10  # the size still says how much arrived
+    if sys.platform.startswith("linux") and done:
+        assert os.stat(part).st_blocks * 512 >= 8 << 20
+    assert preallocate(-1, 0, 0) is False  # nothing to reserve

@@ -263,7 +263,10 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
     output.parent.mkdir()
     times: dict[str, list[float]] = {"httpx": [], "curl": [], "curl_file": [], "cli": []}
     delivered = Path(bought["path"])
-    for _ in range(repeat):
+    # Every written copy is kept (evicted from the page cache) until the end: deleting a just-written 1 GB
+    # file kept this disk busy (writeback, online discard) and slowed the next writer several times over.
+    written: list[Path] = []
+    for run in range(repeat):
         evict_tree(var, keep=[delivered])
         warm(delivered)
         start = time.perf_counter()
@@ -278,8 +281,9 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
             check=True,
         )
         times["curl"].append(time.perf_counter() - start)
+        written.append(output.with_name(f"cli-{run}.csv"))
         wall, body = run_cli(
-            buyer_env, "download", bought["entitlement"], "--format", "csv", "-o", str(output)
+            buyer_env, "download", bought["entitlement"], "--format", "csv", "-o", str(written[-1])
         )
         assert (
             body["sha256"] == bought["sha256"]
@@ -287,19 +291,24 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
             and body["sent_bytes"] == size
         )
         times["cli"].append(wall)
-        output.unlink()
-        # Deleting a just-written 1 GB file keeps this disk busy for a while (writeback, discard): the
-        # writers are timed first in each round, each after the disk has settled.
-        time.sleep(2)
         evict_tree(var, keep=[delivered])
+        written.append(output.with_name(f"curl-{run}.csv"))
         start = time.perf_counter()
         subprocess.run(
-            ["curl", "-sf", "-o", str(output), "-H", f"Authorization: Token {bought['token']}", link_url],
+            [
+                "curl",
+                "-sf",
+                "-o",
+                str(written[-1]),
+                "-H",
+                f"Authorization: Token {bought['token']}",
+                link_url,
+            ],
             check=True,
         )
         times["curl_file"].append(time.perf_counter() - start)
-        output.unlink()
-        time.sleep(2)
+    for path in written:
+        path.unlink()
 
     med = {name: statistics.median(values) for name, values in times.items()}
     mb = size / 1e6

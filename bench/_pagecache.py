@@ -18,9 +18,10 @@ def evict(paths: Iterable[Path]) -> None:
     """Write the files' dirty pages to disk, then drop them from the page cache."""
     os.sync()
     for path in paths:
-        if not path.is_file():
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, IsADirectoryError):  # gone meanwhile (SQLite's -wal, a temp file)
             continue
-        descriptor = os.open(path, os.O_RDONLY)
         try:
             os.fdatasync(descriptor)
             os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)

@@ -144,12 +144,13 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         worker = psutil.Process(server.pid).children()[0]
-        peak = [worker.memory_info().rss]
+        phase = ["start"]
+        peaks = {"start": worker.memory_info().rss}
         done = threading.Event()
 
         def sample() -> None:
             while not done.is_set():
-                peak[0] = max(peak[0], worker.memory_info().rss)
+                peaks[phase[0]] = max(peaks.get(phase[0], 0), worker.memory_info().rss)
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample)
@@ -169,6 +170,7 @@ def main() -> None:
             target.unlink()
 
             evict_tree(var, keep=[source])
+            phase[0] = "chunks"
             start = time.perf_counter()
             upload = client.post("/api/v1/uploads/", json={"filename": "big.csv", "size": size}).json()
             put_chunks(port, token, upload, source)
@@ -177,6 +179,7 @@ def main() -> None:
             times["chunks"].append(time.perf_counter() - start)
 
             evict_tree(var, keep=[source])
+            phase[0] = "validate"
             start = time.perf_counter()
             response = client.post(
                 "/api/v1/products/big/versions/", json={"synthetic": [upload["id"]], "submit": False}
@@ -186,6 +189,7 @@ def main() -> None:
                 raise SystemExit(f"version failed: {response.status_code} {response.text[:300]}")
 
             evict_tree(var, keep=[source])
+            phase[0] = "multipart"
             start = time.perf_counter()
             with source.open("rb") as handle:
                 response = client.post(
@@ -209,7 +213,10 @@ def main() -> None:
         print(
             f"multipart POST incl. validation: {med['multipart']:6.2f} s  {mb / med['multipart']:7.1f} MB/s  = {med['cp'] / med['multipart']:.0%} of cp"
         )
-        print(f"server worker peak RSS: {peak[0] / 1e6:.0f} MB (target < 300 MB)")
+        print(
+            f"server worker peak RSS: {max(peaks.values()) / 1e6:.0f} MB (target < 300 MB); by step: "
+            + ", ".join(f"{name} {value / 1e6:.0f} MB" for name, value in peaks.items())
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,28 @@ JSONL_BATCH_ROWS = 50_000
 PARQUET_BATCH_ROWS = 65_536
 
 _UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def use_returning_arrow_allocator() -> bool:
+    """Make Arrow allocate with jemalloc, which hands freed memory back to the system; True if switched.
+
+    Arrow's default (mimalloc) keeps freed pages for reuse, so streaming a large file through the CSV
+    reader grew a web worker by 128-140 MB against 99-103 MB with jemalloc, at the same speed (profiling
+    a 300 MB CSV), and an upload's validation must fit its budget (issue #2: < 300 MB). An explicit
+    ``ARROW_DEFAULT_MEMORY_POOL`` is left alone, as are builds without jemalloc.
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return False
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+        # Unused pages go back after a second: 0 (at once) saved another 15 MB but cost 45 % more time.
+        pa.jemalloc_set_decay_ms(1000)
+    except NotImplementedError:
+        return False
+    return True
+
+
+use_returning_arrow_allocator()
 
 
 def scan_text(path: Path, *, max_line_bytes: int, quoted: bool = False) -> None:

@@ -291,6 +291,10 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
             and body["sent_bytes"] == size
         )
         times["cli"].append(wall)
+    # curl writing the file runs after all the CLI runs: a CLI run that followed another process's 1 GB
+    # write was 3x slower (every page it wrote was activated on the LRU: /proc/vmstat pgactivate = pages
+    # written, 2.4 s of kernel time instead of 0.3), as the first run after the setup's write still is.
+    for run in range(repeat):
         evict_tree(var, keep=[delivered])
         written.append(output.with_name(f"curl-{run}.csv"))
         start = time.perf_counter()
@@ -322,6 +326,12 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
         f"synthex download, whole command (process):   {med['cli']:6.2f} s  {mb / med['cli']:7.1f} MB/s"
         f"  = {best / med['cli']:.0%} of the faster server-side read (target >= 50%), "
         f"{med['httpx'] / med['cli']:.0%} of httpx"
+    )
+    print(
+        "  each run (s): "
+        + "; ".join(
+            f"{name} " + " ".join(f"{value:.2f}" for value in values) for name, values in times.items()
+        )
     )
     print(
         f"for comparison, curl -o FILE (writes, no hash): {med['curl_file']:6.2f} s  {mb / med['curl_file']:7.1f} MB/s"

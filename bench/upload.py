@@ -93,12 +93,14 @@ def put_chunks(port: int, token: str, upload: dict, source: Path) -> None:
     """PUT every chunk of ``source`` to the upload session over one keep-alive connection.
 
     ``http.client`` sends each chunk with one ``sendall`` (httpx re-slices the remaining bytes after every
-    partial send, copying a 32 MiB chunk a dozen times): the client costs little CPU, and on a 2-core
-    machine the figure is the server's."""
+    partial send, copying a 32 MiB chunk a dozen times), read into one reused buffer (a fresh 32 MiB
+    object per chunk cost the client 0.4 s of page faults per GB): the client costs little CPU, and on a
+    2-core machine the figure is the server's."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
+    buffer = bytearray(upload["chunk_size"])  # one buffer for every chunk: no fresh 32 MiB per chunk
     with source.open("rb") as handle:
         for index in range(upload["chunks"]):
-            body = handle.read(upload["chunk_size"])
+            body = memoryview(buffer)[: handle.readinto(buffer)]
             connection.request(
                 "PUT",
                 f"/api/v1/uploads/{upload['id']}/chunks/{index}/",

@@ -226,7 +226,8 @@ class _ColumnStats:
                 self.counts[key] += int(extra)
 
     def _sketch(self, values: pa.Array) -> None:
-        hashes = pd.util.hash_array(values.to_numpy(zero_copy_only=False))
+        # The values are distinct already (value_counts): categorizing them first would only cost time.
+        hashes = pd.util.hash_array(values.to_numpy(zero_copy_only=False), categorize=False)
         self.sketch = np.unique(np.concatenate([self.sketch, hashes]))[:SKETCH_SIZE]
 
     def _infer_text(self, values: pa.Array, weights: np.ndarray) -> None:

@@ -31,6 +31,7 @@ TRANSFER_TIMEOUT = httpx.Timeout(600.0, connect=15.0)
 CONNECT_SECONDS = 15.0
 TRANSFER_SECONDS = 600.0
 MAX_REDIRECTS = 5
+SEND_PIECE_BYTES = 1 << 20
 
 
 class ClientError(Exception):
@@ -217,12 +218,22 @@ class SynthexClient:
     def upload_state(self, upload_id: str) -> dict[str, Any]:
         return self.call("GET", f"uploads/{upload_id}/")
 
-    def put_chunk(self, upload_id: str, index: int, data: bytes, sha256: str) -> dict[str, Any]:
+    def put_chunk(self, upload_id: str, index: int, data: bytes | memoryview, sha256: str) -> dict[str, Any]:
+        """Send one chunk's raw bytes. They go in 1 MiB views with the length declared: given one 32 MiB
+        ``bytes``, httpx re-slices (copies) the unsent rest after every partial socket send."""
+        view = memoryview(data).cast("B")
+        pieces = (
+            view[offset : offset + SEND_PIECE_BYTES] for offset in range(0, len(view), SEND_PIECE_BYTES)
+        )
         return self.call(
             "PUT",
             f"uploads/{upload_id}/chunks/{index}/",
-            content=data,
-            headers={"Content-Type": "application/octet-stream", "X-Chunk-SHA256": sha256},
+            content=pieces,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(len(view)),
+                "X-Chunk-SHA256": sha256,
+            },
             timeout=TRANSFER_TIMEOUT,
         )
 

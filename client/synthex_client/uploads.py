@@ -13,12 +13,13 @@ state entry with the upload id.
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from synthex_client.api import ApiError, ClientError, ServerError, SynthexClient
 from synthex_client.config import read_json, state_path, write_private_json
@@ -74,22 +75,26 @@ class UploadState:
 
 
 def _read_chunks(
-    handle: BinaryIO, start: int, end: int, size: int, whole: Any
-) -> Iterator[tuple[int, bytes, str]]:
+    handle: io.BufferedReader, start: int, end: int, size: int, whole: Any
+) -> Iterator[tuple[int, memoryview, str]]:
     """Chunks ``start``..``end - 1`` with their SHA-256, also fed in order to the running hash ``whole``.
     The next chunk is read and hashed in a second thread while the caller sends the current one (file reads
-    and hashing release the GIL), so hashing stays off the sending path."""
+    and hashing release the GIL), so hashing stays off the sending path. Two buffers take turns: a
+    chunk's bytes stay valid until the caller asks for the chunk after next, and no 32 MiB object is
+    made per chunk (fresh memory cost 0.4 s of page faults per GB)."""
+    buffers = [bytearray(size), bytearray(size)]
 
-    def load(index: int) -> tuple[int, bytes, str]:
+    def load(index: int) -> tuple[int, memoryview, str]:
+        buffer = buffers[index % 2]
         handle.seek(index * size)
-        data = handle.read(size)
+        data = memoryview(buffer)[: handle.readinto(buffer)]
         whole.update(data)
         return index, data, hashlib.sha256(data).hexdigest()
 
     if start >= end:
         return
     with ThreadPoolExecutor(max_workers=1) as reader:
-        pending: Future[tuple[int, bytes, str]] = reader.submit(load, start)
+        pending: Future[tuple[int, memoryview, str]] = reader.submit(load, start)
         for index in range(start, end):
             current = pending.result()
             if index + 1 < end:
@@ -97,7 +102,7 @@ def _read_chunks(
             yield current
 
 
-def _put_with_retries(api: SynthexClient, upload_id: str, index: int, data: bytes, digest: str) -> None:
+def _put_with_retries(api: SynthexClient, upload_id: str, index: int, data: memoryview, digest: str) -> None:
     # A chunk sent twice is compared by the server, not appended, so retrying after a lost answer is safe.
     for attempt in range(PUT_ATTEMPTS):
         try:

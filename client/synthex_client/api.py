@@ -27,9 +27,9 @@ API_PREFIX = "/api/v1"
 KEYS_PATH = "/.well-known/synthex/keys.json"
 DEFAULT_TIMEOUT_SECONDS = 60.0
 # One chunk of up to 64 MiB may take a while on a slow link; connecting should not.
-TRANSFER_TIMEOUT = httpx.Timeout(600.0, connect=15.0)
 CONNECT_SECONDS = 15.0
 TRANSFER_SECONDS = 600.0
+TRANSFER_TIMEOUT = httpx.Timeout(TRANSFER_SECONDS, connect=CONNECT_SECONDS)
 MAX_REDIRECTS = 5
 SEND_PIECE_BYTES = 1 << 20
 
@@ -314,7 +314,7 @@ class SynthexClient:
                     if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
                         target = urljoin(target, response.getheader("Location", ""))
                         continue
-                    if response.status >= 400:
+                    if response.status not in (200, 206):  # an error, or a redirect without a Location
                         raise _error_from(
                             httpx.Response(
                                 response.status, headers=response.getheaders(), content=response.read()

@@ -611,3 +611,35 @@ def test_ingest_imports_no_django_and_no_sdv() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_arrow_allocator_switches_when_a_table_is_opened_not_at_import(tmp_path):
+    """Validation fits its memory budget with jemalloc (it hands freed memory back); importing the ingest
+    package must not change the process-wide pool, and an explicit ARROW_DEFAULT_MEMORY_POOL wins."""
+    import os
+    import subprocess
+    import sys
+
+    table = tmp_path / "t.csv"
+    table.write_text("a,b\n1,2\n")
+    script = (
+        "import pyarrow as pa, sys\n"
+        "from pathlib import Path\n"
+        "from marketplace.catalog.ingest import sources\n"
+        "before = pa.default_memory_pool().backend_name\n"
+        "sources.TableSource(Path(sys.argv[1]), 'csv', max_line_bytes=1 << 20)\n"
+        "print(before, pa.default_memory_pool().backend_name)"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "ARROW_DEFAULT_MEMORY_POOL"}
+    default = subprocess.run(
+        [sys.executable, "-c", script, str(table)], env=env, capture_output=True, text=True, check=True
+    )
+    assert default.stdout.split() == ["mimalloc", "jemalloc"]
+    chosen = subprocess.run(
+        [sys.executable, "-c", script, str(table)],
+        env={**env, "ARROW_DEFAULT_MEMORY_POOL": "system"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert chosen.stdout.split() == ["system", "system"]

@@ -166,3 +166,14 @@ def test_preallocation_reserves_blocks_but_keeps_the_size_a_resume_reads(tmp_pat
     if sys.platform.startswith("linux") and done:
         assert os.stat(part).st_blocks * 512 >= 8 << 20
     assert preallocate(-1, 0, 0) is False  # nothing to reserve
+
+
+def test_a_redirect_without_location_is_an_error_and_keeps_the_partial_copy(tmp_path):
+    recorder = Recorder()
+    for url in serve(handler_for(recorder, lambda handler: send_bytes(handler, b"", 302))):
+        target = tmp_path / "copy.csv"
+        target.write_bytes(PAYLOAD[:1000])
+        with SynthexClient(url) as client, pytest.raises(ApiError) as refused:
+            fetch_into(client, "/file", target, offset=1000)
+    assert refused.value.status == 302
+    assert target.read_bytes() == PAYLOAD[:1000]

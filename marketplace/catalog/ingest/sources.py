@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import functools
 import json
 import os
 import sys
@@ -32,15 +31,18 @@ PARQUET_BATCH_ROWS = 65_536
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-@functools.cache
 def use_returning_arrow_allocator() -> bool:
     """Make Arrow allocate with jemalloc, which hands freed memory back to the system; True if switched.
 
     Arrow's default (mimalloc) keeps freed pages for reuse, so streaming a large file through the CSV
     reader grew a web worker by 128-140 MB against 99-103 MB with jemalloc, at the same speed (profiling
     a 300 MB CSV), and an upload's validation must fit its budget (issue #2: < 300 MB). An explicit
-    ``ARROW_DEFAULT_MEMORY_POOL`` is left alone, as are builds without jemalloc. Done once per process,
-    when the first table is opened (not at import: importing must not change a process-wide setting).
+    ``ARROW_DEFAULT_MEMORY_POOL`` is left alone, as are builds without jemalloc.
+
+    Called when this module is imported, before Arrow allocates anything: switching later, at the first
+    table opened, left what mimalloc had already reserved in the process and the 1 GB benchmark's peak
+    went from 283-290 MB to 280-312 MB. Importing this module is itself the first use: the ingest
+    package loads it lazily, so web processes that only serve pages never do.
     """
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return False
@@ -51,6 +53,9 @@ def use_returning_arrow_allocator() -> bool:
     except NotImplementedError:
         return False
     return True
+
+
+use_returning_arrow_allocator()
 
 
 def scan_text(path: Path, *, max_line_bytes: int, quoted: bool = False) -> None:
@@ -162,7 +167,6 @@ class TableSource:
     """One table file opened for streaming: ``names`` and ``batches()`` of Arrow arrays in column order."""
 
     def __init__(self, path: Path, fmt: str, *, max_line_bytes: int) -> None:
-        use_returning_arrow_allocator()
         self.path = path
         self.fmt = fmt
         self.max_line_bytes = max_line_bytes

@@ -28,6 +28,7 @@ from marketplace.catalog.serializers import (
 from marketplace.catalog.uploads import upload_error
 from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
+from marketplace.core.request_body import BodyReader
 
 
 def _catalog_error(error: services.CatalogError) -> ApiError:
@@ -357,7 +358,7 @@ class UploadChunk(APIView):
                 upload,
                 index=index,
                 length=length,
-                read=raw.read,
+                readinto=BodyReader(raw, length).readinto,
                 chunk_sha256=raw.headers.get("X-Chunk-SHA256", ""),
             )
         except services.CatalogError as error:

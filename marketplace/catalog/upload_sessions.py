@@ -8,11 +8,14 @@ until the upload is attached to a version, which moves the file into storage.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
+import mmap
 import os
 import re
 import secrets
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -89,9 +92,15 @@ def chunk_count(upload: Upload) -> int:
 
 
 def receive_chunk(
-    upload: Upload, *, index: int, length: int, read: Callable[[int], bytes], chunk_sha256: str = ""
+    upload: Upload,
+    *,
+    index: int,
+    length: int,
+    readinto: Callable[[memoryview], int],
+    chunk_sha256: str = "",
 ) -> Upload:
-    """Append chunk ``index`` (its bytes come from ``read``); a re-sent chunk is compared, not rewritten.
+    """Append chunk ``index`` (its bytes come from ``readinto``); a re-sent chunk is compared, not
+    rewritten.
 
     Refuses, without changing anything: a chunk out of order, of the wrong length, cut short, whose
     SHA-256 differs from ``chunk_sha256`` (when the client sends one), or that differs from the copy
@@ -132,10 +141,9 @@ def receive_chunk(
             raise CatalogError(
                 "chunk_out_of_order", f"Send chunk {len(hashes)} next (chunks arrive in order).", 409
             )
-        part.seek(index * upload.chunk_size)
         feeds = [item for item in (digest, running if is_new else None) if item is not None]
         try:
-            same = _stream_chunk(part, is_new, read, length, feeds)
+            same = _stream_chunk(part, index * upload.chunk_size, is_new, readinto, length, feeds)
         except _CutOff as cut:
             _rewind(part, upload, index, is_new)
             raise CatalogError(
@@ -154,7 +162,6 @@ def receive_chunk(
                     "chunk_mismatch", f"Chunk {index} differs from the copy already received.", 409
                 )
             return upload
-        part.flush()
         if running is not None:
             _RUNNING[upload.id] = (index + 1, running)
             while len(_RUNNING) > _RUNNING_MAX:
@@ -172,35 +179,120 @@ class _CutOff(Exception):
 
 
 def _stream_chunk(
-    part: BinaryIO, is_new: bool, read: Callable[[int], bytes], length: int, digests: list[Any]
+    part: BinaryIO,
+    offset: int,
+    is_new: bool,
+    readinto: Callable[[memoryview], int],
+    length: int,
+    digests: list[Any],
 ) -> bool:
-    """Take ``length`` bytes from ``read``: write them at ``part``'s position (a new chunk) or compare them
-    with the bytes stored there (a re-sent one, returning whether all matched), feeding ``digests``.
+    """Take ``length`` bytes from ``readinto``: write them at ``offset`` of ``part`` (a new chunk) or
+    compare them with the bytes stored there (a re-sent one, returning whether all matched), feeding
+    ``digests``.
 
-    Hashing runs in a helper thread, one block behind the socket and the disk: hashlib, socket reads and
-    file writes all release the GIL, so the hash overlaps the I/O instead of adding to it.
+    The socket is read into a ring of buffers that one thread writes to disk and another hashes, while
+    this thread receives the next block: socket reads, ``os.pwrite`` and hashlib all release the GIL, so
+    the three overlap on separate cores instead of adding up. A buffer is reused once both are done with
+    it, so nothing is copied and memory stays at ``_SLOTS`` x ``READ_SIZE`` per receiving thread.
     """
+    descriptor = part.fileno()
+    disk = _BlockWriter(part) if is_new else None
+    ring = _ring()
+    pending: list[list[Future[Any]]] = [[] for _ in ring]
     received = 0
     same = True
-    pending: list[Future[None]] = []
-    with ThreadPoolExecutor(max_workers=max(1, len(digests)), thread_name_prefix="chunk-hash") as hashers:
-        try:
-            while received < length:
-                block = read(min(READ_SIZE, length - received))
-                if not block:
-                    raise _CutOff(received)
-                for future in pending:
-                    future.result()
-                pending = [hashers.submit(item.update, block) for item in digests]
-                if is_new:
-                    part.write(block)
-                elif same:
-                    same = part.read(len(block)) == block
-                received += len(block)
-        finally:
-            for future in pending:
-                future.result()
+
+    def settle(slot: int) -> None:
+        futures, pending[slot] = pending[slot], []
+        for future in futures:
+            future.result()
+
+    writer = ThreadPoolExecutor(1, thread_name_prefix="chunk-write")
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="chunk-hash")
+    try:
+        slot = 0
+        while received < length:
+            settle(slot)
+            view = ring[slot][: min(READ_SIZE, length - received)]
+            filled = 0
+            while filled < len(view):  # whole blocks: a handoff per socket read would cost more than it saves
+                count = readinto(view[filled:])
+                if not count:
+                    raise _CutOff(received + filled)
+                filled += count
+            if disk is not None:
+                pending[slot].append(writer.submit(disk.write, view, offset + received))
+            elif same:
+                same = os.pread(descriptor, filled, offset + received) == view
+            pending[slot].extend(hasher.submit(digest.update, view) for digest in digests)
+            received += filled
+            slot = (slot + 1) % len(ring)
+        for index in range(len(ring)):
+            settle(index)
+    finally:
+        writer.shutdown(cancel_futures=True)
+        hasher.shutdown(cancel_futures=True)
+        if disk is not None:
+            disk.close()
     return same
+
+
+class _BlockWriter:
+    """Writes a chunk's blocks into the part file, around the page cache where it can (``O_DIRECT``).
+
+    The bytes are not read again until the upload is attached (and then once, streaming), so caching them
+    only costs: a buffered write copies every byte into the page cache (0.15-0.3 s of CPU per GB here,
+    on the cores that also receive and hash) and leaves it all to be flushed later. A direct write hands
+    the aligned buffer to the device. Blocks that are not aligned (a file's tail, an odd chunk size) and
+    file systems without ``O_DIRECT`` (tmpfs) take the buffered path; the kernel keeps the two coherent.
+    """
+
+    ALIGN = 4096
+
+    def __init__(self, part: BinaryIO) -> None:
+        self._buffered = part.fileno()
+        self._direct: int | None = None
+        flag = getattr(os, "O_DIRECT", 0)
+        if flag:
+            try:
+                self._direct = os.open(part.name, os.O_WRONLY | flag)
+            except OSError:
+                self._direct = None
+
+    def write(self, view: memoryview, offset: int) -> None:
+        if self._direct is not None and not (offset | len(view)) % self.ALIGN:
+            try:
+                _write_at(self._direct, view, offset)
+                return
+            except OSError as error:  # alignment the device refuses: stay buffered from here on
+                if error.errno != errno.EINVAL:
+                    raise
+                self.close()
+        _write_at(self._buffered, view, offset)
+
+    def close(self) -> None:
+        if self._direct is not None:
+            os.close(self._direct)
+            self._direct = None
+
+
+def _write_at(descriptor: int, view: memoryview, offset: int) -> None:
+    while view:
+        written = os.pwrite(descriptor, view, offset)
+        view, offset = view[written:], offset + written
+
+
+_SLOTS = 8
+_RINGS = threading.local()
+
+
+def _ring() -> list[memoryview]:
+    """This thread's receive buffers, kept between requests (fresh ones cost a page fault per 4 KiB);
+    page-aligned anonymous maps, as direct writes require."""
+    ring = getattr(_RINGS, "ring", None)
+    if ring is None:
+        ring = _RINGS.ring = [memoryview(mmap.mmap(-1, READ_SIZE)) for _ in range(_SLOTS)]
+    return ring
 
 
 def _rewind(part: BinaryIO, upload: Upload, index: int, is_new: bool) -> None:

@@ -13,8 +13,8 @@ Runs a throw-away instance under gunicorn (one sync worker, with an access log) 
 - download, of a delivered copy of SIZE_MB MiB of a certified, bought version (bench/download.py's setup):
   the server-side benchmark (httpx streaming the signed link without hashing, and curl to /dev/null; and, for
   comparison, curl writing the file) against
-  `synthex download ENTITLEMENT --format csv -o FILE` as a process (link request, streaming to disk, SHA-256,
-  rename: the whole command's wall time);
+  `synthex download ENTITLEMENT --format csv -o FILE` as a process (link request, streaming to disk, checking
+  the BLAKE3 the link offers, rename: the whole command's wall time);
 - a download resume: the CLI is SIGKILLed once its `.part` file holds about half of the bytes, then run
   again; the re-run must ask for and receive exactly the Range remainder (by its own count and the byte range
   the server recorded in its download log; gunicorn's access log shows 0 bytes for ``sendfile`` responses)
@@ -335,7 +335,7 @@ def download_figures(buyer_env: dict[str, str], url: str, bought: dict, var: Pat
     )
     print(
         f"for comparison, curl -o FILE (writes, no hash): {med['curl_file']:6.2f} s  {mb / med['curl_file']:7.1f} MB/s"
-        f"; synthex download (writes and checks the SHA-256) = {med['curl_file'] / med['cli']:.0%} of it"
+        f"; synthex download (writes and checks the hash) = {med['curl_file'] / med['cli']:.0%} of it"
     )
 
 

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import blake3
 import httpx
 from _pagecache import evict, warm
 
@@ -79,13 +80,14 @@ def _prepare(size_mb: int, buyers: int) -> tuple[list[tuple[str, str]], str, str
     path = Path(settings.MEDIA_ROOT) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     block = ADULT.read_bytes()
-    digest = hashlib.sha256()
+    digest, transfer_digest = hashlib.sha256(), blake3.blake3()
     with path.open("wb") as handle:
         written = 0
         while written < size_mb << 20:
             piece = block[: (size_mb << 20) - written]
             handle.write(piece)
             digest.update(piece)
+            transfer_digest.update(piece)
             written += len(piece)
     sha = digest.hexdigest()
     version_file = VersionFile.objects.create(
@@ -116,6 +118,7 @@ def _prepare(size_mb: int, buyers: int) -> tuple[list[tuple[str, str]], str, str
             format="csv",
             source_sha256=sha,
             sha256=sha,
+            blake3=transfer_digest.hexdigest(),
             size_bytes=written,
             rows=0,
             storage_name=name,

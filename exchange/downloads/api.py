@@ -105,6 +105,7 @@ def link_payload(request: Request, delivery: Delivery, link: services.Link) -> d
         "filename": delivery.filename,
         "delivery": delivery.id,
         "sha256": delivery.sha256,
+        "blake3": delivery.blake3 or None,
         "size_bytes": delivery.size_bytes,
         "rows": delivery.rows,
         "receipt_url": request.build_absolute_uri(reverse("api-delivery-receipt", args=[delivery.id])),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -29,9 +30,10 @@ _READ_CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class Converted:
-    """A written copy: its SHA-256 (hex), size in bytes and row count, and what marking changed."""
+    """A written copy: its SHA-256 and BLAKE3 (hex), size in bytes and row count, and what marking changed."""
 
     sha256: str
+    blake3: str
     size_bytes: int
     rows: int
     flipped_cells: int
@@ -60,11 +62,16 @@ def read_batches(path: Path, fmt: str, dtypes: Mapping[str, str] | None = None) 
 
 
 class _HashingFile(io.RawIOBase):
-    """A write-only file that hashes and counts what goes through it."""
+    """A write-only file that hashes and counts what goes through it.
+
+    Besides the SHA-256 (the copy's content address, signed in its receipt) it takes the BLAKE3 that the
+    download link offers for checking the transfer: BLAKE3 runs at 10 GB/s here against SHA-256's 2 GB/s,
+    and hashing was what bounded `synthex download` (0.5 s of a 0.7 s GB). It adds 0.1 s per GB here."""
 
     def __init__(self, path: Path) -> None:
         self._file = path.open("wb")
         self.digest = hashlib.sha256()
+        self.blake3 = blake3.blake3()
         self.size = 0
 
     def writable(self) -> bool:
@@ -73,6 +80,7 @@ class _HashingFile(io.RawIOBase):
     def write(self, data: Any) -> int:
         view = memoryview(data)
         self.digest.update(view)
+        self.blake3.update(view)
         self.size += view.nbytes
         return self._file.write(view)
 
@@ -150,7 +158,9 @@ def convert(
         writer.close()
     finally:
         sink.close()
-    return Converted(sink.digest.hexdigest(), sink.size, rows, sum(marker.stats.flipped.values()))
+    return Converted(
+        sink.digest.hexdigest(), sink.blake3.hexdigest(), sink.size, rows, sum(marker.stats.flipped.values())
+    )
 
 
 def read_any(path: Path, columns: Sequence[str] | None = None) -> pa.Table:

@@ -43,6 +43,12 @@ class Delivery(models.Model):
     format = models.CharField(max_length=10)
     source_sha256 = models.CharField(max_length=64, db_index=True)
     sha256 = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of the delivered copy.")
+    blake3 = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="BLAKE3 of the delivered copy, offered with its links to check a download quickly.",
+    )
     size_bytes = models.BigIntegerField()
     rows = models.BigIntegerField()
     storage_name = models.CharField(max_length=300)

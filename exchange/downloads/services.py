@@ -319,8 +319,8 @@ def _prepare(entitlement: Entitlement, source_file: _Source, fmt: str) -> Delive
                 raise DeliveryError("The cached copy could not be rebuilt identically.", "file_missing", 503)
             with target.open("rb") as handle:
                 stored = storage().save(name, File(handle))
-            Delivery.objects.filter(pk=cached.pk).update(storage_name=stored)
-            cached.storage_name = stored
+            Delivery.objects.filter(pk=cached.pk).update(storage_name=stored, blake3=converted.blake3)
+            cached.storage_name, cached.blake3 = stored, converted.blake3
             return cached
         with target.open("rb") as handle:
             stored = storage().save(name, File(handle))
@@ -344,6 +344,7 @@ def _prepare(entitlement: Entitlement, source_file: _Source, fmt: str) -> Delive
                 id=f"dlv_{secrets.token_hex(10)}",
                 entitlement=entitlement,
                 sha256=converted.sha256,
+                blake3=converted.blake3,
                 size_bytes=converted.size_bytes,
                 rows=converted.rows,
                 storage_name=stored,

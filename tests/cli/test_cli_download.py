@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import blake3
 import pytest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,7 +36,7 @@ def bought(cli, local_payments, provider, buyer, token_for, product_factory, ver
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_download_and_resume_with_range(cli, bought, buyer, token_for, tmp_path, fmt):
-    from exchange.downloads.models import Download
+    from exchange.downloads.models import Delivery, Download
 
     token = token_for(buyer)
     first = tmp_path / f"whole.{fmt}"
@@ -48,6 +49,9 @@ def test_download_and_resume_with_range(cli, bought, buyer, token_for, tmp_path,
         len(payload),
         0,
     )
+    # Checked with the BLAKE3 the server computed with the copy's SHA-256 when it made it.
+    assert body["checked_with"] == "blake3"
+    assert Delivery.objects.get(pk=body["delivery"]).blake3 == blake3.blake3(payload).hexdigest()
     # A copy cut off half way (as by a killed process) is completed with a Range request.
     second = tmp_path / f"resumed.{fmt}"
     half = len(payload) // 2
@@ -68,3 +72,33 @@ def test_download_of_someone_elses_entitlement_is_refused(cli, bought, provider,
     assert refused.code == 3
     assert "(HTTP 404, code not_found)" in refused.err
     assert list(tmp_path.glob("x.parquet*")) == []
+
+
+@pytest.mark.parametrize("offered", ["blake3", "none"])
+def test_a_copy_that_differs_from_the_announced_hash_is_not_kept(
+    cli, bought, buyer, token_for, tmp_path, offered
+):
+    """The same refusal whichever hash checks the transfer: a link without BLAKE3 (a copy made before the
+    server offered it) is checked with the SHA-256."""
+    from exchange.downloads.models import Delivery
+
+    token = token_for(buyer)
+    good = cli("download", bought, "--format", "csv", "-o", tmp_path / "good.csv", "--json", token=token)
+    assert good.code == 0, good.err
+    delivery = Delivery.objects.get(pk=good.json()["delivery"])
+    wrong = "0" * 64
+    if offered == "blake3":
+        Delivery.objects.filter(pk=delivery.pk).update(blake3=wrong)
+    else:
+        Delivery.objects.filter(pk=delivery.pk).update(blake3="")
+        plain = cli(
+            "download", bought, "--format", "csv", "-o", tmp_path / "plain.csv", "--json", token=token
+        )
+        assert plain.code == 0, plain.err
+        assert plain.json()["checked_with"] == "sha256"
+        Delivery.objects.filter(pk=delivery.pk).update(sha256=wrong)
+    bad = cli("download", bought, "--format", "csv", "-o", tmp_path / "bad.csv", token=token)
+    assert bad.code == 1
+    assert f"not {wrong}; download it again" in bad.err
+    assert ("BLAKE3" if offered == "blake3" else "SHA-256") in bad.err
+    assert list(tmp_path.glob("bad.csv*")) == []

@@ -81,7 +81,9 @@ def storage() -> Iterator[tuple[str, Recorder]]:
 
 def fetch_into(client: SynthexClient, url: str, path: Path, offset: int = 0) -> tuple[int, bool, str]:
     with path.open("ab") as handle:
-        sink = _PipelinedSink(handle, hashlib.sha256(path.read_bytes()[:offset]), lambda count: None)
+        sink = _PipelinedSink(
+            handle, hashlib.sha256(path.read_bytes()[:offset]), hashlib.sha256, lambda count: None
+        )
         try:
             received, resumed = client.fetch(url, sink, offset=offset, etag='"x"')
         finally:
@@ -155,7 +157,7 @@ def test_preallocation_reserves_blocks_but_keeps_the_size_a_resume_reads(tmp_pat
     import os
     import sys
 
-    from synthex_client.preallocate import preallocate
+    from synthex_client.diskwrite import preallocate
 
     part = tmp_path / "copy.csv.part"
     part.write_bytes(b"x" * 4096)

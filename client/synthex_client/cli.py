@@ -538,7 +538,7 @@ class _PipelinedSink:
         self, handle: Any, digest: Any, new_digest: Callable[[], Any], advance: Callable[[int], None]
     ) -> None:
         handle.flush()
-        self._disk = BlockWriter(handle.name, handle.fileno())
+        self._disk = BlockWriter(handle.name)
         self._descriptor = handle.fileno()
         self._start = self._position = handle.tell()
         self.digest = digest

@@ -50,8 +50,9 @@ class BlockWriter:
 
     ALIGN = 4096
 
-    def __init__(self, path: str, descriptor: int) -> None:
-        self._buffered = descriptor
+    def __init__(self, path: str) -> None:
+        # Its own descriptors, without O_APPEND (under which Linux's pwrite ignores the offset).
+        self._buffered = os.open(path, os.O_WRONLY)
         self._direct: int | None = None
         flag = getattr(os, "O_DIRECT", 0)
         if flag:
@@ -72,10 +73,16 @@ class BlockWriter:
             except OSError as error:  # an alignment this device refuses: buffered from here on
                 if error.errno != errno.EINVAL:
                     raise
-                self.close()
+                self._close_direct()
         _write_at(self._buffered, view, offset)
 
     def close(self) -> None:
+        self._close_direct()
+        if self._buffered >= 0:
+            os.close(self._buffered)
+            self._buffered = -1
+
+    def _close_direct(self) -> None:
         if self._direct is not None:
             os.close(self._direct)
             self._direct = None

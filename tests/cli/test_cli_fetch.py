@@ -179,3 +179,37 @@ def test_a_redirect_without_location_is_an_error_and_keeps_the_partial_copy(tmp_
             fetch_into(client, "/file", target, offset=1000)
     assert refused.value.status == 302
     assert target.read_bytes() == PAYLOAD[:1000]
+
+
+def test_downloaded_blocks_go_around_the_page_cache_when_aligned(tmp_path, monkeypatch):
+    import fcntl
+    import os
+
+    from synthex_client import diskwrite
+
+    path = tmp_path / "copy.csv.part"
+    path.touch()
+    used: list[str] = []
+    write_at = diskwrite._write_at
+    writer = diskwrite.BlockWriter(str(path))
+    try:
+        if not writer.direct:
+            pytest.skip("this file system has no O_DIRECT")
+        assert fcntl.fcntl(writer._direct, fcntl.F_GETFL) & os.O_DIRECT
+
+        def spy(descriptor: int, view: memoryview, offset: int) -> None:
+            used.append("direct" if descriptor == writer._direct else "cached")
+            write_at(descriptor, view, offset)
+
+        monkeypatch.setattr(diskwrite, "_write_at", spy)
+        block = diskwrite.aligned_buffer(3 * 4096)
+        block[:] = b"a" * 4096 + b"c" * 4096 + b"b" * 4096
+        writer.write(block[:8192], 0)  # aligned offset, length and memory
+        writer.write(memoryview(b"tail"), 8192)  # the file's tail
+        assert used == ["direct", "cached"]
+        writer.write(block[1:4097], 4096)  # memory the device refuses: buffered from now on
+        assert not writer.direct
+        writer.write(block[8192:], 8192)
+    finally:
+        writer.close()
+    assert path.read_bytes() == b"a" * 4096 + b"a" * 4095 + b"c" + b"b" * 4096

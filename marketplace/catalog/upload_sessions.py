@@ -17,8 +17,9 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -196,44 +197,44 @@ def _stream_chunk(
     it, so nothing is copied and memory stays at ``_SLOTS`` x ``READ_SIZE`` per receiving thread.
     """
     descriptor = part.fileno()
-    disk = _BlockWriter(part) if is_new else None
-    ring = _ring()
-    pending: list[list[Future[Any]]] = [[] for _ in ring]
     received = 0
     same = True
+    with _ring() as ring:
+        pending: list[list[Future[Any]]] = [[] for _ in ring]
 
-    def settle(slot: int) -> None:
-        futures, pending[slot] = pending[slot], []
-        for future in futures:
-            future.result()
+        def settle(slot: int) -> None:
+            futures, pending[slot] = pending[slot], []
+            for future in futures:
+                future.result()
 
-    writer = ThreadPoolExecutor(1, thread_name_prefix="chunk-write")
-    hasher = ThreadPoolExecutor(1, thread_name_prefix="chunk-hash")
-    try:
-        slot = 0
-        while received < length:
-            settle(slot)
-            view = ring[slot][: min(READ_SIZE, length - received)]
-            filled = 0
-            while filled < len(view):  # whole blocks: a handoff per socket read would cost more than it saves
-                count = readinto(view[filled:])
-                if not count:
-                    raise _CutOff(received + filled)
-                filled += count
+        disk = _BlockWriter(part) if is_new else None
+        writer = ThreadPoolExecutor(1, thread_name_prefix="chunk-write")
+        hasher = ThreadPoolExecutor(1, thread_name_prefix="chunk-hash")
+        try:
+            slot = 0
+            while received < length:
+                settle(slot)
+                view = ring[slot][: min(READ_SIZE, length - received)]
+                filled = 0
+                while filled < len(view):  # whole blocks: a handoff per socket read costs more than it saves
+                    count = readinto(view[filled:])
+                    if not count:
+                        raise _CutOff(received + filled)
+                    filled += count
+                if disk is not None:
+                    pending[slot].append(writer.submit(disk.write, view, offset + received))
+                elif same:
+                    same = os.pread(descriptor, filled, offset + received) == view
+                pending[slot].extend(hasher.submit(digest.update, view) for digest in digests)
+                received += filled
+                slot = (slot + 1) % len(ring)
+            for index in range(len(ring)):
+                settle(index)
+        finally:
+            writer.shutdown(cancel_futures=True)
+            hasher.shutdown(cancel_futures=True)
             if disk is not None:
-                pending[slot].append(writer.submit(disk.write, view, offset + received))
-            elif same:
-                same = os.pread(descriptor, filled, offset + received) == view
-            pending[slot].extend(hasher.submit(digest.update, view) for digest in digests)
-            received += filled
-            slot = (slot + 1) % len(ring)
-        for index in range(len(ring)):
-            settle(index)
-    finally:
-        writer.shutdown(cancel_futures=True)
-        hasher.shutdown(cancel_futures=True)
-        if disk is not None:
-            disk.close()
+                disk.close()
     return same
 
 
@@ -283,16 +284,25 @@ def _write_at(descriptor: int, view: memoryview, offset: int) -> None:
 
 
 _SLOTS = 8
-_RINGS = threading.local()
+_IDLE_RINGS_KEPT = 2
+_idle_rings: list[list[memoryview]] = []
+_idle_rings_lock = threading.Lock()
 
 
-def _ring() -> list[memoryview]:
-    """This thread's receive buffers, kept between requests (fresh ones cost a page fault per 4 KiB);
-    page-aligned anonymous maps, as direct writes require."""
-    ring = getattr(_RINGS, "ring", None)
+@contextmanager
+def _ring() -> Iterator[list[memoryview]]:
+    """Receive buffers for one chunk: page-aligned anonymous maps, as direct writes require. A few are kept
+    for the next chunks (fresh ones cost a page fault per 4 KiB, 0.1 s per GB), not one per thread."""
+    with _idle_rings_lock:
+        ring = _idle_rings.pop() if _idle_rings else None
     if ring is None:
-        ring = _RINGS.ring = [memoryview(mmap.mmap(-1, READ_SIZE)) for _ in range(_SLOTS)]
-    return ring
+        ring = [memoryview(mmap.mmap(-1, READ_SIZE)) for _ in range(_SLOTS)]
+    try:
+        yield ring
+    finally:
+        with _idle_rings_lock:
+            if len(_idle_rings) < _IDLE_RINGS_KEPT:
+                _idle_rings.append(ring)
 
 
 def _rewind(part: BinaryIO, upload: Upload, index: int, is_new: bool) -> None:

@@ -430,9 +430,10 @@ def profile_table(path: str | Path, fmt: str, *, max_line_bytes: int = 1 << 20) 
         raise IngestError("unsupported_format", f"{fmt!r} is not a table format; use one of {TABLE_FORMATS}.")
     if path.stat().st_size == 0:
         raise IngestError("empty_file", f"{path.name} is empty: there is no data to read.")
+    longest_row = None
     if fmt != "parquet":
-        scan_text(path, max_line_bytes=max_line_bytes, quoted=fmt == "csv")
-    source = TableSource(path, fmt, max_line_bytes=max_line_bytes)
+        longest_row = scan_text(path, max_line_bytes=max_line_bytes, quoted=fmt == "csv")
+    source = TableSource(path, fmt, max_line_bytes=max_line_bytes, longest_row=longest_row)
     cap = _distinct_cap(len(source.names))
     stats = [_ColumnStats(name, cap) for name in source.names]
     preview_columns: list[list[Any]] = []

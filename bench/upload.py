@@ -1,10 +1,11 @@
 """Upload of a large CSV through the API (issue #2): server peak RSS < 300 MB, throughput >= 40% of `cp`.
 
-Runs a throw-away instance under gunicorn (one sync worker, as a production worker handles one upload),
-generates a CSV of SIZE_MB on the same disk and times, in the same run (medians of REPEAT):
+Runs a throw-away instance under gunicorn with one worker of the Procfile's kind (4 threads: the peak RSS
+is per worker), generates a CSV of SIZE_MB on the same disk and times, in the same run (medians of REPEAT):
 - `cp` of the file + sync (the reference);
-- the resumable upload API (raw 32 MiB chunks PUT without a chunk hash, the server hashing the whole file
-  as it arrives, then `complete/`);
+- the resumable upload API (raw 32 MiB chunks PUT over one keep-alive connection without a chunk hash, the
+  server hashing the whole file as it arrives, then `complete/`, then sync, which finds little: the server writes
+  aligned blocks with O_DIRECT);
 - validation: attaching the upload to a version (streaming parse, schema and statistics, move to storage);
 - the browser's path: one multipart POST (Django's multipart parser, then the same validation).
 The worker's RSS is sampled every 50 ms throughout. Before each timed step every file the run wrote is
@@ -130,6 +131,8 @@ def main() -> None:
             f"127.0.0.1:{port}",
             "--workers",
             "1",
+            "--threads",
+            "4",
             "--timeout",
             "600",
         ],

@@ -586,15 +586,16 @@ class _PipelinedSink:
             self._disk.close()
 
 
-def _transfer_check(link: dict[str, Any]) -> tuple[str, str, Callable[[], Any]]:
+def _transfer_check(link: dict[str, Any], sha256: bool = False) -> tuple[str, str, Callable[[], Any]]:
     """How a download is checked: (hash name, expected hex digest, new hasher).
 
     BLAKE3 when the link offers it: the server computed it with the copy's SHA-256 (the content address
     its signed receipt names), and checking it costs a fifth as much (10 GB/s here against 2 GB/s), which
-    was most of a 1 GB download's time. Links from servers without it are checked with the SHA-256.
-    ``synthex receipt verify`` checks a file's SHA-256 against the signed receipt in any case.
+    was most of a 1 GB download's time. ``--sha256``, and links from servers without it, check the SHA-256.
+    The SHA-256 itself is checked against the signed delivery receipt by ``python -m
+    marketplace.certification.verify ... --data FILE --receipt RECEIPT.json`` (docs/delivery.md).
     """
-    if link.get("blake3"):
+    if link.get("blake3") and not sha256:
         import blake3
 
         return "BLAKE3", link["blake3"], blake3.blake3
@@ -609,7 +610,7 @@ def cmd_download(context: Context) -> int:
         link = api.download_link(arguments.entitlement, arguments.format, arguments.file)
         output = Path(arguments.output or link["filename"])
         partial = output.with_name(f"{output.name}.{link['sha256'][:16]}.part")
-        check, expected, new_digest = _transfer_check(link)
+        check, expected, new_digest = _transfer_check(link, arguments.sha256)
         digest = new_digest()
         offset = partial.stat().st_size if partial.exists() else 0
         if offset >= link["size_bytes"]:
@@ -892,6 +893,11 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--format", choices=("csv", "parquet", "jsonl"), default="parquet")
     download.add_argument("--file", type=int, help="which file of the version (its id), when it has several")
     download.add_argument("-o", "--output", metavar="FILE", help="default: the name the server gives")
+    download.add_argument(
+        "--sha256",
+        action="store_true",
+        help="check the transfer with the SHA-256 (the hash the receipt signs) instead of the faster BLAKE3",
+    )
 
     sample = command(commands, "sample", cmd_sample, "draw rows from a generator you bought, as Parquet")
     sample.add_argument("entitlement", metavar="ENTITLEMENT", help="your entitlement to a generator version")

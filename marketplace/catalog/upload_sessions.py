@@ -194,7 +194,7 @@ def _stream_chunk(
     The socket is read into a ring of buffers that one thread writes to disk and another hashes, while
     this thread receives the next block: socket reads, ``os.pwrite`` and hashlib all release the GIL, so
     the three overlap on separate cores instead of adding up. A buffer is reused once both are done with
-    it, so nothing is copied and memory stays at ``_SLOTS`` x ``READ_SIZE`` per receiving thread.
+    it, so nothing is copied and memory stays at ``_SLOTS`` x ``READ_SIZE`` per chunk being received.
     """
     descriptor = part.fileno()
     received = 0

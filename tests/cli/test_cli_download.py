@@ -65,6 +65,10 @@ def test_download_and_resume_with_range(cli, bought, buyer, token_for, tmp_path,
         (0, len(payload) - 1),
         (half, len(payload) - 1),
     ]
+    # --sha256 checks the hash the receipt signs instead.
+    again = cli("download", bought, "--format", fmt, "-o", first, "--sha256", "--json", token=token)
+    assert again.code == 0, again.err
+    assert again.json()["checked_with"] == "sha256"
 
 
 def test_download_of_someone_elses_entitlement_is_refused(cli, bought, provider, token_for, tmp_path):

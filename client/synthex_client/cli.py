@@ -315,6 +315,14 @@ def cmd_upload(context: Context) -> int:
                 on_start=started,
                 on_progress=advanced,
             )
+        # The server validates each file in a worker (parse, schema, statistics) before it can be attached.
+        for result in results.values():
+            task = progress.add_task(f"checking {Path(result.path).name}", total=result.size)
+
+            def checked(percent: int, task: Any = task, size: int = result.size) -> None:
+                progress.update(task, completed=size * percent // 100)
+
+            uploads.wait_until_checked(api, result.upload_id, checked)
         version = api.create_version(
             arguments.product,
             synthetic=[results[str(p)].upload_id for p in synthetic],

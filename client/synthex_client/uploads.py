@@ -181,6 +181,28 @@ def upload_file(
     )
 
 
+CHECK_POLL_SECONDS = 0.25
+
+
+def wait_until_checked(
+    api: SynthexClient, upload_id: str, on_progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Wait while the server validates a complete upload (a worker parses and profiles it), reporting its
+    percent done; returns the upload's state once valid. Raises :class:`ApiError` with the server's code
+    and message when the file was refused, as attaching it would."""
+    while True:
+        session = api.upload_state(upload_id)
+        check = session.get("validation") or {"status": "valid", "progress": 100}
+        if on_progress:
+            on_progress(int(check["progress"]))
+        if check["status"] == "valid":
+            return session
+        if check["status"] == "invalid":
+            status = 413 if check.get("code") == "too_large" else 400
+            raise ApiError(status, str(check.get("code")), str(check.get("error")), session)
+        time.sleep(CHECK_POLL_SECONDS)
+
+
 def _resume(api: SynthexClient, state: UploadState, key: str) -> dict[str, Any] | None:
     """The server's view of the remembered session of this file, or None when there is none to resume."""
     entry = state.get(key)

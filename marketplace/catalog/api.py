@@ -289,6 +289,15 @@ def _upload_body(upload: Upload) -> dict[str, Any]:
         "chunk_sha256": upload.chunk_sha256,
         "sha256": upload.sha256 or None,
         "status": upload.status,
+        "validation": {
+            "status": upload.validation,
+            "progress": upload.validation_progress,
+            "format": upload.format or None,
+            "rows": (upload.profile or {}).get("rows"),
+            "columns": [column["name"] for column in (upload.profile or {}).get("columns", [])],
+            "code": upload.error_code or None,
+            "error": upload.error or None,
+        },
     }
 
 
@@ -303,7 +312,11 @@ class UploadStart(APIView):
     """Open a resumable upload: then PUT each chunk's raw bytes to `chunks/{index}/` in order, and POST
     `complete/`. GET the upload to resume. The server hashes the whole file as it arrives; a chunk's
     `X-Chunk-SHA256` header, when sent, is checked too and listed in `chunk_sha256` ("" for chunks sent
-    without one), so a client can confirm its local file still matches before resuming."""
+    without one), so a client can confirm its local file still matches before resuming. After
+    `complete/` a worker validates the file as a table (`validation.status` pending → running with
+    `validation.progress` → valid or invalid with `code` and `error`); attach it to a version once valid
+    (attaching one still pending validates it in that request; one being checked answers 409
+    `upload_validating`)."""
 
     permission_classes = [IsAuthenticated]
 

@@ -166,13 +166,20 @@ class Upload(models.Model):
 
     Chunks arrive as raw request bodies, each hashed on the way; they must come in order (a chunk already
     received may be sent again and is then only compared). ``complete`` checks the size and the SHA-256
-    of the whole file; a complete upload is then attached to a version by id.
+    of the whole file and queues its validation (parse, schema, statistics) in a worker, off the request
+    path; a complete upload is then attached to a version by id, which reuses the validation's profile.
     """
 
     class Status(models.TextChoices):
         OPEN = "open", "Receiving chunks"
         COMPLETE = "complete", "Complete"
         ATTACHED = "attached", "Attached to a version"
+
+    class Validation(models.TextChoices):
+        PENDING = "pending", "Not checked yet"
+        RUNNING = "running", "Being checked"
+        VALID = "valid", "Valid"
+        INVALID = "invalid", "Refused"
 
     id = models.CharField(primary_key=True, max_length=40)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
@@ -188,6 +195,12 @@ class Upload(models.Model):
     expected_sha256 = models.CharField(max_length=64, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    validation = models.CharField(max_length=10, choices=Validation.choices, default=Validation.PENDING)
+    validation_progress = models.PositiveSmallIntegerField(default=0, help_text="Percent of the file read.")
+    format = models.CharField(max_length=10, blank=True, help_text="csv, parquet or jsonl, once valid.")
+    profile = models.JSONField(null=True, blank=True, help_text="The table's profile, once valid.")
+    error_code = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True, help_text="Why the file was refused.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

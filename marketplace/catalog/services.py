@@ -9,7 +9,7 @@ in one call unless asked to keep the draft.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -218,17 +218,34 @@ def _table_name(filename: str) -> str:
 RELEASE_MEMORY_AFTER_BYTES = 64 << 20
 
 
-def _receive(role: str, upload: HashedFile) -> _Received:
-    if upload.size == 0:
-        raise IngestError("empty_file", f"{upload.name} is empty.")
-    with open(upload.temporary_file_path(), "rb") as handle:
+def inspect_table(
+    path: str, name: str, size: int, progress: Callable[[float], None] | None = None
+) -> tuple[str, ingest.TableProfile]:
+    """Recognize the format of the table file at ``path`` (uploaded as ``name``) and validate and profile
+    it: (format, profile). Raises ``IngestError`` for a file that is not a clean table."""
+    if size == 0:
+        raise IngestError("empty_file", f"{name} is empty.")
+    with open(path, "rb") as handle:
         head = handle.read(SNIFF_BYTES)
-    fmt = sniff_format(head, upload.name or "")
+    fmt = sniff_format(head, name)
     try:
-        profile = ingest.profile_table(upload.temporary_file_path(), fmt)
+        profile = ingest.profile_table(path, fmt, progress=progress)
     finally:
-        if (upload.size or 0) >= RELEASE_MEMORY_AFTER_BYTES:
+        if size >= RELEASE_MEMORY_AFTER_BYTES:
             release_freed_memory()
+    return fmt, profile
+
+
+def ingest_error_status(code: str) -> int:
+    return 413 if code == "too_large" else 400
+
+
+def _receive(role: str, upload: HashedFile) -> _Received:
+    # A completed upload session was already validated by a worker (upload_sessions.validate_upload).
+    validated = getattr(upload, "validated", None)
+    if validated is None:
+        validated = inspect_table(upload.temporary_file_path(), upload.name or "", upload.size or 0)
+    fmt, profile = validated
     return _Received(
         role=role, upload=upload, fmt=fmt, profile=profile, table_name=_table_name(upload.name or "")
     )
@@ -370,7 +387,7 @@ def create_version(
 
 
 def _ingest_status(error: IngestError) -> int:
-    return 413 if error.code == "too_large" else 400
+    return ingest_error_status(error.code)
 
 
 @transaction.atomic

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import logging
 import mmap
 import os
 import re
@@ -20,15 +21,23 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from marketplace.accounts.models import User
+from marketplace.catalog import ingest, services
+from marketplace.catalog.ingest import IngestError
 from marketplace.catalog.models import Upload
 from marketplace.catalog.services import CatalogError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024
 MIN_CHUNK_SIZE = 256 * 1024
@@ -335,11 +344,69 @@ def complete_upload(upload: Upload) -> Upload:
             "checksum_mismatch",
             f"The file arrived with SHA-256 {actual}, not {upload.expected_sha256}; start again.",
         )
-    Upload.objects.filter(pk=upload.pk, status=Upload.Status.OPEN).update(
-        status=Upload.Status.COMPLETE, sha256=actual
+    completed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.OPEN).update(
+        status=Upload.Status.COMPLETE, sha256=actual, updated_at=timezone.now()
     )
+    if completed:
+        queue_validation(upload.id)
     upload.refresh_from_db()
     return upload
+
+
+def queue_validation(upload_id: str) -> None:
+    """Have a worker validate the complete upload once this transaction commits (off the request path:
+    a 1 GB CSV takes about 10 s to parse and profile)."""
+    from marketplace.catalog.tasks import validate_upload_task
+
+    transaction.on_commit(lambda: validate_upload_task.delay(upload_id))
+
+
+# A check still "running" after this long was lost with its worker (the task's hard limit is shorter).
+STALE_CHECK = timedelta(minutes=40)
+
+
+def validate_upload(upload_id: str) -> bool:
+    """Parse and profile a complete upload as a table, keeping the outcome on the upload; True if this call
+    did it. The worker's task and a request that cannot wait both call this: a conditional UPDATE lets one
+    of them claim the upload (a check lost with its worker is claimed again after ``STALE_CHECK``)."""
+    now = timezone.now()
+    claimable = Q(validation=Upload.Validation.PENDING) | Q(
+        validation=Upload.Validation.RUNNING, updated_at__lt=now - STALE_CHECK
+    )
+    claimed = Upload.objects.filter(claimable, pk=upload_id, status=Upload.Status.COMPLETE).update(
+        validation=Upload.Validation.RUNNING, validation_progress=0, updated_at=now
+    )
+    if not claimed:
+        return False
+    upload = Upload.objects.get(pk=upload_id)
+    reported = [0]
+
+    def progress(fraction: float) -> None:
+        percent = min(99, int(fraction * 100))
+        if percent >= reported[0] + 5:
+            reported[0] = percent
+            Upload.objects.filter(pk=upload_id).update(validation_progress=percent, updated_at=timezone.now())
+
+    outcome: dict[str, Any]
+    try:
+        fmt, profile = services.inspect_table(str(part_path(upload)), upload.filename, upload.size, progress)
+    except IngestError as error:
+        outcome = {
+            "validation": Upload.Validation.INVALID,
+            "error_code": error.code,
+            "error": f"{upload.filename}: {error.message}",
+        }
+    except Exception:
+        logger.exception("validating upload %s failed", upload_id)
+        outcome = {
+            "validation": Upload.Validation.INVALID,
+            "error_code": "validation_failed",
+            "error": f"{upload.filename} could not be checked (a server error); upload it again.",
+        }
+    else:
+        outcome = {"validation": Upload.Validation.VALID, "format": fmt, "profile": profile.to_dict()}
+    Upload.objects.filter(pk=upload_id).update(validation_progress=100, updated_at=timezone.now(), **outcome)
+    return True
 
 
 def abort_upload(upload: Upload) -> None:
@@ -357,6 +424,12 @@ class SessionUploadedFile(UploadedFile):
         self.sha256 = upload.sha256
         self.session = upload
         self._path = path
+        # The validation's (format, profile), so attaching does not parse the file again.
+        self.validated = (
+            (upload.format, ingest.TableProfile.from_dict(upload.profile))
+            if upload.validation == Upload.Validation.VALID and upload.profile
+            else None
+        )
 
     def temporary_file_path(self) -> str:
         return str(self._path)
@@ -369,7 +442,12 @@ class SessionUploadedFile(UploadedFile):
 
 
 def completed_uploads(owner: User, ids: list[str]) -> list[SessionUploadedFile]:
-    """Resolve upload ids of ``owner`` that are complete and not yet attached."""
+    """Resolve upload ids of ``owner`` that are complete, valid and not yet attached.
+
+    An upload no worker has checked yet is checked here, in the request (without a worker running, or
+    when the client did not wait); one a worker is checking is refused with 409 ``upload_validating``,
+    and one found invalid with its validation error.
+    """
     found = {u.id: u for u in Upload.objects.filter(pk__in=ids, owner=owner)}
     files = []
     for upload_id in ids:
@@ -379,6 +457,21 @@ def completed_uploads(owner: User, ids: list[str]) -> list[SessionUploadedFile]:
         if upload.status != Upload.Status.COMPLETE:
             raise CatalogError(
                 "upload_not_complete", f"Upload {upload_id} is {upload.get_status_display().lower()}.", 409
+            )
+        if upload.validation in (Upload.Validation.PENDING, Upload.Validation.RUNNING):
+            validate_upload(upload_id)  # claims it only if pending, or running but lost with its worker
+            upload.refresh_from_db()
+        if upload.validation == Upload.Validation.RUNNING:
+            raise CatalogError(
+                "upload_validating",
+                f"Upload {upload_id} ({upload.filename}) is still being checked "
+                f"({upload.validation_progress}% done): attach it once GET /api/v1/uploads/{upload_id}/ "
+                "says its validation is valid.",
+                409,
+            )
+        if upload.validation == Upload.Validation.INVALID:
+            raise CatalogError(
+                upload.error_code, upload.error, services.ingest_error_status(upload.error_code)
             )
         files.append(SessionUploadedFile(upload))
     return files

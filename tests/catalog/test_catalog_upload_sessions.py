@@ -219,3 +219,88 @@ def test_block_writer_sends_aligned_blocks_around_the_page_cache(tmp_path, monke
         writer.write(memoryview(aligned)[8192:], 8192)
         writer.close()
     assert path.read_bytes() == b"a" * 4096 + b"a" * 4095 + b"c" + b"b" * 4096
+
+
+def send_all(client, payload: bytes) -> str:
+    """An upload session holding every chunk of ``payload``, not yet completed; returns its id."""
+    upload_id = start(client, payload).json()["id"]
+    for index, part in enumerate(chunks(payload, MIN_CHUNK_SIZE)):
+        assert put_chunk(client, upload_id, index, part).status_code == 200
+    return upload_id
+
+
+def test_a_complete_upload_is_checked_by_a_worker_and_attached_without_parsing_again(
+    provider, api_client_for, product_factory, csv_payload, django_capture_on_commit_callbacks, monkeypatch
+):
+    from marketplace.catalog import services
+
+    client = api_client_for(provider)
+    product = product_factory(provider, "Checked")
+    upload_id = send_all(client, csv_payload)
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        done = client.post(f"/api/v1/uploads/{upload_id}/complete/")
+    assert done.status_code == 200
+    assert len(queued) == 1  # the validation task, sent to the worker once the upload is complete
+    check = client.get(f"/api/v1/uploads/{upload_id}/").json()["validation"]
+    header = csv_payload.split(b"\n", 1)[0].decode().split(",")
+    assert (check["status"], check["progress"], check["format"], check["code"]) == ("valid", 100, "csv", None)
+    assert check["columns"] == header
+    assert check["rows"] == csv_payload.count(b"\n") - 1
+
+    def parse_again(*args, **kwargs):
+        raise AssertionError("attaching a checked upload parsed it again")
+
+    monkeypatch.setattr(services, "inspect_table", parse_again)
+    version = client.post(
+        f"/api/v1/products/{product.slug}/versions/",
+        {"synthetic": [upload_id], "submit": False},
+        format="json",
+    )
+    assert version.status_code == 201, version.content
+    assert version.json()["files"][0]["rows"] == check["rows"]
+
+
+def test_a_file_the_check_refuses_is_refused_when_attached_and_leaves_no_version(
+    provider, api_client_for, product_factory, django_capture_on_commit_callbacks
+):
+    client = api_client_for(provider)
+    product = product_factory(provider, "Refused")
+    payload = b"a,b\n" + b"1,2\n" * 1000 + b"3\n"  # a row short of a column
+    upload_id = send_all(client, payload)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/api/v1/uploads/{upload_id}/complete/")
+    check = client.get(f"/api/v1/uploads/{upload_id}/").json()["validation"]
+    assert (check["status"], check["code"]) == ("invalid", "ragged_rows")
+    assert check["error"].startswith("people.csv: ")
+    attach = client.post(
+        f"/api/v1/products/{product.slug}/versions/", {"synthetic": [upload_id]}, format="json"
+    )
+    assert (attach.status_code, attach.json()["code"]) == (400, "ragged_rows")
+    assert attach.json()["detail"] == check["error"]
+    assert ProductVersion.objects.count() == 0
+    assert Upload.objects.get(pk=upload_id).status == "complete"  # can still be deleted by its owner
+
+
+def test_attaching_during_a_check_is_a_conflict_and_a_lost_check_is_taken_over(
+    provider, api_client_for, product_factory, csv_payload
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client = api_client_for(provider)
+    product = product_factory(provider, "Busy")
+    upload_id = send_all(client, csv_payload)
+    client.post(f"/api/v1/uploads/{upload_id}/complete/")  # no worker ran: the check is pending
+    Upload.objects.filter(pk=upload_id).update(
+        validation="running", validation_progress=40, updated_at=timezone.now()
+    )
+    url = f"/api/v1/products/{product.slug}/versions/"
+    busy = client.post(url, {"synthetic": [upload_id], "submit": False}, format="json")
+    assert (busy.status_code, busy.json()["code"]) == (409, "upload_validating")
+    assert "40% done" in busy.json()["detail"]
+    # A check whose worker died is claimed again, here by the request, which checks the file itself.
+    Upload.objects.filter(pk=upload_id).update(updated_at=timezone.now() - timedelta(hours=1))
+    taken = client.post(url, {"synthetic": [upload_id], "submit": False}, format="json")
+    assert taken.status_code == 201, taken.content
+    assert Upload.objects.get(pk=upload_id).status == "attached"

@@ -651,16 +651,33 @@ def test_parser_blocks_fit_the_longest_row_the_scan_measured(tmp_path):
     """Blocks are sized from the scan's longest row (512 KiB for ordinary files, to keep memory down); a
     row longer than two such blocks (which pyarrow refuses to straddle), quoted newlines included, still
     parses whole."""
-    from marketplace.catalog.ingest.sources import BLOCK_BYTES, TableSource, scan_text
+    from marketplace.catalog.ingest.sources import BLOCK_BYTES, TableSource, TextScan, scan_text
 
     limit = 2 << 20
     long_text = ("x" * 1000 + "\n") * 1200  # a 1.2 MB quoted field with newlines inside
     body = "id,text\n" + "".join(f'{i},"short {i}"\n' for i in range(2000))
     body += f'2000,"{long_text}"\n' + "".join(f'{i},"short {i}"\n' for i in range(2001, 4000))
     path = write(tmp_path, "long.csv", body)
-    longest = scan_text(path, max_line_bytes=limit, quoted=True)
+    longest = scan_text(path, max_line_bytes=limit, quoted=True).longest_row
     assert longest == len(f'2000,"{long_text}"'.encode()) > 2 * BLOCK_BYTES
     assert TableSource(path, "csv", max_line_bytes=limit, longest_row=longest).block_bytes > longest
     assert TableSource(path, "csv", max_line_bytes=limit, longest_row=30).block_bytes == BLOCK_BYTES
-    assert scan_text(write(tmp_path, "tail.csv", "a\n" + "y" * 5000), max_line_bytes=limit) == 5000
+    assert scan_text(write(tmp_path, "tail.csv", "a\n" + "y" * 5000), max_line_bytes=limit) == TextScan(
+        5000, 2
+    )
     assert profile_table(path, "csv", max_line_bytes=limit).rows == 4000
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_profiling_reports_its_progress(tmp_path, fmt):
+    frame = pd.DataFrame({"x": range(300_000), "y": [f"v{i % 7}" for i in range(300_000)]})
+    path = tmp_path / f"table.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, row_group_size=50_000)
+    seen: list[float] = []
+    profile_table(path, fmt, progress=seen.append)
+    assert len(seen) >= 3
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert seen[0] < 0.5

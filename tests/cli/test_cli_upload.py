@@ -144,3 +144,42 @@ def test_killed_upload_resumes_resending_at_most_one_chunk(
     assert sorted(set(calls)) == list(range(7))
     version = ProductVersion.objects.get(product=product)
     assert version.files.get().sha256 == body["sha256"]
+
+
+def test_a_file_refused_by_the_servers_check_exits_with_its_reason(
+    cli, provider, token_for, product_factory, tmp_path
+):
+    product = product_factory(provider, "Ragged")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_bytes(b"a,b\n" + b"1,2\n" * 100 + b"3\n")
+    result = cli("upload", product.slug, ragged, "--no-submit", token=token_for(provider))
+    assert result.code == 3, result.err
+    assert "ragged.csv: " in result.err and "(HTTP 400, code ragged_rows)" in result.err
+    assert ProductVersion.objects.count() == 0
+
+
+def test_the_client_waits_while_the_server_checks_an_upload():
+    from synthex_client.api import ApiError
+    from synthex_client.uploads import wait_until_checked
+
+    class Server:
+        def __init__(self, states: list[tuple[str, int]]) -> None:
+            self.states = states
+
+        def upload_state(self, upload_id: str) -> dict:
+            status, progress = self.states.pop(0)
+            code = "no_rows" if status == "invalid" else None
+            return {"id": upload_id, "validation": {"status": status, "progress": progress, "code": code,
+                                                    "error": "t.csv: no rows" if code else None}}  # fmt: skip
+
+    seen: list[int] = []
+    server = Server([("pending", 0), ("running", 40), ("running", 80), ("valid", 100)])
+    assert wait_until_checked(server, "upl_1", seen.append)["validation"]["status"] == "valid"
+    assert seen == [0, 40, 80, 100] and server.states == []
+    with pytest.raises(ApiError) as refused:
+        wait_until_checked(Server([("running", 10), ("invalid", 100)]), "upl_2")
+    assert (refused.value.status, refused.value.code, refused.value.detail) == (
+        400,
+        "no_rows",
+        "t.csv: no rows",
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -416,8 +417,25 @@ def _preview_value(value: Any, dtype: str) -> Any:
     return value
 
 
-def profile_table(path: str | Path, fmt: str, *, max_line_bytes: int = 1 << 20) -> TableProfile:
-    """Validate and profile the table in ``path`` stored as ``fmt`` (one of ``TABLE_FORMATS``).
+def _no_progress(fraction: float) -> None:
+    return None
+
+
+# Shares of the work for progress reports: the byte scan of text files, then parsing and statistics (the
+# histogram pass takes the rest).
+_SCAN_SHARE = 0.2
+_PARSE_SHARE = 0.7
+
+
+def profile_table(
+    path: str | Path,
+    fmt: str,
+    *,
+    max_line_bytes: int = 1 << 20,
+    progress: Callable[[float], None] | None = None,
+) -> TableProfile:
+    """Validate and profile the table in ``path`` stored as ``fmt`` (one of ``TABLE_FORMATS``);
+    ``progress`` is told the fraction done (0 to 1) as the passes go.
 
     Streams the file (text files twice: a byte scan, then parsing; a third pass reads numeric columns
     whose distinct values passed the exact-count cap, to bin their histograms), so memory stays bounded
@@ -430,10 +448,19 @@ def profile_table(path: str | Path, fmt: str, *, max_line_bytes: int = 1 << 20) 
         raise IngestError("unsupported_format", f"{fmt!r} is not a table format; use one of {TABLE_FORMATS}.")
     if path.stat().st_size == 0:
         raise IngestError("empty_file", f"{path.name} is empty: there is no data to read.")
-    longest_row = None
+    report = progress or _no_progress
+    size = path.stat().st_size
+    longest_row = expected_rows = None
     if fmt != "parquet":
-        longest_row = scan_text(path, max_line_bytes=max_line_bytes, quoted=fmt == "csv")
+        scan = scan_text(
+            path,
+            max_line_bytes=max_line_bytes,
+            quoted=fmt == "csv",
+            progress=lambda done: report(_SCAN_SHARE * done / size),
+        )
+        longest_row, expected_rows = scan.longest_row, scan.lines
     source = TableSource(path, fmt, max_line_bytes=max_line_bytes, longest_row=longest_row)
+    expected_rows = max(1, expected_rows or source.parquet_rows or 1)
     cap = _distinct_cap(len(source.names))
     stats = [_ColumnStats(name, cap) for name in source.names]
     preview_columns: list[list[Any]] = []
@@ -442,12 +469,14 @@ def profile_table(path: str | Path, fmt: str, *, max_line_bytes: int = 1 << 20) 
             preview_columns = [array.slice(0, PREVIEW_ROWS).to_pylist() for array in arrays]
         for column, array in zip(stats, arrays, strict=True):
             column.add(array)
+        report(_SCAN_SHARE + _PARSE_SHARE * min(1.0, stats[0].rows / expected_rows))
     rows = stats[0].rows
     if rows == 0:
         where = "a header but no rows" if fmt == "csv" else "no rows"
         raise IngestError("no_rows", f"{path.name} has {where}; upload a table with at least one row.")
 
     histograms = _histograms(source, stats)
+    report(1.0)
     facts = [
         ColumnFacts(
             name=column.name,

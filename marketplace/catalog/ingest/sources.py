@@ -12,7 +12,8 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,20 @@ def use_returning_arrow_allocator() -> bool:
 use_returning_arrow_allocator()
 
 
-def scan_text(path: Path, *, max_line_bytes: int, quoted: bool = False) -> int:
+@dataclass(frozen=True)
+class TextScan:
+    """What a scan measured: the longest row in bytes (what a parser's blocks must hold) and the number of
+    lines (newlines, plus an unterminated last line; rows with quoted newlines count more than once)."""
+
+    longest_row: int
+    lines: int
+
+
+def scan_text(
+    path: Path, *, max_line_bytes: int, quoted: bool = False, progress: Callable[[int], None] | None = None
+) -> TextScan:
     """Check that ``path`` is UTF-8 text without NUL bytes and without a row over ``max_line_bytes`` bytes;
-    returns the longest row's length in bytes (what a parser's blocks must hold).
+    ``progress`` is told the bytes scanned so far after each chunk.
 
     Rows end at newlines; with ``quoted`` (CSV) only at newlines outside double quotes (an even number of
     quote characters before them; doubled quotes inside a field count twice, so the rule holds), which also
@@ -124,6 +136,8 @@ def scan_text(path: Path, *, max_line_bytes: int, quoted: bool = False) -> int:
                 lines_to_last_boundary = newlines + int(boundary_index[-1]) + 1
             newlines += int(line_ends.size)
             offset += len(chunk)
+            if progress is not None:
+                progress(offset)
             if offset - last_boundary - 1 > max_line_bytes:
                 _raise_line_too_long(name, lines_to_last_boundary + 1, max_line_bytes)
     if carry:
@@ -131,7 +145,8 @@ def scan_text(path: Path, *, max_line_bytes: int, quoted: bool = False) -> int:
             "undecodable",
             f"{name} is not valid UTF-8: it ends in the middle of a character (byte offset {offset - len(carry)}).",
         )
-    return max(longest_row, offset - last_boundary - 1)
+    tail = offset - last_boundary - 1
+    return TextScan(longest_row=max(longest_row, tail), lines=newlines + (1 if tail > 0 else 0))
 
 
 def _raise_line_too_long(name: str, line: int, max_line_bytes: int) -> None:
@@ -181,6 +196,7 @@ class TableSource:
         # with 512 KiB, at the same speed (256 KiB: 195 MB but 10 % slower).
         bound = max_line_bytes if longest_row is None else min(longest_row, max_line_bytes)
         self.block_bytes = max(BLOCK_BYTES, bound + (64 << 10))
+        self.parquet_rows: int | None = None  # from a Parquet file's footer
         if fmt == "csv":
             self.names = self._csv_names()
             where = "the header"
@@ -302,6 +318,7 @@ class TableSource:
     def _parquet_names(self) -> list[str]:
         parquet = self._parquet_file()
         names = list(parquet.schema_arrow.names)
+        self.parquet_rows = parquet.metadata.num_rows
         parquet.close()
         return names
 

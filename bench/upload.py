@@ -6,9 +6,12 @@ is per worker), generates a CSV of SIZE_MB on the same disk and times, in the sa
 - the resumable upload API (raw 32 MiB chunks PUT over one keep-alive connection without a chunk hash, the
   server hashing the whole file as it arrives, then `complete/`, then sync, which finds little: the server writes
   aligned blocks with O_DIRECT);
-- validation: attaching the upload to a version (streaming parse, schema and statistics, move to storage);
-- the browser's path: one multipart POST (Django's multipart parser, then the same validation).
-The worker's RSS is sampled every 50 ms throughout. Before each timed step every file the run wrote is
+- validation: a Celery worker (queue ``default``, as in the Procfile) checks the complete upload (streaming
+  parse, schema and statistics), the bench polls the upload until it is valid, then attaches it to a version
+  (which reuses the profile and moves the file into storage);
+- the browser's path: one multipart POST (Django's multipart parser, then the same validation in the
+  request).
+The web worker's and the Celery worker's RSS are sampled every 50 ms throughout. Before each timed step every file the run wrote is
 flushed and evicted from the page cache (bench/_pagecache.py says why), so each starts from the same state.
 
     .venv/bin/python bench/upload.py [SIZE_MB=1024] [REPEAT=3]
@@ -141,6 +144,24 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    checker = subprocess.Popen(
+        [
+            str(Path(PY).parent / "celery"),
+            "-A",
+            "marketplace",
+            "worker",
+            "--queues",
+            "default",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -149,13 +170,21 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         worker = psutil.Process(server.pid).children()[0]
+        for _ in range(100):  # the Celery worker's pool process, which runs the tasks
+            children = psutil.Process(checker.pid).children()
+            if children:
+                break
+            time.sleep(0.2)
+        task_worker = children[0]
         phase = ["start"]
         peaks = {"start": worker.memory_info().rss}
+        task_peaks = {"start": task_worker.memory_info().rss}
         done = threading.Event()
 
         def sample() -> None:
             while not done.is_set():
                 peaks[phase[0]] = max(peaks.get(phase[0], 0), worker.memory_info().rss)
+                task_peaks[phase[0]] = max(task_peaks.get(phase[0], 0), task_worker.memory_info().rss)
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample)
@@ -186,6 +215,13 @@ def main() -> None:
             evict_tree(var, keep=[source])
             phase[0] = "validate"
             start = time.perf_counter()
+            while True:
+                check = client.get(f"/api/v1/uploads/{upload['id']}/").json()["validation"]
+                if check["status"] in ("valid", "invalid"):
+                    break
+                time.sleep(0.1)
+            if check["status"] != "valid":
+                raise SystemExit(f"the upload was refused: {check}")
             response = client.post(
                 "/api/v1/products/big/versions/", json={"synthetic": [upload["id"]], "submit": False}
             )
@@ -214,17 +250,24 @@ def main() -> None:
         print(
             f"chunked upload API + sync:       {med['chunks']:6.2f} s  {mb / med['chunks']:7.1f} MB/s  = {med['cp'] / med['chunks']:.0%} of cp (target >= 40%)"
         )
-        print(f"validation (attach to version):  {med['validate']:6.2f} s  {mb / med['validate']:7.1f} MB/s")
+        print(
+            f"validation by the worker + attach: {med['validate']:6.2f} s  {mb / med['validate']:7.1f} MB/s"
+        )
         print(
             f"multipart POST incl. validation: {med['multipart']:6.2f} s  {mb / med['multipart']:7.1f} MB/s  = {med['cp'] / med['multipart']:.0%} of cp"
         )
         print(
-            f"server worker peak RSS: {max(peaks.values()) / 1e6:.0f} MB (target < 300 MB); by step: "
+            f"server peak RSS: {max(*peaks.values(), *task_peaks.values()) / 1e6:.0f} MB (target < 300 MB); "
+            "web worker by step: "
             + ", ".join(f"{name} {value / 1e6:.0f} MB" for name, value in peaks.items())
+            + "; Celery worker by step: "
+            + ", ".join(f"{name} {value / 1e6:.0f} MB" for name, value in task_peaks.items())
         )
     finally:
         server.terminate()
         server.wait(timeout=30)
+        checker.terminate()
+        checker.wait(timeout=30)
         shutil.rmtree(var, ignore_errors=True)
 
 

@@ -182,20 +182,31 @@ def upload_file(
 
 
 CHECK_POLL_SECONDS = 0.25
+# A check no worker has started after this long (none running?) is left to the request that attaches the
+# upload, which then checks the file itself.
+UNSTARTED_CHECK_SECONDS = 10.0
 
 
 def wait_until_checked(
-    api: SynthexClient, upload_id: str, on_progress: Callable[[int], None] | None = None
+    api: SynthexClient,
+    upload_id: str,
+    on_progress: Callable[[int], None] | None = None,
+    *,
+    unstarted_seconds: float = UNSTARTED_CHECK_SECONDS,
 ) -> dict[str, Any]:
     """Wait while the server validates a complete upload (a worker parses and profiles it), reporting its
-    percent done; returns the upload's state once valid. Raises :class:`ApiError` with the server's code
-    and message when the file was refused, as attaching it would."""
+    percent done; returns the upload's state once valid, or once no worker has started the check for
+    ``unstarted_seconds``. Raises :class:`ApiError` with the server's code and message when the file was
+    refused, as attaching it would."""
+    began = time.monotonic()
     while True:
         session = api.upload_state(upload_id)
         check = session.get("validation") or {"status": "valid", "progress": 100}
         if on_progress:
             on_progress(int(check["progress"]))
         if check["status"] == "valid":
+            return session
+        if check["status"] == "pending" and time.monotonic() - began > unstarted_seconds:
             return session
         if check["status"] == "invalid":
             status = 413 if check.get("code") == "too_large" else 400

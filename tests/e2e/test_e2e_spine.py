@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from marketplace.catalog.models import ProductVersion
+from marketplace.catalog.models import ProductVersion, Upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -94,3 +94,29 @@ def test_upload_progress_bar_reports_bytes_sent(live_server, page, provider, pro
     assert ProductVersion.objects.get(product=product).files.get().rows == 300_000
     assert widths[-1] == "100%"
     assert all(0 <= int(w.rstrip("%")) <= 100 for w in widths)
+
+
+def test_a_refused_file_is_explained_in_the_page_and_leaves_nothing(
+    live_server, page, provider, product_factory, tmp_path
+):
+    product = product_factory(provider, "Refusing product")
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "provider")
+    page.fill("#id_password", "correct-horse-battery")
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{live_server.url}/products/{product.slug}/versions/new/")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n" + "1,2\n" * 500 + "3\n")
+    page.set_input_files("#id_synthetic", str(ragged))
+    page.get_by_role("button", name="Upload and check").click()
+    error = page.locator("#upload-error")
+    error.wait_for(state="visible", timeout=30_000)
+    assert error.inner_text().startswith("ragged.csv: ")
+    assert ProductVersion.objects.filter(product=product).count() == 0
+    # The upload session the page opened is deleted again.
+    for _ in range(50):
+        if not Upload.objects.exists():
+            break
+        page.wait_for_timeout(100)
+    assert not Upload.objects.exists()
+    assert page.get_by_role("button", name="Upload and check").is_enabled()

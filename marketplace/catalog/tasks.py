@@ -11,3 +11,9 @@ from marketplace.catalog import upload_sessions
 def validate_upload_task(upload_id: str) -> None:
     """Validate a complete upload. Safe to run twice: an upload already claimed or checked is left alone."""
     upload_sessions.validate_upload(upload_id)
+
+
+@shared_task
+def sweep_uploads_task() -> int:
+    """Hourly (beat): drop abandoned upload sessions and their part files."""
+    return upload_sessions.sweep_abandoned_uploads()

@@ -415,6 +415,30 @@ def abort_upload(upload: Upload) -> None:
     upload.delete()
 
 
+def sweep_abandoned_uploads() -> int:
+    """Delete upload sessions, with their bytes, that nobody touched for ``SYNTHEX_UPLOAD_SESSION_HOURS``
+    and that no version holds (a client killed for good, a page closed mid-upload); returns how many."""
+    cutoff = timezone.now() - timedelta(hours=settings.SYNTHEX_UPLOAD_SESSION_HOURS)
+    stale = Upload.objects.filter(updated_at__lt=cutoff).exclude(status=Upload.Status.ATTACHED)
+    count = 0
+    for upload in stale.iterator():
+        try:
+            part = part_path(upload).open("rb")
+        except FileNotFoundError:
+            abort_upload(upload)
+            count += 1
+            continue
+        with part:
+            try:  # a chunk arriving right now holds the lock: leave that session alone
+                fcntl.flock(part.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            if Upload.objects.filter(pk=upload.pk, updated_at__lt=cutoff).exists():
+                abort_upload(upload)
+                count += 1
+    return count
+
+
 class SessionUploadedFile(UploadedFile):
     """A completed upload session presented as an uploaded file, so versions are made by the same service."""
 

@@ -185,6 +185,8 @@ FILE_UPLOAD_TEMP_DIR = VAR_DIR / "tmp"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 FILE_UPLOAD_HANDLERS = ["marketplace.catalog.uploads.HashingUploadHandler"]
 SYNTHEX_MAX_UPLOAD_BYTES = env_int("SYNTHEX_MAX_UPLOAD_BYTES", 2 * 1024**3, minimum=1)
+# Upload sessions untouched this long and never attached are deleted with their bytes (hourly sweep).
+SYNTHEX_UPLOAD_SESSION_HOURS = env_int("SYNTHEX_UPLOAD_SESSION_HOURS", 48, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FILES = 20
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -306,6 +308,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0 * SYNTHEX_LEDGER_HEAD_EVERY_MINUTES,
     },
     "sweep-draws": {"task": "marketplace.generators.tasks.sweep_draws_task", "schedule": 300.0},
+    "sweep-uploads": {"task": "marketplace.catalog.tasks.sweep_uploads_task", "schedule": 3600.0},
     "repair-payment-invariants": {
         "task": "exchange.orders.tasks.repair_payment_invariants_task",
         "schedule": 300.0,

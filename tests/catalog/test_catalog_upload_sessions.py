@@ -304,3 +304,25 @@ def test_attaching_during_a_check_is_a_conflict_and_a_lost_check_is_taken_over(
     taken = client.post(url, {"synthetic": [upload_id], "submit": False}, format="json")
     assert taken.status_code == 201, taken.content
     assert Upload.objects.get(pk=upload_id).status == "attached"
+
+
+def test_abandoned_sessions_are_swept_with_their_bytes(provider, api_client_for, csv_payload, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from marketplace.catalog import upload_sessions
+    from marketplace.catalog.tasks import sweep_uploads_task
+
+    settings.SYNTHEX_UPLOAD_SESSION_HOURS = 48
+    client = api_client_for(provider)
+    old, fresh, attached = (start(client, csv_payload).json()["id"] for _ in range(3))
+    put_chunk(client, old, 0, csv_payload[:MIN_CHUNK_SIZE])
+    long_ago = timezone.now() - timedelta(hours=49)
+    Upload.objects.filter(pk__in=[old, attached]).update(updated_at=long_ago)
+    Upload.objects.filter(pk=attached).update(status="attached")
+    paths = {key: part_path(Upload.objects.get(pk=key)) for key in (old, fresh)}
+    assert sweep_uploads_task() == 1
+    assert set(Upload.objects.values_list("pk", flat=True)) == {fresh, attached}
+    assert not paths[old].exists() and paths[fresh].exists()
+    assert upload_sessions.sweep_abandoned_uploads() == 0

@@ -2,12 +2,12 @@
 benchmarks, and a resume after a killed process that re-sends at most one chunk (upload) or only the Range
 remainder (download).
 
-Runs a throw-away instance under gunicorn (one sync worker, with an access log) and times, in the same run
-(medians of REPEAT):
+Runs a throw-away instance under gunicorn (one sync worker, with an access log) and a Celery worker (queue
+``default``: it validates complete uploads) and times, in the same run (medians of REPEAT):
 - upload, on a generated CSV of SIZE_MB: the server-side benchmark of bench/upload.py (the chunked upload API
   driven directly: raw chunk PUTs, no client-side hashing, then `complete/`) against
   `synthex upload PRODUCT FILE --no-submit` as a process (the session part the CLI reports as the file's
-  seconds, and the whole command including attaching the upload to a version);
+  seconds, and the whole command including the worker's check and attaching the upload to a version);
 - an upload resume: the CLI is SIGKILLed once the server holds about half of the chunks, then run again; the
   access log counts every chunk PUT of that upload across both runs;
 - download, of a delivered copy of SIZE_MB MiB of a certified, bought version (bench/download.py's setup):
@@ -42,7 +42,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pagecache import evict_tree, warm  # noqa: E402
-from upload import bench_instance, free_port, make_csv, put_chunks  # noqa: E402  (bench/upload.py: same data, same setup)
+from upload import bench_instance, free_port, make_csv, put_chunks, start_checker, wait_checked  # noqa: E402  (bench/upload.py: same data, same setup)
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -127,6 +127,7 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    checker = start_checker(env)
     url = f"http://127.0.0.1:{port}"
     cli_env = {
         **os.environ,
@@ -156,6 +157,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        checker.terminate()
+        checker.wait(timeout=30)
         shutil.rmtree(var, ignore_errors=True)
 
 
@@ -168,6 +171,7 @@ def upload_figures(cli_env: dict[str, str], client: httpx.Client, source: Path, 
         warm(source)
         upload_id, seconds = api_upload(client, source, size, "big.csv")
         start = time.perf_counter()
+        wait_checked(client, upload_id)
         response = client.post(
             "/api/v1/products/big/versions/", json={"synthetic": [upload_id], "submit": False}
         )
@@ -192,11 +196,11 @@ def upload_figures(cli_env: dict[str, str], client: httpx.Client, source: Path, 
         f"  = {med['api'] / med['cli']:.0%} of the server-side benchmark (target >= 50%)"
     )
     print(
-        f"API upload + attach to version:             {med['api_total']:6.2f} s  {mb / med['api_total']:7.1f} MB/s"
+        f"API upload + worker's check + attach:       {med['api_total']:6.2f} s  {mb / med['api_total']:7.1f} MB/s"
     )
     print(
         f"synthex upload, whole command (process):    {med['cli_total']:6.2f} s  {mb / med['cli_total']:7.1f} MB/s"
-        f"  = {med['api_total'] / med['cli_total']:.0%} of API upload + attach"
+        f"  = {med['api_total'] / med['cli_total']:.0%} of API upload + check + attach"
     )
 
 

@@ -118,6 +118,39 @@ def put_chunks(port: int, token: str, upload: dict, source: Path) -> None:
     connection.close()
 
 
+def start_checker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A Celery worker on the ``default`` queue (as in the Procfile), which validates complete uploads."""
+    return subprocess.Popen(
+        [
+            str(Path(PY).parent / "celery"),
+            "-A",
+            "marketplace",
+            "worker",
+            "--queues",
+            "default",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_checked(client: httpx.Client, upload_id: str) -> None:
+    """Poll the upload until the worker has validated it (as `synthex upload` and the upload page do)."""
+    while True:
+        check = client.get(f"/api/v1/uploads/{upload_id}/").json()["validation"]
+        if check["status"] == "valid":
+            return
+        if check["status"] == "invalid":
+            raise SystemExit(f"the upload was refused: {check}")
+        time.sleep(0.1)
+
+
 def main() -> None:
     size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
     repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -144,24 +177,7 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    checker = subprocess.Popen(
-        [
-            str(Path(PY).parent / "celery"),
-            "-A",
-            "marketplace",
-            "worker",
-            "--queues",
-            "default",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    checker = start_checker(env)
     try:
         for _ in range(100):
             try:
@@ -215,13 +231,7 @@ def main() -> None:
             evict_tree(var, keep=[source])
             phase[0] = "validate"
             start = time.perf_counter()
-            while True:
-                check = client.get(f"/api/v1/uploads/{upload['id']}/").json()["validation"]
-                if check["status"] in ("valid", "invalid"):
-                    break
-                time.sleep(0.1)
-            if check["status"] != "valid":
-                raise SystemExit(f"the upload was refused: {check}")
+            wait_checked(client, upload["id"])
             response = client.post(
                 "/api/v1/products/big/versions/", json={"synthetic": [upload["id"]], "submit": False}
             )

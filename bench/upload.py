@@ -80,6 +80,7 @@ def bench_instance(prefix: str, max_upload_bytes: int) -> tuple[Path, dict[str, 
         "SYNTHEX_VAR_DIR": str(var),
         "DEBUG": "0",
         "SYNTHEX_MAX_UPLOAD_BYTES": str(max_upload_bytes),
+        "SYNTHEX_DOWNLOAD_RATE": "1000/min",  # the benches fetch more often than a buyer would
     }
     manage(env, "migrate", "-v0")
     setup = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,13 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 20
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Synthex <no-reply@synthex.local>")
 
+# Download links and downloads per user (per IP when anonymous): "N/second|minute|hour|day".
+SYNTHEX_DOWNLOAD_RATE = env_str("SYNTHEX_DOWNLOAD_RATE", "30/min")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", SYNTHEX_DOWNLOAD_RATE):
+    raise ImproperlyConfigured(
+        "SYNTHEX_DOWNLOAD_RATE must look like 30/min (a count per second, minute, hour or day)."
+    )
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -202,7 +210,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "marketplace.core.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"downloads": "30/min"},
+    "DEFAULT_THROTTLE_RATES": {"downloads": SYNTHEX_DOWNLOAD_RATE},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Synthex API",

@@ -70,6 +70,7 @@ def test_check_deploy_is_clean_with_the_required_environment(tmp_path: Path) -> 
         ({"CELERY_BROKER_URL": "filesystem://"}, "must be a redis:// or amqp:// URL"),
         ({"SYNTHEX_S3_BUCKET": ""}, "SYNTHEX_S3_BUCKET is required"),
         ({"SYNTHEX_SIGNING_KEY_PEM": ""}, "SYNTHEX_SIGNING_KEY_PEM is required"),
+        ({"SYNTHEX_DOWNLOAD_RATE": "lots"}, "SYNTHEX_DOWNLOAD_RATE must look like 30/min"),
     ],
 )
 def test_production_refuses_to_start_without_each_requirement(

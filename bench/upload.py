@@ -119,26 +119,23 @@ def put_chunks(port: int, token: str, upload: dict, source: Path) -> None:
     connection.close()
 
 
-def start_checker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A Celery worker on the ``default`` queue (as in the Procfile), which validates complete uploads."""
+def quiet_process(env: dict[str, str], program: str, *args: str) -> subprocess.Popen[bytes]:
+    """A process of the instance (a .venv program run from the repository), its output discarded."""
     return subprocess.Popen(
-        [
-            str(Path(PY).parent / "celery"),
-            "-A",
-            "marketplace",
-            "worker",
-            "--queues",
-            "default",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "WARNING",
-        ],
+        [str(Path(PY).parent / program), *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def start_checker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A Celery worker on the ``default`` queue (as in the Procfile), which validates complete uploads."""
+    return quiet_process(
+        env, "celery", "-A", "marketplace", "worker", "--queues", "default", "--concurrency", "1",
+        "--loglevel", "WARNING",
+    )  # fmt: skip
 
 
 def wait_checked(client: httpx.Client, upload_id: str) -> None:
@@ -160,24 +157,10 @@ def main() -> None:
     make_csv(source, size_mb)
     size = source.stat().st_size
     port = free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(PY).parent / "gunicorn"),
-            "marketplace.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-            "--timeout",
-            "600",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = quiet_process(
+        env, "gunicorn", "marketplace.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+        "--threads", "4", "--timeout", "600",
+    )  # fmt: skip
     checker = start_checker(env)
     try:
         for _ in range(100):

@@ -70,12 +70,16 @@ def test_sign_up_create_product_upload_confirm_find_and_preview(
     assert "train.csv" not in page.content()
 
 
-def test_upload_progress_bar_reports_bytes_sent(live_server, page, provider, product_factory, tmp_path):
-    product = product_factory(provider, "Progress product")
-    page.goto(f"{live_server.url}/accounts/login/")
+def log_in_as_provider(page, base: str) -> None:
+    page.goto(f"{base}/accounts/login/")
     page.fill("#id_username", "provider")
     page.fill("#id_password", "correct-horse-battery")
     page.get_by_role("button", name="Log in").click()
+
+
+def test_upload_progress_bar_reports_bytes_sent(live_server, page, provider, product_factory, tmp_path):
+    product = product_factory(provider, "Progress product")
+    log_in_as_provider(page, live_server.url)
     page.goto(f"{live_server.url}/products/{product.slug}/versions/new/")
     big = tmp_path / "wide.csv"
     with big.open("w") as handle:
@@ -100,10 +104,7 @@ def test_a_refused_file_is_explained_in_the_page_and_leaves_nothing(
     live_server, page, provider, product_factory, tmp_path
 ):
     product = product_factory(provider, "Refusing product")
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "provider")
-    page.fill("#id_password", "correct-horse-battery")
-    page.get_by_role("button", name="Log in").click()
+    log_in_as_provider(page, live_server.url)
     page.goto(f"{live_server.url}/products/{product.slug}/versions/new/")
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a,b\n" + "1,2\n" * 500 + "3\n")

@@ -315,7 +315,8 @@ def cmd_upload(context: Context) -> int:
                 on_start=started,
                 on_progress=advanced,
             )
-        # The server validates each file in a worker (parse, schema, statistics) before it can be attached.
+        # The server validates each file in a worker (parse, schema, statistics) before it can be attached;
+        # attaching a refused one fails with the server's reason.
         for result in results.values():
             task = progress.add_task(f"checking {Path(result.path).name}", total=result.size)
 

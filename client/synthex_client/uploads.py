@@ -195,22 +195,19 @@ def wait_until_checked(
     unstarted_seconds: float = UNSTARTED_CHECK_SECONDS,
 ) -> dict[str, Any]:
     """Wait while the server validates a complete upload (a worker parses and profiles it), reporting its
-    percent done; returns the upload's state once valid, or once no worker has started the check for
-    ``unstarted_seconds``. Raises :class:`ApiError` with the server's code and message when the file was
-    refused, as attaching it would."""
+    percent done; returns the upload's state once the check ended (valid or refused) or once no worker
+    has started it for ``unstarted_seconds``. Attaching the upload then succeeds, or fails with the
+    server's own status, code and message for a refused file."""
     began = time.monotonic()
     while True:
         session = api.upload_state(upload_id)
         check = session.get("validation") or {"status": "valid", "progress": 100}
         if on_progress:
             on_progress(int(check["progress"]))
-        if check["status"] == "valid":
+        if check["status"] in ("valid", "invalid"):
             return session
         if check["status"] == "pending" and time.monotonic() - began > unstarted_seconds:
             return session
-        if check["status"] == "invalid":
-            status = 413 if check.get("code") == "too_large" else 400
-            raise ApiError(status, str(check.get("code")), str(check.get("error")), session)
         time.sleep(CHECK_POLL_SECONDS)
 
 

@@ -327,7 +327,7 @@ def create_version(
             received.append(_receive(role, upload))
         except IngestError as error:
             raise CatalogError(
-                error.code, f"{upload.name}: {error.message}", status=_ingest_status(error)
+                error.code, f"{upload.name}: {error.message}", status=ingest_error_status(error.code)
             ) from None
     names = [r.table_name for r in received if r.role == FileRole.SYNTHETIC]
     if len(set(names)) != len(names):
@@ -384,10 +384,6 @@ def create_version(
         for item in received:
             item.upload.close()
     return version
-
-
-def _ingest_status(error: IngestError) -> int:
-    return ingest_error_status(error.code)
 
 
 @transaction.atomic

@@ -446,10 +446,10 @@ def profile_table(
     path = Path(path)
     if fmt not in TABLE_FORMATS:
         raise IngestError("unsupported_format", f"{fmt!r} is not a table format; use one of {TABLE_FORMATS}.")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise IngestError("empty_file", f"{path.name} is empty: there is no data to read.")
     report = progress or _no_progress
-    size = path.stat().st_size
     longest_row = expected_rows = None
     if fmt != "parquet":
         scan = scan_text(

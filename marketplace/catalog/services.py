@@ -237,7 +237,9 @@ def inspect_table(
 
 
 def ingest_error_status(code: str) -> int:
-    return 413 if code == "too_large" else 400
+    """The HTTP status of a refused file: 413 over the size limit, 503 when the server failed to check it
+    (``validation_failed``: not the file's fault, uploading it again may work), 400 otherwise."""
+    return {"too_large": 413, "validation_failed": 503}.get(code, 400)
 
 
 def _receive(role: str, upload: HashedFile) -> _Received:

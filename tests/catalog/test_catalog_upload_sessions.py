@@ -326,3 +326,24 @@ def test_abandoned_sessions_are_swept_with_their_bytes(provider, api_client_for,
     assert set(Upload.objects.values_list("pk", flat=True)) == {fresh, attached}
     assert not paths[old].exists() and paths[fresh].exists()
     assert upload_sessions.sweep_abandoned_uploads() == 0
+
+
+def test_a_check_the_server_fails_is_a_server_error_not_the_files_fault(
+    provider, api_client_for, product_factory, csv_payload, monkeypatch
+):
+    from marketplace.catalog import services
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(services, "inspect_table", broken)
+    client = api_client_for(provider)
+    product = product_factory(provider, "Unlucky")
+    upload_id = send_all(client, csv_payload)
+    client.post(f"/api/v1/uploads/{upload_id}/complete/")
+    attach = client.post(
+        f"/api/v1/products/{product.slug}/versions/", {"synthetic": [upload_id]}, format="json"
+    )
+    assert (attach.status_code, attach.json()["code"]) == (503, "validation_failed")
+    assert "upload it again" in attach.json()["detail"] and "disk on fire" not in attach.json()["detail"]
+    assert ProductVersion.objects.count() == 0

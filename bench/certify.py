@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-ADULT = REPO / ".." / "shared" / "data" / "adult.csv"
+ADULT = adult_csv()
 
 from marketplace.certification.engine import EngineConfig, evaluate, load_table  # noqa: E402
 

@@ -35,9 +35,10 @@ from pathlib import Path
 import blake3
 import httpx
 from _pagecache import evict, warm
+from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[1]
-ADULT = REPO.parent / "shared" / "data" / "adult.csv"
+ADULT = adult_csv()
 
 
 def _free_port() -> int:

@@ -26,10 +26,11 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-ADULT = REPO.parent / "shared" / "data" / "adult.csv"
+ADULT = adult_csv()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 os.environ.setdefault("SYNTHEX_VAR_DIR", tempfile.mkdtemp(prefix="synthex-bench-generators-"))
 

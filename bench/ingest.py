@@ -18,9 +18,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[1]
-ADULT = REPO.parent / "shared" / "data" / "adult.csv"
+ADULT = adult_csv()
 RUNS = 3
 CHUNK = 1 << 20
 

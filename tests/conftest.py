@@ -17,12 +17,13 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from marketplace.datasets import adult_csv
 
 # Playwright drives the browser from the test's thread while the ORM is used synchronously (RECIPES.md).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 REPO = Path(__file__).resolve().parents[1]
-ADULT_CSV = REPO.parent / "shared" / "data" / "adult.csv"
+ADULT_CSV = adult_csv()
 _counter = itertools.count(1)
 
 

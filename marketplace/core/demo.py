@@ -1,7 +1,7 @@
 """Demo content for `make run`: providers, buyers and certified products made from real public tables.
 
-Real rows come from ../shared/data/adult.csv and from datasets bundled inside scikit-learn (nothing is
-downloaded). Each table is split 80/20 into train and holdout; an SDV GaussianCopula fitted on train makes
+Real rows come from Adult (shipped compressed in marketplace/datasets/, UCI, CC BY 4.0) and from datasets
+bundled inside scikit-learn (nothing is downloaded). Each table is split 80/20 into train and holdout; an SDV GaussianCopula fitted on train makes
 the synthetic version; the platform certifies it against both, exactly as for a provider's upload.
 """
 
@@ -25,19 +25,15 @@ from marketplace.accounts.models import Membership, Organization, User
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product
 from marketplace.catalog.uploads import local_upload
+from marketplace import datasets
 
 logger = logging.getLogger(__name__)
 
-SHARED_DATA = Path(settings.BASE_DIR).parent / "shared" / "data"
 DEMO_USERS = ("demo-provider", "demo-buyer", "demo-auditor", "demo-staff")
 
 
 def load_adult() -> pd.DataFrame:
-    path = SHARED_DATA / "adult.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the demo's census data lives in ../shared/data/.")
-    frame = pd.read_csv(path, na_values=["?"])
-    return frame
+    return datasets.load_adult()
 
 
 def _sklearn(name: str, target: str, labels: Callable[[pd.Series], pd.Series] | None = None) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from marketplace.catalog.ingest import (
+from marketplace.datasets import adult_csv
     HashingWriter,
     IngestError,
     TableProfile,
@@ -26,7 +27,7 @@ from marketplace.catalog.ingest import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-ADULT = REPO.parent / "shared" / "data" / "adult.csv"
+ADULT = adult_csv()
 
 
 def write(tmp_path: Path, name: str, content: bytes | str) -> Path:

@@ -9,9 +9,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[2]
-ADULT_CSV = REPO.parent / "shared" / "data" / "adult.csv"
+ADULT_CSV = adult_csv()
 EVALUATION = {
     "quality": {"score": 0.91, "grade": "A", "column_shapes": 0.93, "column_pair_trends": 0.89},
     "privacy": {"grade": "A", "passed": True, "exact_match_rate": 0.0, "dcr_share": 0.5},

@@ -14,9 +14,10 @@ import pytest
 
 from exchange.downloads import fingerprint as fp
 from exchange.downloads.formats import FORMATS, convert, plan_file, read_any
+from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[2]
-ADULT_CSV = REPO.parent / "shared" / "data" / "adult.csv"
+ADULT_CSV = adult_csv()
 
 
 @pytest.fixture(scope="module")

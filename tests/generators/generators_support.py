@@ -5,9 +5,10 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 from typing import Any
+from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[2]
-ADULT_CSV = REPO.parent / "shared" / "data" / "adult.csv"
+ADULT_CSV = adult_csv()
 
 
 class _Evaluates:

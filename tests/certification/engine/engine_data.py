@@ -1,4 +1,4 @@
-"""Shared data for the engine tests: Adult (../shared/data) and scikit-learn's bundled tables."""
+"""Shared data for the engine tests: Adult (shipped in marketplace/datasets) and scikit-learn's bundled tables."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.datasets import load_breast_cancer, load_wine
+from marketplace.datasets import adult_csv
 
-ADULT = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "adult.csv"
+ADULT = adult_csv()
 
 
 def split(table: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[1]

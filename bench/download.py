@@ -35,6 +35,7 @@ from pathlib import Path
 import blake3
 import httpx
 from _pagecache import evict, warm
+
 from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[1]

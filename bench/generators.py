@@ -26,6 +26,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+
 from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[1]

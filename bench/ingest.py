@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[1]

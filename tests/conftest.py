@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+
 from marketplace.datasets import adult_csv
 
 # Playwright drives the browser from the test's thread while the ORM is used synchronously (RECIPES.md).

@@ -21,11 +21,11 @@ import pandas as pd
 from django.conf import settings
 from django.db import transaction
 
+from marketplace import datasets
 from marketplace.accounts.models import Membership, Organization, User
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product
 from marketplace.catalog.uploads import local_upload
-from marketplace import datasets
 
 logger = logging.getLogger(__name__)
 

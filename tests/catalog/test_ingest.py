@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from marketplace.catalog.ingest import (
-from marketplace.datasets import adult_csv
     HashingWriter,
     IngestError,
     TableProfile,
@@ -25,6 +24,7 @@ from marketplace.datasets import adult_csv
     read_table,
     sniff_format,
 )
+from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[2]
 ADULT = adult_csv()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
 from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[2]

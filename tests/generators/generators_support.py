@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 from typing import Any
+
 from marketplace.datasets import adult_csv
 
 REPO = Path(__file__).resolve().parents[2]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from sklearn.datasets import load_breast_cancer, load_wine
+
 from marketplace.datasets import adult_csv
 
 ADULT = adult_csv()

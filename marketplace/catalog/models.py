@@ -181,8 +181,24 @@ class Upload(models.Model):
         VALID = "valid", "Valid"
         INVALID = "invalid", "Refused"
 
+    class Transport(models.TextChoices):
+        SERVER = "server", "Chunks sent to this server"
+        S3 = "s3", "Parts sent straight to the object store (presigned multipart)"
+
     id = models.CharField(primary_key=True, max_length=40)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="uploads",
+        null=True,
+        help_text="The provider organization whose upload quota this session counts against.",
+    )
+    transport = models.CharField(max_length=10, choices=Transport.choices, default=Transport.SERVER)
+    object_key = models.CharField(
+        max_length=300, blank=True, help_text="S3 transport: the key the parts are assembled under."
+    )
+    multipart_id = models.CharField(max_length=300, blank=True, help_text="S3 transport: the UploadId.")
     filename = models.CharField(max_length=255)
     size = models.BigIntegerField(help_text="Declared total size in bytes.")
     chunk_size = models.IntegerField()

@@ -11,6 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from marketplace.settings.env import env_bool, env_int, env_list, env_str
+from marketplace.settings.instance import instance_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("SYNTHEX_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -44,7 +45,8 @@ CACHES: dict[str, dict[str, Any]] = {
 }
 SYNTHEX_PAGE_CACHE_SECONDS = env_int("SYNTHEX_PAGE_CACHE_SECONDS", 300, minimum=1)
 
-SECRET_KEY = env_str("SECRET_KEY", "synthex-development-only-not-secret")
+# No public default: without SECRET_KEY in the environment each instance makes its own under its var dir.
+SECRET_KEY = env_str("SECRET_KEY") or instance_secret_key(VAR_DIR)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 SITE_URL = env_str("SYNTHEX_SITE_URL", "http://127.0.0.1:8000")

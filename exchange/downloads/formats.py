@@ -23,9 +23,22 @@ from exchange.downloads.constants import CONTENT_TYPES, FORMATS
 from exchange.downloads.fingerprint import FingerprintPlan, Marker, plan_table
 from marketplace.catalog.ingest.sources import TableSource
 
-__all__ = ["CONTENT_TYPES", "FORMATS", "Converted", "convert", "plan_file", "read_any", "read_batches"]
+__all__ = [
+    "CONTENT_TYPES",
+    "FORMATS",
+    "Converted",
+    "convert",
+    "neutralise_formulas",
+    "plan_file",
+    "read_any",
+    "read_batches",
+]
 MAX_LINE_BYTES = 1 << 20
 _READ_CHUNK = 1 << 20
+# OWASP "CSV injection": a spreadsheet runs a cell starting with one of these as a formula (or DDE command).
+FORMULA_START = r"^[=+\-@\t\r]"
+# A text cell that is a plain number literal ("-12", "+3.5e2") cannot run anything: it is left as it is.
+_NUMBER_LITERAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,50 @@ def read_batches(path: Path, fmt: str, dtypes: Mapping[str, str] | None = None) 
                 _typed(array, (dtypes or {}).get(name)) for name, array in zip(names, arrays, strict=True)
             ]
         yield pa.RecordBatch.from_arrays(list(arrays), names=names)
+
+
+def neutralise_formulas(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with every text cell that a spreadsheet would run as a formula prefixed with ``'``.
+
+    OWASP's CSV-injection rule: a string cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+    return gets a leading single quote, so Excel, LibreOffice and Google Sheets show it as text. Numeric
+    columns are not touched (a negative number stays a number), nor are text cells that are plain number
+    literals such as ``-12.5``. Only the CSV output uses it: Parquet and JSON Lines keep their cells.
+    """
+    arrays = []
+    for array in batch.columns:
+        if pa.types.is_dictionary(array.type) and pa.types.is_string(array.type.value_type):
+            array = array.cast(pa.string())
+        if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+            risky = pc.and_not(
+                pc.match_substring_regex(array, FORMULA_START),
+                pc.match_substring_regex(array, _NUMBER_LITERAL),
+            )
+            array = pc.if_else(pc.fill_null(risky, False), pc.utf8_replace_slice(array, 0, 0, "'"), array)
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=_csv_schema(batch.schema))
+
+
+def _csv_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with dictionary-encoded text as plain text (what :func:`neutralise_formulas` returns)."""
+    fields = [
+        field.with_type(pa.string())
+        if pa.types.is_dictionary(field.type) and pa.types.is_string(field.type.value_type)
+        else field
+        for field in schema
+    ]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _restore_formulas(table: pa.Table) -> pa.Table:
+    """Undo :func:`neutralise_formulas` (a leaked CSV copy carries the quotes; tracing hashes the text)."""
+    for position, name in enumerate(table.column_names):
+        column = table.column(position)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            quoted = pc.match_substring_regex(column, "^'" + FORMULA_START[1:])
+            restored = pc.if_else(pc.fill_null(quoted, False), pc.utf8_slice_codeunits(column, 1), column)
+            table = table.set_column(position, name, restored)
+    return table
 
 
 class _HashingFile(io.RawIOBase):
@@ -97,7 +154,7 @@ class _Writer:
         self.schema = schema
         self._writer: Any = None
         if fmt == "csv":
-            self._writer = pa_csv.CSVWriter(sink, schema)
+            self._writer = pa_csv.CSVWriter(sink, _csv_schema(schema))
         elif fmt == "parquet":
             self._writer = pq.ParquetWriter(sink, schema, compression="zstd")
 
@@ -111,6 +168,8 @@ class _Writer:
             if text and not text.endswith("\n"):
                 text += "\n"
             self.sink.write(text.encode("utf-8"))
+        elif self.fmt == "csv":
+            self._writer.write_batch(neutralise_formulas(batch))
         else:
             self._writer.write_batch(batch)
 
@@ -174,7 +233,7 @@ def read_any(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     batches = list(read_batches(path, fmt))
     if not batches:
         raise ValueError(f"{path.name} has no rows")
-    table = pa.Table.from_batches(batches)
+    table = _restore_formulas(pa.Table.from_batches(batches))
     return table if columns is None else table.select(list(columns))
 
 

@@ -18,6 +18,7 @@ from marketplace.accounts.models import Organization
 from marketplace.catalog import selectors, services, upload_sessions
 from marketplace.catalog.models import Product, ProductLicense, ProductVersion, Upload
 from marketplace.catalog.serializers import (
+    ProductDetailOutputSerializer,
     ProductInputSerializer,
     ProductOutputSerializer,
     ProductUpdateSerializer,
@@ -127,9 +128,10 @@ class ProductDetail(APIView):
             raise ApiError("Not found.", "not_found", 404)
         return product
 
-    @extend_schema(responses=ProductOutputSerializer)
+    @extend_schema(responses=ProductDetailOutputSerializer)
     def get(self, request: Request, slug: str) -> Response:
-        return Response(ProductOutputSerializer(self._get(request, slug), context={"request": request}).data)
+        product = self._get(request, slug)
+        return Response(ProductDetailOutputSerializer(product, context={"request": request}).data)
 
     @extend_schema(request=ProductUpdateSerializer, responses=ProductOutputSerializer)
     def patch(self, request: Request, slug: str) -> Response:

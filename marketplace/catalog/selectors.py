@@ -208,12 +208,41 @@ def facet_counts(query: CatalogQuery) -> dict[str, list[tuple[str, str, int]]]:
     return facets
 
 
+def on_sale_versions(product: Product) -> QuerySet[ProductVersion]:
+    """Versions a buyer can buy, newest first: certified, privacy passed, certificate not revoked."""
+    return (
+        product.versions.filter(
+            status=VersionStatus.CERTIFIED,
+            certificates__privacy_passed=True,
+            certificates__revocation__isnull=True,
+        )
+        .distinct()
+        .order_by("-number")
+    )
+
+
+def version_on_sale(product: Product) -> ProductVersion | None:
+    """The latest version on sale: a newer draft, failed or pending version never hides it."""
+    return on_sale_versions(product).first()
+
+
 def visible_versions(product: Product, user: User | Any) -> QuerySet[ProductVersion]:
-    """Versions a user may see: members see drafts too; everyone else sees submitted ones."""
+    """Versions a user may see, newest first. Members see every version; everyone else sees versions on
+    sale and those waiting for certification, never drafts nor failures (a failed certification run or a
+    certificate whose privacy test failed)."""
     qs = product.versions.all()
     if not can_manage(user, product):
-        qs = qs.exclude(status=VersionStatus.DRAFT)
+        pending = Q(status__in=[VersionStatus.SUBMITTED, VersionStatus.CERTIFYING])
+        certified = Q(status=VersionStatus.CERTIFIED, certificates__privacy_passed=True)
+        qs = qs.filter(pending | certified).distinct()
     return qs.order_by("-number")
+
+
+def default_version(versions: list[ProductVersion], on_sale: ProductVersion | None) -> ProductVersion | None:
+    """The version a product page leads with: the one on sale, else the newest submitted, else the newest."""
+    if on_sale is not None and any(v.pk == on_sale.pk for v in versions):
+        return next(v for v in versions if v.pk == on_sale.pk)
+    return next((v for v in versions if v.status != VersionStatus.DRAFT), versions[0] if versions else None)
 
 
 def can_manage(user: User | Any, product: Product) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from marketplace.catalog.licenses import LICENSES
@@ -14,6 +15,7 @@ from marketplace.catalog.models import (
     ProductVersion,
     VersionFile,
 )
+from marketplace.catalog.selectors import version_on_sale
 from marketplace.catalog.uploads import HashedFile
 
 
@@ -104,6 +106,27 @@ class ProductOutputSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         path = f"/products/{obj.slug}/"
         return request.build_absolute_uri(path) if request else path
+
+
+class ProductDetailOutputSerializer(ProductOutputSerializer):
+    """A product with the number and id of the version buyers can buy (``null`` when none is on sale); a
+    newer draft or failed version never replaces it."""
+
+    version_on_sale = serializers.SerializerMethodField()
+
+    class Meta(ProductOutputSerializer.Meta):
+        fields = [*ProductOutputSerializer.Meta.fields, "version_on_sale"]
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {"id": {"type": "integer"}, "number": {"type": "integer"}},
+        }
+    )
+    def get_version_on_sale(self, obj: Product) -> dict[str, int] | None:
+        version = version_on_sale(obj)
+        return None if version is None else {"id": version.pk, "number": version.number}
 
 
 class VersionFileSerializer(serializers.ModelSerializer):

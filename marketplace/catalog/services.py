@@ -33,6 +33,7 @@ from marketplace.catalog.models import (
     VersionFile,
     VersionStatus,
 )
+from marketplace.catalog.selectors import version_on_sale
 from marketplace.catalog.uploads import HashedFile
 from marketplace.core.memory import release_freed_memory
 from marketplace.core.page_cache import bump_catalog_version
@@ -451,11 +452,11 @@ def delete_reference_data(version: ProductVersion, *, user: User) -> int:
 
 
 def refresh_product_summary(product: Product) -> None:
-    """Recompute the catalog's denormalized fields of ``product`` from its latest published version."""
-    latest = (
-        product.versions.exclude(status=VersionStatus.DRAFT)
+    """Recompute the catalog's denormalized fields of ``product`` from the version buyers see: the latest
+    one on sale, else the latest submitted one that has not failed."""
+    latest = version_on_sale(product) or (
+        product.versions.exclude(status__in=[VersionStatus.DRAFT, VersionStatus.FAILED])
         .order_by("-number")
-        .prefetch_related("files")
         .first()
     )
     prices = product.licenses.aggregate(low=Min("price_minor"))

@@ -49,12 +49,13 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if not (product.is_listed or can_manage):
         raise PermissionDenied("This product is not listed.")
     versions = list(selectors.visible_versions(product, request.user).prefetch_related("files"))
+    on_sale = selectors.version_on_sale(product)
     number = request.GET.get("version")
     version = next((v for v in versions if str(v.number) == number), None) if number else None
     if version is None:
-        version = next(
-            (v for v in versions if v.status != VersionStatus.DRAFT), versions[0] if versions else None
-        )
+        version = selectors.default_version(versions, on_sale)
+    # Members see what is newer than the version on sale (a draft, a run in progress, a failure) apart.
+    newer = [v for v in versions if v.number > on_sale.number] if (can_manage and on_sale) else []
     synthetic = [f for f in version.files.all() if f.role == FileRole.SYNTHETIC] if version else []
     reference = [f for f in version.files.all() if f.is_reference] if (version and can_manage) else []
     return render(
@@ -64,6 +65,8 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "product": product,
             "versions": versions,
             "version": version,
+            "version_on_sale": on_sale,
+            "newer_versions": [v for v in newer if v != version],
             "synthetic_files": synthetic,
             "reference_files": reference,
             "licenses": [(lic, LICENSES[lic.code]) for lic in product.licenses.all()],

@@ -194,12 +194,14 @@ def issue_certificate(
 
 
 def refresh_certified_summary(product: Product) -> None:
-    """Copy the latest certificate's grades onto the product for catalog filters and cards."""
+    """Copy the grades of the version on sale (else of the latest certificate) onto the product for catalog
+    filters and cards: a newer version whose certificate failed does not replace the one buyers can buy."""
+    current = Certificate.objects.filter(version__product=product, revocation__isnull=True)
     latest = (
-        Certificate.objects.filter(version__product=product, revocation__isnull=True)
+        current.filter(privacy_passed=True, version__status=VersionStatus.CERTIFIED)
         .order_by("-version__number", "-issued_at")
         .first()
-    )
+    ) or current.order_by("-version__number", "-issued_at").first()
     Product.objects.filter(pk=product.pk).update(
         quality_score=latest.quality_score if latest else None,
         quality_grade=latest.quality_grade if latest else "",

@@ -15,11 +15,9 @@ import argparse
 import getpass
 import hashlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,6 @@ from rich.table import Table
 
 from synthex_client import __version__, config, uploads, verification
 from synthex_client.api import ApiError, ClientError, ServerError, SynthexClient
-from synthex_client.diskwrite import BlockWriter, aligned_buffer, preallocate
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -528,71 +525,39 @@ def cmd_receipt_verify(context: Context) -> int:
 # --- downloads -----------------------------------------------------------------------------------------
 
 
-class _PipelinedSink:
-    """Receives a download into a ring of buffers that one thread writes to the file and another hashes,
-    while the main thread reads the socket into the next free buffer.
+class _FileSink:
+    """Receives a download into one reused buffer, appending each block to the file (ordinary buffered
+    writes) and feeding it to the hash on the way; ``close`` flushes the file."""
 
-    Socket reads, writes and hashlib release the GIL, so the three overlap on separate cores; done one
-    after the other they took twice as long as the network read. Each single-thread executor keeps its
-    blocks in order; a buffer is reused only once both are done with it, so memory stays at ``SLOTS`` x
-    ``BLOCK`` bytes and no block is copied. The buffers are page-aligned and the blocks land at aligned
-    offsets (from a fresh start), so :class:`BlockWriter` writes them around the page cache. ``close``
-    waits for both and re-raises a failure.
-    """
-
-    SLOTS = 6
-    BLOCK = 4 << 20
+    BLOCK = 1 << 20
 
     def __init__(
         self, handle: Any, digest: Any, new_digest: Callable[[], Any], advance: Callable[[int], None]
     ) -> None:
-        handle.flush()
-        self._disk = BlockWriter(handle.name)
-        self._descriptor = handle.fileno()
-        self._start = self._position = handle.tell()
+        self._handle = handle
         self.digest = digest
         self._new_digest = new_digest
         self._advance = advance
-        self._ring = [aligned_buffer(self.BLOCK) for _ in range(self.SLOTS)]
-        self._pending: list[tuple[Future[None], Future[None]] | None] = [None] * self.SLOTS
-        self._slot = -1
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="download-write")
-        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="download-hash")
+        self._view = memoryview(bytearray(self.BLOCK))
 
     def begin(self, resumed: bool) -> None:
         """The server ignored the Range (the body is the whole file): start the copy and its hash over."""
-        if self._start and not resumed:
-            os.ftruncate(self._descriptor, 0)
+        if self._handle.tell() and not resumed:
+            self._handle.truncate(0)
+            self._handle.seek(0)
             self.digest = self._new_digest()
-            self._start = self._position = 0
 
     def buffer(self) -> memoryview:
-        self._slot = (self._slot + 1) % self.SLOTS
-        self._wait(self._slot)
-        return self._ring[self._slot]
+        return self._view
 
     def commit(self, count: int) -> None:
-        view = self._ring[self._slot][:count]
-        self._pending[self._slot] = (
-            self._writer.submit(self._disk.write, view, self._position),
-            self._hasher.submit(self.digest.update, view),
-        )
-        self._position += count
+        block = self._view[:count]
+        self._handle.write(block)
+        self.digest.update(block)
         self._advance(count)
 
-    def _wait(self, slot: int) -> None:
-        pending, self._pending[slot] = self._pending[slot], None
-        for future in pending or ():
-            future.result()
-
     def close(self) -> None:
-        try:
-            for slot in range(self.SLOTS):
-                self._wait(slot)
-        finally:
-            self._writer.shutdown(cancel_futures=True)
-            self._hasher.shutdown(cancel_futures=True)
-            self._disk.close()
+        self._handle.flush()
 
 
 def _transfer_check(link: dict[str, Any], sha256: bool = False) -> tuple[str, str, Callable[[], Any]]:
@@ -632,8 +597,7 @@ def cmd_download(context: Context) -> int:
                     while block := existing.read(1 << 20):
                         digest.update(block)
 
-            preallocate(handle.fileno(), offset, link["size_bytes"] - offset)
-            sink = _PipelinedSink(handle, digest, new_digest, lambda size: progress.advance(task, size))
+            sink = _FileSink(handle, digest, new_digest, lambda size: progress.advance(task, size))
             try:
                 written, resumed = api.fetch(link["url"], sink, offset=offset, etag=f'"{link["sha256"]}"')
             finally:

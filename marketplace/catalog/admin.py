@@ -3,6 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from marketplace.catalog.models import Product, ProductLicense, ProductVersion, Upload, VersionFile
+from marketplace.catalog.profiles import shape_only
 from marketplace.core.page_cache import bump_catalog_version
 
 
@@ -74,6 +75,41 @@ class VersionAdmin(admin.ModelAdmin):
 
 @admin.register(Upload)
 class UploadAdmin(admin.ModelAdmin):
-    list_display = ("id", "owner", "filename", "size", "received_bytes", "status", "created_at")
-    list_filter = ("status",)
-    readonly_fields = ("chunk_sha256",)
+    """Upload sessions, read-only. The validated profile is not shown: the file may be real reference rows
+    (train or holdout), which no one but certification reads; staff see its shape (rows, columns) only."""
+
+    list_display = ("id", "owner", "organization", "filename", "size", "status", "validation", "created_at")
+    list_filter = ("status", "validation", "transport")
+    fields = (
+        "id",
+        "owner",
+        "organization",
+        "filename",
+        "size",
+        "chunk_size",
+        "transport",
+        "received_bytes",
+        "status",
+        "sha256",
+        "validation",
+        "format",
+        "shape",
+        "error_code",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="shape")
+    def shape(self, upload: Upload) -> str:
+        if not upload.profile:
+            return "-"
+        shape = shape_only(upload.profile)
+        columns = ", ".join(f"{c['name']} ({c['dtype']})" for c in shape["columns"])
+        return f"{shape['rows']} rows: {columns}"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Upload | None = None) -> bool:
+        return False

@@ -1,41 +1,45 @@
-"""Resumable chunked uploads: large files arrive as raw chunk bodies, hashed on the way, in order.
+"""Resumable uploads: large files arrive in chunks, hashed on the way, and are validated by a worker.
 
-The web page's multipart upload is fine for everyday files; scripts and the CLI use these sessions, which
-survive a killed process (resume from ``received_bytes``) and avoid multipart parsing (raw bodies stream
-to disk at close to disk speed). A session's bytes live in one ``.part`` file under the upload temp dir
-until the upload is attached to a version, which moves the file into storage.
+Scripts, the CLI and the upload page use these sessions, which survive a killed process (resume from
+``next_chunk``). Two transports, chosen when the session opens:
+
+- **server** (files on the local file system, the embedded default): each chunk is a raw request body,
+  read through Django's request stream and written with ordinary buffered writes into one ``.part`` file
+  under the upload temp dir, the whole file's SHA-256 computed on the way;
+- **s3** (files on S3): the client PUTs each chunk straight to the store with a presigned multipart part
+  URL (``direct_uploads``); the server completes the multipart upload and a worker hashes and validates
+  the object. The web process never carries the bytes.
+
+Only members of a provider organization open sessions, and each organization has a quota of open
+(not yet attached) sessions and of their declared bytes.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import logging
-import mmap
 import os
 import re
 import secrets
-import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
-from marketplace.accounts.models import User
-from marketplace.catalog import ingest, services
+from marketplace.accounts.models import Organization, User
+from marketplace.catalog import direct_uploads, ingest, profiles, services
 from marketplace.catalog.ingest import IngestError
-from marketplace.catalog.models import Upload
+from marketplace.catalog.models import Product, Upload
+from marketplace.catalog.selectors import can_manage
 from marketplace.catalog.services import CatalogError
+from marketplace.core import leases
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ MIN_CHUNK_SIZE = 256 * 1024
 MAX_CHUNK_SIZE = 64 * 1024 * 1024
 READ_SIZE = 1024 * 1024
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+OPEN_STATUSES = (Upload.Status.OPEN, Upload.Status.COMPLETE)
 
 # The whole file's SHA-256, kept running in the process that received the chunks so far: chunk i+1 usually
 # reaches the process that took chunk i (one client, one keep-alive connection). ``complete`` uses it when
@@ -62,10 +67,69 @@ def part_path(upload: Upload) -> Path:
     return _folder() / f"{upload.id}.part"
 
 
+def upload_organization(user: User, *, organization: str = "", product: str = "") -> Organization:
+    """The provider organization a new session of ``user`` counts against: the one named (by slug), the
+    organization of the named product (which the user must be able to manage), or the user's only one.
+    Raises 403 ``not_a_provider`` for anyone outside a provider organization."""
+    if product:
+        found = Product.objects.select_related("organization").filter(slug=product).first()
+        if found is None or not can_manage(user, found):
+            raise CatalogError("unknown_product", f"No product {product!r} of yours.", 404)
+        if not found.organization.is_provider:
+            raise CatalogError("not_a_provider", f"{found.organization.name} is not a provider.", 403)
+        return found.organization
+    providers = user.provider_organizations()
+    if organization:
+        chosen = providers.filter(slug=organization).first()
+        if chosen is None:
+            raise CatalogError(
+                "not_a_provider", f"You are not a member of a provider organization {organization!r}.", 403
+            )
+        return chosen
+    choices = list(providers[:2])
+    if not choices:
+        raise CatalogError("not_a_provider", "Only members of a provider organization can upload files.", 403)
+    if len(choices) > 1:
+        raise CatalogError(
+            "ambiguous_organization", "You belong to several providers; say which with 'organization'."
+        )
+    return choices[0]
+
+
+def _check_quota(organization: Organization, size: int) -> None:
+    """Refuse a new session past the organization's quota of open sessions (429) or bytes (413)."""
+    open_sessions = Upload.objects.filter(organization=organization, status__in=OPEN_STATUSES)
+    count = open_sessions.count()
+    limit = settings.SYNTHEX_UPLOAD_MAX_OPEN_SESSIONS
+    if count >= limit:
+        raise CatalogError(
+            "too_many_uploads",
+            f"{organization.name} already has {count} unfinished uploads (the limit is {limit}): "
+            "finish, attach or delete some first.",
+            429,
+        )
+    declared = open_sessions.aggregate(total=Sum("size"))["total"] or 0
+    budget = settings.SYNTHEX_UPLOAD_MAX_OPEN_BYTES
+    if declared + size > budget:
+        raise CatalogError(
+            "upload_quota_exceeded",
+            f"{organization.name}'s unfinished uploads would hold {declared + size:,} bytes, over its "
+            f"quota of {budget:,}: finish, attach or delete some first.",
+            413,
+        )
+
+
 def start_upload(
-    *, owner: User, filename: str, size: int, sha256: str = "", chunk_size: int | None = None
+    *,
+    owner: User,
+    organization: Organization,
+    filename: str,
+    size: int,
+    sha256: str = "",
+    chunk_size: int | None = None,
 ) -> Upload:
-    """Open a session for one file of ``size`` bytes; ``sha256`` (hex), when given, is checked at the end."""
+    """Open a session for one file of ``size`` bytes counted against ``organization``'s quota (the
+    caller checked that ``owner`` may upload for it); ``sha256`` (hex), when given, is checked at the end."""
     name = os.path.basename(filename or "").strip()
     if not name or len(name) > 255:
         raise CatalogError("bad_filename", "Give the file's name (at most 255 characters).")
@@ -77,23 +141,44 @@ def start_upload(
             f"{name} is larger than the upload limit of {settings.SYNTHEX_MAX_UPLOAD_BYTES:,} bytes.",
             413,
         )
+    direct = direct_uploads.enabled()
     chunk = chunk_size or DEFAULT_CHUNK_SIZE
-    if not MIN_CHUNK_SIZE <= chunk <= MAX_CHUNK_SIZE:
+    low = max(MIN_CHUNK_SIZE, direct_uploads.MIN_PART_SIZE) if direct else MIN_CHUNK_SIZE
+    if not low <= chunk <= MAX_CHUNK_SIZE:
         raise CatalogError(
-            "bad_chunk_size", f"chunk_size must be between {MIN_CHUNK_SIZE:,} and {MAX_CHUNK_SIZE:,} bytes."
+            "bad_chunk_size", f"chunk_size must be between {low:,} and {MAX_CHUNK_SIZE:,} bytes."
+        )
+    if direct and -(-size // chunk) > direct_uploads.MAX_PARTS:
+        raise CatalogError(
+            "bad_chunk_size", f"Use a chunk_size of at least {-(-size // direct_uploads.MAX_PARTS):,}."
         )
     expected = (sha256 or "").lower()
     if expected and not _HEX64.match(expected):
         raise CatalogError("bad_sha256", "sha256 must be 64 hexadecimal digits.")
-    upload = Upload.objects.create(
-        id=f"upl_{secrets.token_hex(12)}",
-        owner=owner,
-        filename=name,
-        size=size,
-        chunk_size=chunk,
-        expected_sha256=expected,
-    )
-    part_path(upload).touch()
+    upload_id = f"upl_{secrets.token_hex(12)}"
+    with transaction.atomic():
+        # The organization's row lock makes quota check and insert one step for concurrent starts.
+        Organization.objects.select_for_update().filter(pk=organization.pk).first()
+        _check_quota(organization, size)
+        upload = Upload.objects.create(
+            id=upload_id,
+            owner=owner,
+            organization=organization,
+            filename=name,
+            size=size,
+            chunk_size=chunk,
+            expected_sha256=expected,
+            transport=Upload.Transport.S3 if direct else Upload.Transport.SERVER,
+        )
+    if direct:
+        try:
+            upload.object_key, upload.multipart_id = direct_uploads.create(upload.id)
+        except CatalogError:
+            upload.delete()
+            raise
+        upload.save(update_fields=["object_key", "multipart_id"])
+    else:
+        part_path(upload).touch()
     return upload
 
 
@@ -101,21 +186,31 @@ def chunk_count(upload: Upload) -> int:
     return -(-upload.size // upload.chunk_size)
 
 
+class Readable(Protocol):
+    """A request body: Django's ``HttpRequest`` (its ``read`` is the WSGI input, limited to Content-Length)."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+
 def receive_chunk(
     upload: Upload,
     *,
     index: int,
     length: int,
-    readinto: Callable[[memoryview], int],
+    body: Readable,
     chunk_sha256: str = "",
 ) -> Upload:
-    """Append chunk ``index`` (its bytes come from ``readinto``); a re-sent chunk is compared, not
+    """Append chunk ``index``, read from ``body`` in ``READ_SIZE`` blocks; a re-sent chunk is compared, not
     rewritten.
 
     Refuses, without changing anything: a chunk out of order, of the wrong length, cut short, whose
     SHA-256 differs from ``chunk_sha256`` (when the client sends one), or that differs from the copy
     already received. ``chunk_sha256`` of the session lists the checked hashes ("" where none was sent).
     """
+    if upload.transport != Upload.Transport.SERVER:
+        raise CatalogError(
+            "direct_upload", "This upload goes straight to the object store: PUT its parts to part_urls.", 409
+        )
     if upload.status != Upload.Status.OPEN:
         raise CatalogError("upload_closed", "This upload is already complete.", 409)
     count = chunk_count(upload)
@@ -132,16 +227,13 @@ def receive_chunk(
     expected = chunk_sha256.lower()
     if expected and not _HEX64.match(expected):
         raise CatalogError("bad_sha256", "X-Chunk-SHA256 must be 64 hexadecimal digits.")
-    # The chunk's own SHA-256 is computed only to check the one the client sent: the whole file's running
-    # SHA-256 (the version's content address) is needed anyway, and a second hash of every byte cost more
-    # than the disk write. A re-sent chunk is compared with the stored bytes instead.
     digest = hashlib.sha256() if expected else None
     cached = _RUNNING.pop(upload.id, None)
     running = (
         cached[1].copy() if cached and cached[0] == index else (hashlib.sha256() if index == 0 else None)
     )
     # One writer per upload at a time: an exclusive lock on the part file (not the database, which other
-    # requests need) is held while the body streams in, so the bytes are written once, straight into place.
+    # requests need) is held while the body streams in.
     with part_path(upload).open("r+b") as part:
         fcntl.flock(part.fileno(), fcntl.LOCK_EX)
         upload.refresh_from_db()
@@ -153,7 +245,7 @@ def receive_chunk(
             )
         feeds = [item for item in (digest, running if is_new else None) if item is not None]
         try:
-            same = _stream_chunk(part, index * upload.chunk_size, is_new, readinto, length, feeds)
+            same = _copy_chunk(part, index * upload.chunk_size, is_new, body, length, feeds)
         except _CutOff as cut:
             _rewind(part, upload, index, is_new)
             raise CatalogError(
@@ -188,130 +280,32 @@ class _CutOff(Exception):
         self.received = received
 
 
-def _stream_chunk(
-    part: BinaryIO,
-    offset: int,
-    is_new: bool,
-    readinto: Callable[[memoryview], int],
-    length: int,
-    digests: list[Any],
+def _copy_chunk(
+    part: BinaryIO, offset: int, is_new: bool, body: Readable, length: int, digests: list[Any]
 ) -> bool:
-    """Take ``length`` bytes from ``readinto``: write them at ``offset`` of ``part`` (a new chunk) or
-    compare them with the bytes stored there (a re-sent one, returning whether all matched), feeding
-    ``digests``.
-
-    The socket is read into a ring of buffers that one thread writes to disk and another hashes, while
-    this thread receives the next block: socket reads, ``os.pwrite`` and hashlib all release the GIL, so
-    the three overlap on separate cores instead of adding up. A buffer is reused once both are done with
-    it, so nothing is copied and memory stays at ``_SLOTS`` x ``READ_SIZE`` per chunk being received.
-    """
-    descriptor = part.fileno()
+    """Take ``length`` bytes from ``body``: write them at ``offset`` of ``part`` (a new chunk) or compare
+    them with the bytes stored there (a re-sent one, returning whether all matched), feeding ``digests``.
+    Plain buffered reads and writes, one ``READ_SIZE`` block in memory at a time."""
+    part.seek(offset)
     received = 0
     same = True
-    with _ring() as ring:
-        pending: list[list[Future[Any]]] = [[] for _ in ring]
-
-        def settle(slot: int) -> None:
-            futures, pending[slot] = pending[slot], []
-            for future in futures:
-                future.result()
-
-        disk = _BlockWriter(part) if is_new else None
-        writer = ThreadPoolExecutor(1, thread_name_prefix="chunk-write")
-        hasher = ThreadPoolExecutor(1, thread_name_prefix="chunk-hash")
+    while received < length:
         try:
-            slot = 0
-            while received < length:
-                settle(slot)
-                view = ring[slot][: min(READ_SIZE, length - received)]
-                filled = 0
-                while filled < len(view):  # whole blocks: a handoff per socket read costs more than it saves
-                    count = readinto(view[filled:])
-                    if not count:
-                        raise _CutOff(received + filled)
-                    filled += count
-                if disk is not None:
-                    pending[slot].append(writer.submit(disk.write, view, offset + received))
-                elif same:
-                    same = os.pread(descriptor, filled, offset + received) == view
-                pending[slot].extend(hasher.submit(digest.update, view) for digest in digests)
-                received += filled
-                slot = (slot + 1) % len(ring)
-            for index in range(len(ring)):
-                settle(index)
-        finally:
-            writer.shutdown(cancel_futures=True)
-            hasher.shutdown(cancel_futures=True)
-            if disk is not None:
-                disk.close()
+            block = body.read(min(READ_SIZE, length - received))
+        except OSError:  # the client went away (Django's UnreadablePostError is an OSError)
+            block = b""
+        if not block:
+            raise _CutOff(received)
+        if is_new:
+            part.write(block)
+        elif same:
+            same = part.read(len(block)) == block
+        for digest in digests:
+            digest.update(block)
+        received += len(block)
+    if is_new:
+        part.flush()
     return same
-
-
-class _BlockWriter:
-    """Writes a chunk's blocks into the part file, around the page cache where it can (``O_DIRECT``).
-
-    The bytes are not read again until the upload is attached (and then once, streaming), so caching them
-    only costs: a buffered write copies every byte into the page cache (0.15-0.3 s of CPU per GB here,
-    on the cores that also receive and hash) and leaves it all to be flushed later. A direct write hands
-    the aligned buffer to the device. Blocks that are not aligned (a file's tail, an odd chunk size) and
-    file systems without ``O_DIRECT`` (tmpfs) take the buffered path; the kernel keeps the two coherent.
-    """
-
-    ALIGN = 4096
-
-    def __init__(self, part: BinaryIO) -> None:
-        self._buffered = part.fileno()
-        self._direct: int | None = None
-        flag = getattr(os, "O_DIRECT", 0)
-        if flag:
-            try:
-                self._direct = os.open(part.name, os.O_WRONLY | flag)
-            except OSError:
-                self._direct = None
-
-    def write(self, view: memoryview, offset: int) -> None:
-        if self._direct is not None and not (offset | len(view)) % self.ALIGN:
-            try:
-                _write_at(self._direct, view, offset)
-                return
-            except OSError as error:  # alignment the device refuses: stay buffered from here on
-                if error.errno != errno.EINVAL:
-                    raise
-                self.close()
-        _write_at(self._buffered, view, offset)
-
-    def close(self) -> None:
-        if self._direct is not None:
-            os.close(self._direct)
-            self._direct = None
-
-
-def _write_at(descriptor: int, view: memoryview, offset: int) -> None:
-    while view:
-        written = os.pwrite(descriptor, view, offset)
-        view, offset = view[written:], offset + written
-
-
-_SLOTS = 8
-_IDLE_RINGS_KEPT = 2
-_idle_rings: list[list[memoryview]] = []
-_idle_rings_lock = threading.Lock()
-
-
-@contextmanager
-def _ring() -> Iterator[list[memoryview]]:
-    """Receive buffers for one chunk: page-aligned anonymous maps, as direct writes require. A few are kept
-    for the next chunks (fresh ones cost a page fault per 4 KiB, 0.1 s per GB), not one per thread."""
-    with _idle_rings_lock:
-        ring = _idle_rings.pop() if _idle_rings else None
-    if ring is None:
-        ring = [memoryview(mmap.mmap(-1, READ_SIZE)) for _ in range(_SLOTS)]
-    try:
-        yield ring
-    finally:
-        with _idle_rings_lock:
-            if len(_idle_rings) < _IDLE_RINGS_KEPT:
-                _idle_rings.append(ring)
 
 
 def _rewind(part: BinaryIO, upload: Upload, index: int, is_new: bool) -> None:
@@ -320,10 +314,42 @@ def _rewind(part: BinaryIO, upload: Upload, index: int, is_new: bool) -> None:
         part.truncate(index * upload.chunk_size)
 
 
-def complete_upload(upload: Upload) -> Upload:
-    """Check that every byte arrived and the whole file's SHA-256; the upload can then be attached."""
+def complete_upload(upload: Upload, *, sha256: str = "") -> Upload:
+    """Check that every byte arrived (and, on the server transport, the whole file's SHA-256); a worker
+    then validates the file. ``sha256`` (hex), when given, is the client's hash of the whole file, checked
+    like the one given at the start. On the S3 transport the store assembles the parts and the worker
+    hashes the object; ``sha256`` is known once it has."""
     if upload.status != Upload.Status.OPEN:
         return upload
+    expected = (sha256 or "").lower() or upload.expected_sha256
+    if expected and not _HEX64.match(expected):
+        raise CatalogError("bad_sha256", "sha256 must be 64 hexadecimal digits.")
+    if upload.expected_sha256 and expected != upload.expected_sha256:
+        raise CatalogError("checksum_mismatch", "sha256 differs from the one given when the upload started.")
+    if upload.transport == Upload.Transport.S3:
+        direct_uploads.complete(upload)
+        actual = ""
+    else:
+        actual = _server_side_sha256(upload)
+        if expected and actual != expected:
+            abort_upload(upload)
+            raise CatalogError(
+                "checksum_mismatch", f"The file arrived with SHA-256 {actual}, not {expected}; start again."
+            )
+    completed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.OPEN).update(
+        status=Upload.Status.COMPLETE,
+        sha256=actual,
+        expected_sha256=expected,
+        received_bytes=upload.size,
+        updated_at=timezone.now(),
+    )
+    if completed:
+        queue_validation(upload.id)
+    upload.refresh_from_db()
+    return upload
+
+
+def _server_side_sha256(upload: Upload) -> str:
     if upload.received_bytes != upload.size:
         raise CatalogError(
             "incomplete_upload",
@@ -331,26 +357,12 @@ def complete_upload(upload: Upload) -> Upload:
         )
     cached = _RUNNING.pop(upload.id, None)
     if cached and cached[0] == len(upload.chunk_sha256):
-        actual = cached[1].hexdigest()
-    else:
-        digest = hashlib.sha256()
-        with part_path(upload).open("rb") as handle:
-            while block := handle.read(READ_SIZE):
-                digest.update(block)
-        actual = digest.hexdigest()
-    if upload.expected_sha256 and actual != upload.expected_sha256:
-        abort_upload(upload)
-        raise CatalogError(
-            "checksum_mismatch",
-            f"The file arrived with SHA-256 {actual}, not {upload.expected_sha256}; start again.",
-        )
-    completed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.OPEN).update(
-        status=Upload.Status.COMPLETE, sha256=actual, updated_at=timezone.now()
-    )
-    if completed:
-        queue_validation(upload.id)
-    upload.refresh_from_db()
-    return upload
+        return str(cached[1].hexdigest())
+    digest = hashlib.sha256()
+    with part_path(upload).open("rb") as handle:
+        while block := handle.read(READ_SIZE):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def queue_validation(upload_id: str) -> None:
@@ -361,17 +373,17 @@ def queue_validation(upload_id: str) -> None:
     transaction.on_commit(lambda: validate_upload_task.delay(upload_id))
 
 
-# A check still "running" after this long was lost with its worker (the task's hard limit is shorter).
-STALE_CHECK = timedelta(minutes=40)
+# A check still "running" whose heartbeat (``updated_at``, written every quarter lease while a worker checks)
+# is older than the lease was lost with its worker; catalog/sweep.py sends it again.
 
 
 def validate_upload(upload_id: str) -> bool:
     """Parse and profile a complete upload as a table, keeping the outcome on the upload; True if this call
     did it. The worker's task and a request that cannot wait both call this: a conditional UPDATE lets one
-    of them claim the upload (a check lost with its worker is claimed again after ``STALE_CHECK``)."""
+    of them claim the upload (a check lost with its worker is claimed again once its heartbeat is stale)."""
     now = timezone.now()
     claimable = Q(validation=Upload.Validation.PENDING) | Q(
-        validation=Upload.Validation.RUNNING, updated_at__lt=now - STALE_CHECK
+        validation=Upload.Validation.RUNNING, updated_at__lt=leases.stale_before(now)
     )
     claimed = Upload.objects.filter(claimable, pk=upload_id, status=Upload.Status.COMPLETE).update(
         validation=Upload.Validation.RUNNING, validation_progress=0, updated_at=now
@@ -387,41 +399,78 @@ def validate_upload(upload_id: str) -> bool:
             reported[0] = percent
             Upload.objects.filter(pk=upload_id).update(validation_progress=percent, updated_at=timezone.now())
 
-    outcome: dict[str, Any]
+    running = Upload.objects.filter(pk=upload_id, validation=Upload.Validation.RUNNING)
     try:
-        fmt, profile = services.inspect_table(str(part_path(upload)), upload.filename, upload.size, progress)
-    except IngestError as error:
-        outcome = {
-            "validation": Upload.Validation.INVALID,
-            "error_code": error.code,
-            "error": f"{upload.filename}: {error.message}",
-        }
-    except Exception:
-        logger.exception("validating upload %s failed", upload_id)
-        outcome = {
-            "validation": Upload.Validation.INVALID,
-            "error_code": "validation_failed",
-            "error": f"{upload.filename} could not be checked (a server error); upload it again.",
-        }
-    else:
-        outcome = {"validation": Upload.Validation.VALID, "format": fmt, "profile": profile.to_dict()}
+        with leases.heartbeat(lambda: bool(running.update(updated_at=timezone.now()))):
+            outcome = _check(upload, progress)
+    finally:
+        if upload.transport == Upload.Transport.S3:  # the worker's local copy, whatever happened
+            part_path(upload).unlink(missing_ok=True)
     Upload.objects.filter(pk=upload_id).update(validation_progress=100, updated_at=timezone.now(), **outcome)
     return True
 
 
+def _check(upload: Upload, progress: Any) -> dict[str, Any]:
+    """The validation's outcome as the upload's new field values."""
+    try:
+        hashed = {}
+        if upload.transport == Upload.Transport.S3:
+            with part_path(upload).open("wb") as local:
+                sha256, size = direct_uploads.fetch(upload, local)
+            if size != upload.size or (upload.expected_sha256 and sha256 != upload.expected_sha256):
+                return {
+                    "validation": Upload.Validation.INVALID,
+                    "error_code": "checksum_mismatch",
+                    "error": f"{upload.filename} arrived as {size:,} bytes with SHA-256 {sha256}, not the "
+                    "file announced; upload it again.",
+                    "sha256": sha256,
+                }
+            hashed = {"sha256": sha256}
+        fmt, profile = services.inspect_table(
+            str(part_path(upload)),
+            upload.filename,
+            upload.size,
+            progress,
+            max_seconds=settings.SYNTHEX_VALIDATION_SECONDS,
+        )
+    except IngestError as error:
+        return {
+            "validation": Upload.Validation.INVALID,
+            "error_code": error.code,
+            "error": f"{upload.filename}: {error.message}",
+            **hashed,
+        }
+    except Exception:
+        logger.exception("validating upload %s failed", upload.id)
+        return {
+            "validation": Upload.Validation.INVALID,
+            "error_code": "validation_failed",
+            "error": f"{upload.filename} could not be checked (a server error); upload it again.",
+        }
+    return {"validation": Upload.Validation.VALID, "format": fmt, "profile": profile.to_dict(), **hashed}
+
+
 def abort_upload(upload: Upload) -> None:
+    """Delete the session with its bytes (the part file, or what the store holds)."""
     _RUNNING.pop(upload.id, None)
+    if upload.transport == Upload.Transport.S3:
+        direct_uploads.discard(upload)
     part_path(upload).unlink(missing_ok=True)
     upload.delete()
 
 
 def sweep_abandoned_uploads() -> int:
     """Delete upload sessions, with their bytes, that nobody touched for ``SYNTHEX_UPLOAD_SESSION_HOURS``
-    and that no version holds (a client killed for good, a page closed mid-upload); returns how many."""
+    and that no version holds (a client killed for good, a page closed mid-upload), and request temp files
+    as old (a worker killed mid-request leaves its multipart temp file); returns how many sessions."""
     cutoff = timezone.now() - timedelta(hours=settings.SYNTHEX_UPLOAD_SESSION_HOURS)
     stale = Upload.objects.filter(updated_at__lt=cutoff).exclude(status=Upload.Status.ATTACHED)
     count = 0
     for upload in stale.iterator():
+        if upload.transport == Upload.Transport.S3:
+            abort_upload(upload)
+            count += 1
+            continue
         try:
             part = part_path(upload).open("rb")
         except FileNotFoundError:
@@ -436,15 +485,37 @@ def sweep_abandoned_uploads() -> int:
             if Upload.objects.filter(pk=upload.pk, updated_at__lt=cutoff).exists():
                 abort_upload(upload)
                 count += 1
+    _sweep_request_temp_files(cutoff.timestamp())
     return count
 
 
+def _sweep_request_temp_files(before: float) -> None:
+    folder = Path(settings.FILE_UPLOAD_TEMP_DIR)
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        try:
+            if entry.is_file() and not entry.is_symlink() and entry.stat().st_mtime < before:
+                entry.unlink()
+        except OSError:
+            continue
+
+
 class SessionUploadedFile(UploadedFile):
-    """A completed upload session presented as an uploaded file, so versions are made by the same service."""
+    """A completed, validated upload session presented as an uploaded file, so versions are made by the
+    same service. On the S3 transport there is no local file: ``copy_into`` copies the object inside the
+    store instead."""
 
     def __init__(self, upload: Upload) -> None:
         path = part_path(upload)
-        super().__init__(path.open("rb"), upload.filename, "application/octet-stream", upload.size, None)
+        is_local = upload.transport == Upload.Transport.SERVER
+        super().__init__(
+            path.open("rb") if is_local else None,
+            upload.filename,
+            "application/octet-stream",
+            upload.size,
+            None,
+        )
         self.sha256 = upload.sha256
         self.session = upload
         self._path = path
@@ -454,11 +525,22 @@ class SessionUploadedFile(UploadedFile):
             if upload.validation == Upload.Validation.VALID and upload.profile
             else None
         )
+        if not is_local:
+            self.copy_into = self._copy_into
+
+    def _copy_into(self, storage: Any, name: str) -> str:
+        if not direct_uploads.is_s3(storage):
+            raise CatalogError(
+                "store_mismatch", "Direct uploads need the files on the same object store.", 500
+            )
+        return direct_uploads.copy_into(self.session, storage, name)
 
     def temporary_file_path(self) -> str:
         return str(self._path)
 
     def close(self) -> None:
+        if self.file is None:
+            return
         try:
             super().close()
         except FileNotFoundError:
@@ -469,8 +551,9 @@ def completed_uploads(owner: User, ids: list[str]) -> list[SessionUploadedFile]:
     """Resolve upload ids of ``owner`` that are complete, valid and not yet attached.
 
     An upload no worker has checked yet is checked here, in the request (without a worker running, or
-    when the client did not wait); one a worker is checking is refused with 409 ``upload_validating``,
-    and one found invalid with its validation error.
+    when the client did not wait), within the same bounds as the worker's check; except on the S3
+    transport, whose bytes the web process never reads. One a worker is checking is refused with 409
+    ``upload_validating``, and one found invalid with its validation error.
     """
     found = {u.id: u for u in Upload.objects.filter(pk__in=ids, owner=owner)}
     files = []
@@ -483,9 +566,10 @@ def completed_uploads(owner: User, ids: list[str]) -> list[SessionUploadedFile]:
                 "upload_not_complete", f"Upload {upload_id} is {upload.get_status_display().lower()}.", 409
             )
         if upload.validation in (Upload.Validation.PENDING, Upload.Validation.RUNNING):
-            validate_upload(upload_id)  # claims it only if pending, or running but lost with its worker
+            if upload.transport == Upload.Transport.SERVER:
+                validate_upload(upload_id)  # claims it only if pending, or running but lost with its worker
             upload.refresh_from_db()
-        if upload.validation == Upload.Validation.RUNNING:
+        if upload.validation in (Upload.Validation.PENDING, Upload.Validation.RUNNING):
             raise CatalogError(
                 "upload_validating",
                 f"Upload {upload_id} ({upload.filename}) is still being checked "
@@ -502,6 +586,18 @@ def completed_uploads(owner: User, ids: list[str]) -> list[SessionUploadedFile]:
 
 
 def mark_attached(files: list[SessionUploadedFile]) -> None:
+    """The sessions now belong to a version: drop their bytes (moved or copied into storage) and keep only
+    the table's shape on the session (no rows: the file may be real reference data)."""
     for item in files:
-        Upload.objects.filter(pk=item.session.pk).update(status=Upload.Status.ATTACHED)
-        Path(item.temporary_file_path()).unlink(missing_ok=True)
+        upload = item.session
+        Upload.objects.filter(pk=upload.pk).update(
+            status=Upload.Status.ATTACHED,
+            profile=profiles.shape_only(upload.profile) if upload.profile else None,
+        )
+        if upload.transport == Upload.Transport.SERVER:
+            Path(item.temporary_file_path()).unlink(missing_ok=True)
+            continue
+        try:
+            direct_uploads.discard(upload)  # a complete session: deletes the object, copied by now
+        except CatalogError:
+            logger.warning("could not delete the attached upload %s from the store", upload.pk)

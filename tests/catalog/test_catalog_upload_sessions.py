@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import mmap
-import os
 
 import pytest
 
@@ -179,7 +176,7 @@ def test_whole_file_hash_is_right_with_or_without_the_running_hash(
 
 
 @pytest.mark.parametrize("chunk_size", [MIN_CHUNK_SIZE, MIN_CHUNK_SIZE + 1000], ids=["aligned", "unaligned"])
-def test_stored_bytes_are_exact_whether_written_directly_or_through_the_cache(
+def test_stored_bytes_are_exact_whatever_the_chunk_size(
     provider, api_client_for, csv_payload, chunk_size
 ):
     client = api_client_for(provider)
@@ -187,38 +184,6 @@ def test_stored_bytes_are_exact_whether_written_directly_or_through_the_cache(
     for index, part in enumerate(chunks(csv_payload, chunk_size)):
         assert put_chunk(client, upload_id, index, part).status_code == 200
     assert part_path(Upload.objects.get(pk=upload_id)).read_bytes() == csv_payload
-
-
-def test_block_writer_sends_aligned_blocks_around_the_page_cache(tmp_path, monkeypatch):
-    from marketplace.catalog import upload_sessions
-
-    path = tmp_path / "blocks.part"
-    path.touch()
-    used: list[str] = []
-    write_at = upload_sessions._write_at
-    with path.open("r+b") as part:
-        writer = upload_sessions._BlockWriter(part)
-        if writer._direct is None:
-            pytest.skip("this file system has no O_DIRECT")
-        assert fcntl.fcntl(writer._direct, fcntl.F_GETFL) & os.O_DIRECT
-        monkeypatch.setattr(
-            upload_sessions,
-            "_write_at",
-            lambda fd, view, offset: (
-                used.append("direct" if fd == writer._direct else "cached"),
-                write_at(fd, view, offset),
-            ),
-        )
-        aligned = mmap.mmap(-1, 3 * 4096)
-        aligned.write(b"a" * 4096 + b"c" * 4096 + b"b" * 4096)
-        writer.write(memoryview(aligned)[:8192], 0)  # aligned offset, length and memory
-        writer.write(memoryview(b"tail"), 8192)  # a file's tail
-        assert used == ["direct", "cached"]
-        writer.write(memoryview(aligned)[1:4097], 4096)  # memory the device refuses: buffered from now on
-        assert writer._direct is None
-        writer.write(memoryview(aligned)[8192:], 8192)
-        writer.close()
-    assert path.read_bytes() == b"a" * 4096 + b"a" * 4095 + b"c" + b"b" * 4096
 
 
 def send_all(client, payload: bytes) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from synthex_client.api import ApiError, ServerError, SynthexClient
-from synthex_client.cli import _PipelinedSink
+from synthex_client.cli import _FileSink
 
 PAYLOAD = bytes(range(256)) * 40_000  # 10 MB: several of the sink's 4 MiB blocks
 
@@ -81,7 +81,7 @@ def storage() -> Iterator[tuple[str, Recorder]]:
 
 def fetch_into(client: SynthexClient, url: str, path: Path, offset: int = 0) -> tuple[int, bool, str]:
     with path.open("ab") as handle:
-        sink = _PipelinedSink(
+        sink = _FileSink(
             handle, hashlib.sha256(path.read_bytes()[:offset]), hashlib.sha256, lambda count: None
         )
         try:
@@ -153,23 +153,6 @@ def test_an_unreachable_server_and_a_redirect_loop_are_clear_errors(tmp_path):
     assert "redirected more than 5 times" in str(looping.value)
 
 
-def test_preallocation_reserves_blocks_but_keeps_the_size_a_resume_reads(tmp_path):
-    import os
-    import sys
-
-    from synthex_client.diskwrite import preallocate
-
-    part = tmp_path / "copy.csv.part"
-    part.write_bytes(b"x" * 4096)
-    with part.open("ab") as handle:
-        done = preallocate(handle.fileno(), 4096, 8 << 20)
-        handle.write(b"y" * 10)
-    assert part.stat().st_size == 4096 + 10  # the size still says how much arrived
-    if sys.platform.startswith("linux") and done:
-        assert os.stat(part).st_blocks * 512 >= 8 << 20
-    assert preallocate(-1, 0, 0) is False  # nothing to reserve
-
-
 def test_a_redirect_without_location_is_an_error_and_keeps_the_partial_copy(tmp_path):
     recorder = Recorder()
     for url in serve(handler_for(recorder, lambda handler: send_bytes(handler, b"", 302))):
@@ -179,37 +162,3 @@ def test_a_redirect_without_location_is_an_error_and_keeps_the_partial_copy(tmp_
             fetch_into(client, "/file", target, offset=1000)
     assert refused.value.status == 302
     assert target.read_bytes() == PAYLOAD[:1000]
-
-
-def test_downloaded_blocks_go_around_the_page_cache_when_aligned(tmp_path, monkeypatch):
-    import fcntl
-    import os
-
-    from synthex_client import diskwrite
-
-    path = tmp_path / "copy.csv.part"
-    path.touch()
-    used: list[str] = []
-    write_at = diskwrite._write_at
-    writer = diskwrite.BlockWriter(str(path))
-    try:
-        if not writer.direct:
-            pytest.skip("this file system has no O_DIRECT")
-        assert fcntl.fcntl(writer._direct, fcntl.F_GETFL) & os.O_DIRECT
-
-        def spy(descriptor: int, view: memoryview, offset: int) -> None:
-            used.append("direct" if descriptor == writer._direct else "cached")
-            write_at(descriptor, view, offset)
-
-        monkeypatch.setattr(diskwrite, "_write_at", spy)
-        block = diskwrite.aligned_buffer(3 * 4096)
-        block[:] = b"a" * 4096 + b"c" * 4096 + b"b" * 4096
-        writer.write(block[:8192], 0)  # aligned offset, length and memory
-        writer.write(memoryview(b"tail"), 8192)  # the file's tail
-        assert used == ["direct", "cached"]
-        writer.write(block[1:4097], 4096)  # memory the device refuses: buffered from now on
-        assert not writer.direct
-        writer.write(block[8192:], 8192)
-    finally:
-        writer.close()
-    assert path.read_bytes() == b"a" * 4096 + b"a" * 4095 + b"c" + b"b" * 4096

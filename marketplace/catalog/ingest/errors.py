@@ -24,6 +24,10 @@ ERROR_CODES = frozenset(
         "no_rows",
         "bad_metadata",
         "unreadable",
+        "cell_too_large",
+        "nesting_too_deep",
+        "too_many_columns",
+        "validation_timeout",
     }
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import pyarrow.compute as pc
 from marketplace.catalog.ingest.errors import IngestError
 from marketplace.catalog.ingest.metadata import ColumnFacts, detect_sdv_metadata
 from marketplace.catalog.ingest.sniff import TABLE_FORMATS
-from marketplace.catalog.ingest.sources import TableSource, scan_text
+from marketplace.catalog.ingest.sources import MAX_TABLE_BYTES, TableSource, scan_text
 
 try:  # the same guesser SDV 2.0 uses, so detected datetime formats match
     from pandas.core.tools.datetimes import _guess_datetime_format_for_array
@@ -37,6 +38,9 @@ HEAVY_HITTERS = 1_000
 # k of the k-minimum-values distinct estimator: relative standard error about 1/sqrt(k), 3%.
 SKETCH_SIZE = 1_024
 _BOOLEAN_TEXT = {"true": True, "false": False}
+# No date or time is written in more characters than this: longer text is not guessed as one (pandas'
+# format guessing on a 64 MiB string took minutes).
+MAX_DATETIME_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -166,9 +170,10 @@ class _Moments:
 class _ColumnStats:
     """Everything kept about one column while batches stream past; memory bounded by ``cap`` entries."""
 
-    def __init__(self, name: str, cap: int) -> None:
+    def __init__(self, name: str, cap: int, max_cell_bytes: int = 1 << 20) -> None:
         self.name = name
         self.cap = cap
+        self.max_cell_bytes = max_cell_bytes
         self.arrow_kind: str | None = None  # the dtype a typed (Parquet) column has; None for text
         self.rows = 0
         self.nulls = 0
@@ -193,12 +198,13 @@ class _ColumnStats:
         valid = array.drop_null() if array.null_count else array
         if len(valid) == 0:
             return
+        longest = _longest_text(valid, self.name, self.max_cell_bytes) if self.arrow_kind == "string" else 0
         counted = pc.value_counts(valid)
         values = counted.field("values")
         weights = counted.field("counts").to_numpy()
         self._count(values, weights)
         if self.arrow_kind == "string":
-            self._infer_text(values, weights)
+            self._infer_text(values, weights, longest)
         elif self.arrow_kind in ("integer", "float"):
             self.moments.add(values.to_numpy(zero_copy_only=False).astype(np.float64), weights)
         elif self.arrow_kind == "datetime":
@@ -231,7 +237,7 @@ class _ColumnStats:
         hashes = pd.util.hash_array(values.to_numpy(zero_copy_only=False), categorize=False)
         self.sketch = np.unique(np.concatenate([self.sketch, hashes]))[:SKETCH_SIZE]
 
-    def _infer_text(self, values: pa.Array, weights: np.ndarray) -> None:
+    def _infer_text(self, values: pa.Array, weights: np.ndarray, longest: int) -> None:
         if self.may_be_boolean:
             lowered = pc.utf8_lower(values)
             self.may_be_boolean = bool(
@@ -245,6 +251,8 @@ class _ColumnStats:
                 self.may_be_float = False
             else:
                 self.moments.add(numbers.to_numpy(zero_copy_only=False), weights)
+        if self.may_be_datetime and longest > MAX_DATETIME_CHARS:
+            self.may_be_datetime = False
         if self.may_be_datetime:
             if self.datetime_format is None:
                 self.datetime_format = _guess_datetime_format(values)
@@ -336,6 +344,19 @@ def _arrow_kind(data_type: pa.DataType, name: str) -> str:
     )
 
 
+def _longest_text(values: pa.Array, name: str, max_cell_bytes: int) -> int:
+    """The longest value's length in bytes; refuses a cell over ``max_cell_bytes`` (so the work on one
+    value is bounded, whatever a compressed file expands to)."""
+    longest = pc.max(pc.binary_length(values)).as_py() or 0
+    if longest > max_cell_bytes:
+        raise IngestError(
+            "cell_too_large",
+            f"A value in column {name!r} is {longest:,} bytes long; cells are limited to "
+            f"{max_cell_bytes:,} bytes.",
+        )
+    return int(longest)
+
+
 def _casts(values: pa.Array, target: pa.DataType) -> bool:
     return _cast_or_none(values, target) is not None
 
@@ -421,6 +442,27 @@ def _no_progress(fraction: float) -> None:
     return None
 
 
+def _with_deadline(
+    report: Callable[[float], None], max_seconds: float | None, name: str
+) -> Callable[[float], None]:
+    """``report`` that also ends the check once ``max_seconds`` have passed (it is called after every
+    block and batch, each of bounded size)."""
+    if max_seconds is None:
+        return report
+    deadline = time.monotonic() + max_seconds
+
+    def checked(fraction: float) -> None:
+        if time.monotonic() > deadline:
+            raise IngestError(
+                "validation_timeout",
+                f"Checking {name} took longer than {max_seconds:g} seconds, the limit per file; "
+                "split it into smaller files.",
+            )
+        report(fraction)
+
+    return checked
+
+
 # Shares of the work for progress reports: the byte scan of text files, then parsing and statistics (the
 # histogram pass takes the rest).
 _SCAN_SHARE = 0.2
@@ -433,6 +475,8 @@ def profile_table(
     *,
     max_line_bytes: int = 1 << 20,
     progress: Callable[[float], None] | None = None,
+    max_seconds: float | None = None,
+    max_table_bytes: int = MAX_TABLE_BYTES,
 ) -> TableProfile:
     """Validate and profile the table in ``path`` stored as ``fmt`` (one of ``TABLE_FORMATS``);
     ``progress`` is told the fraction done (0 to 1) as the passes go.
@@ -442,6 +486,10 @@ def profile_table(
     whatever the file size. Raises ``IngestError`` for every defect listed in ``ERROR_CODES`` that a stored
     file can have: empty, not UTF-8, NUL bytes, a line over ``max_line_bytes`` bytes, ragged CSV rows,
     broken or non-object JSON lines, truncated Parquet, empty or duplicate column names, no rows.
+
+    The work is bounded whatever the file holds: no cell over ``max_line_bytes``, no Parquet file that
+    expands past ``max_table_bytes``, no more than ``MAX_COLUMNS`` columns, JSON nested at most
+    ``MAX_JSON_DEPTH`` levels, and ``IngestError("validation_timeout")`` once ``max_seconds`` have passed.
     """
     path = Path(path)
     if fmt not in TABLE_FORMATS:
@@ -449,7 +497,7 @@ def profile_table(
     size = path.stat().st_size
     if size == 0:
         raise IngestError("empty_file", f"{path.name} is empty: there is no data to read.")
-    report = progress or _no_progress
+    report = _with_deadline(progress or _no_progress, max_seconds, path.name)
     longest_row = expected_rows = None
     if fmt != "parquet":
         scan = scan_text(
@@ -459,10 +507,12 @@ def profile_table(
             progress=lambda done: report(_SCAN_SHARE * done / size),
         )
         longest_row, expected_rows = scan.longest_row, scan.lines
-    source = TableSource(path, fmt, max_line_bytes=max_line_bytes, longest_row=longest_row)
+    source = TableSource(
+        path, fmt, max_line_bytes=max_line_bytes, longest_row=longest_row, max_table_bytes=max_table_bytes
+    )
     expected_rows = max(1, expected_rows or source.parquet_rows or 1)
     cap = _distinct_cap(len(source.names))
-    stats = [_ColumnStats(name, cap) for name in source.names]
+    stats = [_ColumnStats(name, cap, max_line_bytes) for name in source.names]
     preview_columns: list[list[Any]] = []
     for arrays in source.batches():
         if not preview_columns and len(arrays[0]) > 0:
@@ -475,7 +525,7 @@ def profile_table(
         where = "a header but no rows" if fmt == "csv" else "no rows"
         raise IngestError("no_rows", f"{path.name} has {where}; upload a table with at least one row.")
 
-    histograms = _histograms(source, stats)
+    histograms = _histograms(source, stats, report)
     report(1.0)
     facts = [
         ColumnFacts(
@@ -536,7 +586,7 @@ def _column_profile(column: _ColumnStats, sdtype: str, histogram: tuple[Any, ...
 
 
 def _histograms(
-    source: TableSource, stats: list[_ColumnStats]
+    source: TableSource, stats: list[_ColumnStats], report: Callable[[float], None]
 ) -> dict[str, tuple[tuple[float, float, int], ...]]:
     """Equal-width histograms of numeric columns: from exact counts, or by one more pass for the others."""
     result: dict[str, tuple[tuple[float, float, int], ...]] = {}
@@ -565,6 +615,7 @@ def _histograms(
             for name, array in zip(rescan, arrays, strict=True):
                 values = _normalize(array).drop_null().cast(pa.float64()).to_numpy(zero_copy_only=False)
                 totals[name] += np.histogram(values, bins=edges[name])[0]
+            report(_SCAN_SHARE + _PARSE_SHARE)
     for name, bin_edges in edges.items():
         result[name] = tuple(
             (float(bin_edges[index]), float(bin_edges[index + 1]), int(totals[name][index]))

@@ -28,6 +28,13 @@ SCAN_CHUNK_BYTES = 2 << 20
 BLOCK_BYTES = 512 << 10
 JSONL_BATCH_ROWS = 50_000
 PARQUET_BATCH_ROWS = 65_536
+# Bounds on the work one file can cause, whatever a small compressed file expands to (issue 18.6: a
+# 2.8 KB Parquet file of 64 MiB strings pinned a web thread for 13 minutes).
+MAX_TABLE_BYTES = 16 << 30
+MAX_COLUMNS = 2_000
+MAX_JSON_DEPTH = 32
+# Parquet batches hold about this many uncompressed bytes (fewer rows when rows are wide).
+PARQUET_BATCH_BYTES = 64 << 20
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -185,12 +192,23 @@ def check_column_names(names: list[str], name: str, where: str) -> None:
 class TableSource:
     """One table file opened for streaming: ``names`` and ``batches()`` of Arrow arrays in column order."""
 
-    def __init__(self, path: Path, fmt: str, *, max_line_bytes: int, longest_row: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fmt: str,
+        *,
+        max_line_bytes: int,
+        longest_row: int | None = None,
+        max_table_bytes: int = MAX_TABLE_BYTES,
+    ) -> None:
         """``longest_row``: the longest row's length when known (``scan_text`` measures it), else rows
-        are only known to be at most ``max_line_bytes``."""
+        are only known to be at most ``max_line_bytes``. ``max_table_bytes``: the most a Parquet file
+        may expand to (its footer's uncompressed sizes)."""
         self.path = path
         self.fmt = fmt
         self.max_line_bytes = max_line_bytes
+        self.max_table_bytes = max_table_bytes
+        self.parquet_batch_rows = PARQUET_BATCH_ROWS
         # A row must fit in one block (pyarrow refuses rows that straddle blocks). Small blocks keep
         # pyarrow's buffers small: profiling a 1 GB CSV peaked at 246 MB with 1 MiB blocks and at 209 MB
         # with 512 KiB, at the same speed (256 KiB: 195 MB but 10 % slower).
@@ -208,6 +226,11 @@ class TableSource:
             where = "line 1"
         if not self.names:
             raise IngestError("no_rows", f"{path.name} has no columns.")
+        if len(self.names) > MAX_COLUMNS:
+            raise IngestError(
+                "too_many_columns",
+                f"{path.name} has {len(self.names):,} columns; at most {MAX_COLUMNS:,} are supported.",
+            )
         check_column_names(self.names, path.name, where)
 
     def batches(self, columns: list[str] | None = None) -> Iterator[list[pa.Array]]:
@@ -317,15 +340,51 @@ class TableSource:
 
     def _parquet_names(self) -> list[str]:
         parquet = self._parquet_file()
-        names = list(parquet.schema_arrow.names)
-        self.parquet_rows = parquet.metadata.num_rows
-        parquet.close()
+        try:
+            self._check_parquet_sizes(parquet.metadata)
+            names = list(parquet.schema_arrow.names)
+            self.parquet_rows = parquet.metadata.num_rows
+        finally:
+            parquet.close()
         return names
+
+    def _check_parquet_sizes(self, metadata: pq.FileMetaData) -> None:
+        """Refuse, from the footer alone (before decompressing anything), a file that expands past
+        ``max_table_bytes`` or whose column chunks average more than ``max_line_bytes`` a value; size the
+        batches so that each holds about ``PARQUET_BATCH_BYTES``."""
+        name = self.path.name
+        if metadata.num_columns > MAX_COLUMNS:
+            raise IngestError(
+                "too_many_columns",
+                f"{name} has {metadata.num_columns:,} columns; at most {MAX_COLUMNS:,} are supported.",
+            )
+        total = 0
+        widest_row = 1
+        for group_index in range(metadata.num_row_groups):
+            group = metadata.row_group(group_index)
+            rows = max(1, group.num_rows)
+            total += group.total_byte_size
+            widest_row = max(widest_row, group.total_byte_size // rows)
+            for column_index in range(group.num_columns):
+                column = group.column(column_index)
+                if column.total_uncompressed_size > self.max_line_bytes * rows:
+                    raise IngestError(
+                        "cell_too_large",
+                        f"Column {column.path_in_schema!r} of {name} holds values of more than "
+                        f"{self.max_line_bytes:,} bytes on average; cells are limited to that size.",
+                    )
+        if total > self.max_table_bytes:
+            raise IngestError(
+                "too_large",
+                f"{name} expands to {total:,} bytes when decompressed, over the limit of "
+                f"{self.max_table_bytes:,} bytes.",
+            )
+        self.parquet_batch_rows = max(1, min(PARQUET_BATCH_ROWS, PARQUET_BATCH_BYTES // widest_row))
 
     def _parquet_batches(self, wanted: list[str]) -> Iterator[list[pa.Array]]:
         parquet = self._parquet_file()
         try:
-            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+            for batch in parquet.iter_batches(batch_size=self.parquet_batch_rows, columns=wanted):
                 yield [batch.column(index) for index in range(batch.num_columns)]
         except (pa.ArrowException, OSError) as error:
             raise IngestError(
@@ -358,6 +417,11 @@ class TableSource:
                         "broken_jsonl",
                         f"Line {line_number} of {name} is not valid JSON: {error.msg} at column {error.pos + 1}.",
                     ) from None
+                except RecursionError:  # nested far deeper than the limit: the parser gave up
+                    raise _too_deep(name, line_number) from None
+                openers = line.count(b"{") + line.count(b"[")  # a cheap bound on the depth first
+                if openers > MAX_JSON_DEPTH and _depth_exceeds(value, MAX_JSON_DEPTH):
+                    raise _too_deep(name, line_number)
                 if not isinstance(value, dict):
                     raise IngestError(
                         "broken_jsonl",
@@ -389,6 +453,27 @@ class TableSource:
                 buffers = [[] for _ in wanted]
         if buffers[0]:
             yield [pa.array(buffer, type=pa.string()) for buffer in buffers]
+
+
+def _too_deep(name: str, line_number: int) -> IngestError:
+    return IngestError(
+        "nesting_too_deep",
+        f"Line {line_number} of {name} nests values more than {MAX_JSON_DEPTH} levels deep (the limit); "
+        'each line must be a flat object such as {"column": value}.',
+    )
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists or objects more than ``limit`` levels deep (the row object is level 1);
+    iterative, so no depth can exhaust the stack."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 class _DuplicateKey(ValueError):

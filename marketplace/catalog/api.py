@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.accounts.models import Organization
-from marketplace.catalog import selectors, services, upload_sessions
+from marketplace.catalog import direct_uploads, selectors, services, upload_sessions
 from marketplace.catalog.models import Product, ProductLicense, ProductVersion, Upload
 from marketplace.catalog.serializers import (
     ProductDetailOutputSerializer,
@@ -29,7 +29,6 @@ from marketplace.catalog.serializers import (
 from marketplace.catalog.uploads import upload_error
 from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
-from marketplace.core.request_body import BodyReader
 
 
 def _catalog_error(error: services.CatalogError) -> ApiError:
@@ -277,6 +276,48 @@ class UploadStartSerializer(serializers.Serializer):
     size = serializers.IntegerField(min_value=1)
     sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$", required=False, allow_blank=True)
     chunk_size = serializers.IntegerField(required=False)
+    organization = serializers.SlugField(required=False, allow_blank=True)
+    product = serializers.SlugField(required=False, allow_blank=True, max_length=80)
+
+
+class UploadCompleteSerializer(serializers.Serializer):
+    sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$", required=False, allow_blank=True)
+
+
+def _transfer(upload: Upload) -> dict[str, Any]:
+    """Where the chunks go and how far they got: this server's chunk URLs, or presigned part URLs of the
+    object store (asked there: the parts it holds without a gap, with their MD5 for a resuming client)."""
+    if upload.transport == Upload.Transport.SERVER:
+        return {
+            "transport": upload.transport,
+            "part_urls": None,
+            "received_bytes": upload.received_bytes,
+            "next_chunk": len(upload.chunk_sha256),
+            "chunk_sha256": upload.chunk_sha256,
+            "chunk_md5": None,
+        }
+    if upload.status != Upload.Status.OPEN:
+        count = upload_sessions.chunk_count(upload)
+        return {
+            "transport": upload.transport,
+            "part_urls": None,
+            "received_bytes": upload.size,
+            "next_chunk": count,
+            "chunk_sha256": [""] * count,
+            "chunk_md5": None,
+        }
+    try:
+        parts = direct_uploads.received_parts(upload)
+    except services.CatalogError as error:
+        raise _catalog_error(error) from None
+    return {
+        "transport": upload.transport,
+        "part_urls": direct_uploads.part_urls(upload),
+        "received_bytes": sum(int(part["Size"]) for part in parts),
+        "next_chunk": len(parts),
+        "chunk_sha256": [""] * len(parts),
+        "chunk_md5": [direct_uploads.part_md5(part) for part in parts],
+    }
 
 
 def _upload_body(upload: Upload) -> dict[str, Any]:
@@ -286,9 +327,7 @@ def _upload_body(upload: Upload) -> dict[str, Any]:
         "size": upload.size,
         "chunk_size": upload.chunk_size,
         "chunks": upload_sessions.chunk_count(upload),
-        "received_bytes": upload.received_bytes,
-        "next_chunk": len(upload.chunk_sha256),
-        "chunk_sha256": upload.chunk_sha256,
+        **_transfer(upload),
         "sha256": upload.sha256 or None,
         "status": upload.status,
         "validation": {
@@ -311,13 +350,19 @@ def _own_upload(request: Request, upload_id: str) -> Upload:
 
 
 class UploadStart(APIView):
-    """Open a resumable upload: then PUT each chunk's raw bytes to `chunks/{index}/` in order, and POST
-    `complete/`. GET the upload to resume. The server hashes the whole file as it arrives; a chunk's
-    `X-Chunk-SHA256` header, when sent, is checked too and listed in `chunk_sha256` ("" for chunks sent
-    without one), so a client can confirm its local file still matches before resuming. After
-    `complete/` a worker validates the file as a table (`validation.status` pending → running with
+    """Open a resumable upload (members of a provider organization only: `organization` slug, or the
+    `product` slug it is for, when the user belongs to several; each organization has a quota of open
+    sessions, 429 `too_many_uploads`, and of their declared bytes, 413 `upload_quota_exceeded`).
+
+    With `transport` "server" PUT each chunk's raw bytes to `chunks/{index}/` in order; with "s3" PUT
+    chunk `index` straight to the object store at `part_urls[index]` (presigned; GET the upload for fresh
+    ones). Then POST `complete/`. GET the upload to resume from `next_chunk`. The server hashes the whole
+    file as it arrives; a chunk's `X-Chunk-SHA256` header, when sent, is checked too and listed in
+    `chunk_sha256` ("" for chunks sent without one; on "s3", `chunk_md5` lists the store's MD5 of each
+    part), so a client can confirm its local file still matches before resuming. After `complete/` a
+    worker validates the file as a table (`validation.status` pending → running with
     `validation.progress` → valid or invalid with `code` and `error`); attach it to a version once valid
-    (attaching one still pending validates it in that request; one being checked answers 409
+    (attaching one still pending validates it in that request on "server"; one being checked answers 409
     `upload_validating`)."""
 
     permission_classes = [IsAuthenticated]
@@ -326,9 +371,16 @@ class UploadStart(APIView):
     def post(self, request: Request) -> Response:
         data = UploadStartSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        user = signed_in_user(request)
         try:
+            organization = upload_sessions.upload_organization(
+                user,
+                organization=data.validated_data.get("organization", ""),
+                product=data.validated_data.get("product", ""),
+            )
             upload = upload_sessions.start_upload(
-                owner=signed_in_user(request),
+                owner=user,
+                organization=organization,
                 filename=data.validated_data["filename"],
                 size=data.validated_data["size"],
                 sha256=data.validated_data.get("sha256", ""),
@@ -349,7 +401,10 @@ class UploadDetail(APIView):
         upload = _own_upload(request, upload_id)
         if upload.status == Upload.Status.ATTACHED:
             raise ApiError("This upload belongs to a version now.", "upload_attached", 409)
-        upload_sessions.abort_upload(upload)
+        try:
+            upload_sessions.abort_upload(upload)
+        except services.CatalogError as error:
+            raise _catalog_error(error) from None
         return Response(status=204)
 
 
@@ -373,7 +428,7 @@ class UploadChunk(APIView):
                 upload,
                 index=index,
                 length=length,
-                readinto=BodyReader(raw, length).readinto,
+                body=raw,
                 chunk_sha256=raw.headers.get("X-Chunk-SHA256", ""),
             )
         except services.CatalogError as error:
@@ -382,11 +437,19 @@ class UploadChunk(APIView):
 
 
 class UploadComplete(APIView):
+    """Every chunk (or part) arrived: assemble and check the file, then a worker validates it. Optional
+    `sha256`: the client's hash of the whole file, checked against the bytes the server or store holds."""
+
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=UploadCompleteSerializer)
     def post(self, request: Request, upload_id: str) -> Response:
+        data = UploadCompleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
         try:
-            upload = upload_sessions.complete_upload(_own_upload(request, upload_id))
+            upload = upload_sessions.complete_upload(
+                _own_upload(request, upload_id), sha256=data.validated_data.get("sha256", "")
+            )
         except services.CatalogError as error:
             raise _catalog_error(error) from None
         return Response(_upload_body(upload))

@@ -15,6 +15,7 @@ from marketplace.catalog.models import (
     ProductVersion,
     VersionFile,
 )
+from marketplace.catalog.profiles import visible_profile
 from marketplace.catalog.selectors import version_on_sale
 from marketplace.catalog.uploads import HashedFile
 
@@ -130,6 +131,10 @@ class ProductDetailOutputSerializer(ProductOutputSerializer):
 
 
 class VersionFileSerializer(serializers.ModelSerializer):
+    """A version's file; a reference file's profile is its shape only (no rows, no per-value figures)."""
+
+    profile = serializers.SerializerMethodField()
+
     class Meta:
         model = VersionFile
         fields = [
@@ -146,6 +151,9 @@ class VersionFileSerializer(serializers.ModelSerializer):
             "created_at",
             "deleted_at",
         ]
+
+    def get_profile(self, obj: VersionFile) -> dict[str, Any]:
+        return visible_profile(obj.profile or {}, is_reference=obj.is_reference)
 
 
 class VersionOutputSerializer(serializers.ModelSerializer):

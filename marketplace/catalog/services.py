@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
@@ -33,6 +34,7 @@ from marketplace.catalog.models import (
     VersionFile,
     VersionStatus,
 )
+from marketplace.catalog.profiles import stored_reference_profile
 from marketplace.catalog.selectors import version_on_sale
 from marketplace.catalog.uploads import HashedFile
 from marketplace.core.memory import release_freed_memory
@@ -220,17 +222,28 @@ RELEASE_MEMORY_AFTER_BYTES = 64 << 20
 
 
 def inspect_table(
-    path: str, name: str, size: int, progress: Callable[[float], None] | None = None
+    path: str,
+    name: str,
+    size: int,
+    progress: Callable[[float], None] | None = None,
+    *,
+    max_seconds: float | None = None,
 ) -> tuple[str, ingest.TableProfile]:
     """Recognize the format of the table file at ``path`` (uploaded as ``name``) and validate and profile
-    it: (format, profile). Raises ``IngestError`` for a file that is not a clean table."""
+    it: (format, profile). Raises ``IngestError`` for a file that is not a clean table, or whose checking
+    takes over ``max_seconds`` (default ``SYNTHEX_VALIDATION_SECONDS``)."""
     if size == 0:
         raise IngestError("empty_file", f"{name} is empty.")
     with open(path, "rb") as handle:
         head = handle.read(SNIFF_BYTES)
     fmt = sniff_format(head, name)
     try:
-        profile = ingest.profile_table(path, fmt, progress=progress)
+        profile = ingest.profile_table(
+            path,
+            fmt,
+            progress=progress,
+            max_seconds=settings.SYNTHEX_VALIDATION_SECONDS if max_seconds is None else max_seconds,
+        )
     finally:
         if size >= RELEASE_MEMORY_AFTER_BYTES:
             release_freed_memory()
@@ -296,6 +309,9 @@ def _store(item: _Received, organization: Organization) -> tuple[str, bool]:
         storage, name = storages["reference"], f"org-{organization.pk}/{sha[:2]}/{sha}.{item.fmt}"
     if storage.exists(name):
         return name, False
+    copy_into = getattr(item.upload, "copy_into", None)
+    if copy_into is not None:  # an upload the client sent straight to the object store: copied there
+        return copy_into(storage, name), True
     item.upload.seek(0)
     # An uploaded file (not a File wrapper) lets the filesystem storage move the temporary file into place
     # instead of copying it; S3 streams it in a multipart upload.
@@ -373,7 +389,11 @@ def create_version(
                     size_bytes=item.upload.size or 0,
                     rows=item.profile.rows,
                     column_count=len(item.profile.columns),
-                    profile=item.profile.to_dict(),
+                    profile=(
+                        item.profile.to_dict()
+                        if item.role == FileRole.SYNTHETIC
+                        else stored_reference_profile(item.profile.to_dict())
+                    ),
                 )
                 for item, name in stored
             )

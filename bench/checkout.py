@@ -80,6 +80,7 @@ def _prepare(purchases: int) -> tuple[int, list[str]]:
     section = {"score": 0.9, "grade": "A", "passed": True}
     evaluation = {
         "quality": section,
+        "plausibility": section,
         "privacy": section,
         "charts": {},
         "parameters": {},

@@ -348,13 +348,14 @@ def build_certificate(
     """Return an unsigned certificate in the DESIGN.md shape.
 
     ``artifacts`` are ``{name, sha256 (64 hex), rows, columns}``; ``evaluation`` is the engine's
-    ``Evaluation.to_dict()`` with the keys ``quality``, ``privacy``, ``charts``, ``parameters``, ``engine``.
+    ``Evaluation.to_dict()`` with the keys ``quality``, ``plausibility``, ``privacy``, ``charts``,
+    ``parameters``, ``engine``.
     ``subject_extra`` adds members to ``subject`` (e.g. product and version ids) but cannot replace
     ``artifacts``. Raises ValueError on a malformed artifact or a missing evaluation section.
     """
     missing = [
         section
-        for section in ("quality", "privacy", "charts", "parameters", "engine")
+        for section in ("quality", "plausibility", "privacy", "charts", "parameters", "engine")
         if section not in evaluation
     ]
     if missing:
@@ -382,6 +383,7 @@ def build_certificate(
         "issued_at": format_issued_at(issued_at),
         "subject": subject,
         "quality": evaluation["quality"],
+        "plausibility": evaluation["plausibility"],
         "privacy": evaluation["privacy"],
         "charts": evaluation["charts"],
         "parameters": evaluation["parameters"],

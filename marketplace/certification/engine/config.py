@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 # Quality grade bands over the SDMetrics-style overall score (mean of column shapes and column pair trends).
 QUALITY_GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 0.90), ("B", 0.80), ("C", 0.70), ("D", 0.60))
+# Plausibility grade bands over (1 − synthetic share breaking any rule) / (1 − real holdout share breaking any).
+PLAUSIBILITY_GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 0.95), ("B", 0.85), ("C", 0.70), ("D", 0.50))
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,24 @@ class EngineConfig:
     mia_auc_strict: float = 0.53
     attack_risk_threshold: float = 0.10
     attack_risk_strict: float = 0.05
+    # Plausibility rules (docs/engine.md#plausibility): a rule covers at least max(rule_min_support,
+    # rule_min_support_share · train rows) rows and quotes no value seen in fewer rows.
+    rule_min_support: int = 50
+    rule_min_support_share: float = 0.01
+    # A functional dependency reads groups of at least this many rows, covering this share of the rows.
+    rule_group_min_rows: int = 20
+    rule_min_coverage: float = 0.90
+    # Broken in at most this share of covered train rows, and at most rule_lift × the rate independent
+    # columns would break it at, with a binomial (Chernoff) bound below rule_significance.
+    rule_max_violation: float = 0.02
+    rule_lift: float = 0.1
+    rule_significance: float = 1e-6
+    # Numeric columns with at most this many distinct train values are also read as categories.
+    rule_max_levels: int = 20
+    # The holdout keeps a rule when its violation rate's interval (z = 3.29, 99.9%) meets train's.
+    rule_validation_z: float = 3.29
+    rule_max_rules: int = 60
+    plausibility_grade_bands: tuple[tuple[str, float], ...] = field(default=PLAUSIBILITY_GRADE_BANDS)
 
     def __post_init__(self) -> None:
         if self.max_rows < 100 or self.privacy_max_rows < 100:

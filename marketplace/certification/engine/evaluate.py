@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from . import charts, learning, privacy, quality
+from . import charts, learning, plausibility, privacy, quality
 from .config import EngineConfig
 from .errors import EngineError
 from .schema import Column, bounded_sample, clean_table, resolve_columns
@@ -24,7 +24,8 @@ _STAGE_RANGES = {
     "prepare": (0, 5),
     "quality": (5, 25),
     "ml_efficacy": (25, 40),
-    "privacy": (40, 97),
+    "plausibility": (40, 44),
+    "privacy": (44, 97),
     "charts": (97, 100),
 }
 
@@ -38,6 +39,7 @@ class Evaluation:
     charts: MappingProxyType
     parameters: MappingProxyType
     engine: MappingProxyType
+    plausibility: MappingProxyType
 
     @property
     def quality_score(self) -> float | None:
@@ -46,6 +48,10 @@ class Evaluation:
     @property
     def quality_grade(self) -> str:
         return self.quality["grade"]
+
+    @property
+    def plausibility_grade(self) -> str:
+        return self.plausibility["grade"]
 
     @property
     def privacy_grade(self) -> str:
@@ -60,6 +66,7 @@ class Evaluation:
         return {
             "quality": copy.deepcopy(dict(self.quality)),
             "privacy": copy.deepcopy(dict(self.privacy)),
+            "plausibility": copy.deepcopy(dict(self.plausibility)),
             "charts": copy.deepcopy(dict(self.charts)),
             "parameters": copy.deepcopy(dict(self.parameters)),
             "engine": copy.deepcopy(dict(self.engine)),
@@ -148,6 +155,7 @@ def evaluate(
     metadata: dict | None = None,
     config: EngineConfig = EngineConfig(),
     progress: Callable[[str, int], None] | None = None,
+    rules: dict | None = None,
 ) -> Evaluation:
     """Certify ``synthetic`` against the real ``train`` rows it was made from and, when given, real
     ``holdout`` rows it never saw.
@@ -155,8 +163,10 @@ def evaluate(
     Guarantees: the same inputs and ``config.seed`` give an identical ``to_dict()``; every table above
     ``config.max_rows`` rows is replaced by a uniform sample (stated in ``parameters``); the output holds
     aggregates only, never a reference row. Raises EngineError for inputs it cannot certify.
-    ``progress(stage, percent)`` is called with stages prepare, quality, ml_efficacy, privacy, charts and
-    an overall percent from 0 to 100.
+    ``rules`` (``{"dismissed": [{"id", "reason"}], "declared": [statement, ...]}``) adjusts the plausibility
+    rules (docs/engine.md#plausibility).
+    ``progress(stage, percent)`` is called with stages prepare, quality, ml_efficacy, plausibility, privacy,
+    charts and an overall percent from 0 to 100.
     """
     _check_inputs(synthetic, train, holdout, target)
 
@@ -256,6 +266,10 @@ def evaluate(
         synthetic_clean, train_clean, columns, config.learning_max_rows, learning_seed
     )
     report("ml_efficacy", 1)
+    plausibility_section = plausibility.assess(
+        synthetic_clean, train_clean, holdout_clean, columns, config, np.random.default_rng(seeds[5]), rules
+    )
+    report("plausibility", 1)
 
     privacy_section, dcr_chart, privacy_sizes = privacy.assess(
         synthetic_clean,
@@ -290,6 +304,7 @@ def evaluate(
         quality=MappingProxyType(_plain(quality_section)),
         privacy=MappingProxyType(_plain(privacy_section)),
         charts=MappingProxyType(_plain(chart_section)),
+        plausibility=MappingProxyType(_plain(plausibility_section)),
         parameters=MappingProxyType(_plain(parameters)),
         engine=MappingProxyType(dict(ENGINE)),
     )

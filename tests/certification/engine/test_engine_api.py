@@ -92,7 +92,7 @@ def test_document_is_strict_json_with_the_contract_fields() -> None:
     text = json.dumps(document, allow_nan=False)
 
     assert document["engine"] == {"name": "synthex-engine", "version": "1.0.0"}
-    assert set(document) == {"quality", "privacy", "charts", "parameters", "engine"}
+    assert set(document) == {"quality", "plausibility", "privacy", "charts", "parameters", "engine"}
     assert {
         "score",
         "grade",

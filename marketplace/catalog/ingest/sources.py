@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -209,6 +210,7 @@ class TableSource:
         self.max_line_bytes = max_line_bytes
         self.max_table_bytes = max_table_bytes
         self.parquet_batch_rows = PARQUET_BATCH_ROWS
+        self.parquet_text_columns: list[str] = []
         # A row must fit in one block (pyarrow refuses rows that straddle blocks). Small blocks keep
         # pyarrow's buffers small: profiling a 1 GB CSV peaked at 246 MB with 1 MiB blocks and at 209 MB
         # with 512 KiB, at the same speed (256 KiB: 195 MB but 10 % slower).
@@ -329,9 +331,9 @@ class TableSource:
 
     # Parquet
 
-    def _parquet_file(self) -> pq.ParquetFile:
+    def _parquet_file(self, read_dictionary: list[str] | None = None) -> pq.ParquetFile:
         try:
-            return pq.ParquetFile(self.path)
+            return pq.ParquetFile(self.path, read_dictionary=read_dictionary)
         except (pa.ArrowException, OSError) as error:
             raise IngestError(
                 "truncated_parquet",
@@ -343,6 +345,14 @@ class TableSource:
         try:
             self._check_parquet_sizes(parquet.metadata)
             names = list(parquet.schema_arrow.names)
+            self.parquet_text_columns = [
+                field.name
+                for field in parquet.schema_arrow
+                if pa.types.is_string(field.type)
+                or pa.types.is_large_string(field.type)
+                or pa.types.is_binary(field.type)
+                or pa.types.is_large_binary(field.type)
+            ]
             self.parquet_rows = parquet.metadata.num_rows
         finally:
             parquet.close()
@@ -382,10 +392,22 @@ class TableSource:
         self.parquet_batch_rows = max(1, min(PARQUET_BATCH_ROWS, PARQUET_BATCH_BYTES // widest_row))
 
     def _parquet_batches(self, wanted: list[str]) -> Iterator[list[pa.Array]]:
-        parquet = self._parquet_file()
+        # Text columns are read as dictionaries, as most writers store them: a value repeated on many rows
+        # stays one value until ``_bounded_slices`` has measured what decoding it would cost.
+        parquet = self._parquet_file(read_dictionary=[c for c in self.parquet_text_columns if c in wanted])
+        decoded = 0
         try:
             for batch in parquet.iter_batches(batch_size=self.parquet_batch_rows, columns=wanted):
-                yield [batch.column(index) for index in range(batch.num_columns)]
+                columns = [batch.column(index) for index in range(batch.num_columns)]
+                for start, stop, size in self._bounded_slices(columns, wanted):
+                    decoded += size
+                    if decoded > self.max_table_bytes:
+                        raise IngestError(
+                            "too_large",
+                            f"{self.path.name} expands to more than {self.max_table_bytes:,} bytes when "
+                            "decompressed, the limit.",
+                        )
+                    yield [column.slice(start, stop - start) for column in columns]
         except (pa.ArrowException, OSError) as error:
             raise IngestError(
                 "truncated_parquet",
@@ -393,6 +415,33 @@ class TableSource:
             ) from None
         finally:
             parquet.close()
+
+    def _bounded_slices(self, columns: list[pa.Array], names: list[str]) -> Iterator[tuple[int, int, int]]:
+        """Row ranges ``(start, stop, bytes)`` of a batch that each decode to about ``PARQUET_BATCH_BYTES``
+        at most (one row at least), measured without decoding; refuses a cell over ``max_line_bytes``."""
+        rows = len(columns[0]) if columns else 0
+        row_bytes = np.zeros(rows, dtype=np.int64)
+        for column, name in zip(columns, names, strict=True):
+            lengths = _value_lengths(column)
+            if lengths is None:
+                row_bytes += _fixed_width(column.type)
+                continue
+            longest = int(lengths.max()) if lengths.size else 0
+            if longest > self.max_line_bytes:
+                raise IngestError(
+                    "cell_too_large",
+                    f"A value in column {name!r} of {self.path.name} is {longest:,} bytes long; cells are "
+                    f"limited to {self.max_line_bytes:,} bytes.",
+                )
+            row_bytes += lengths
+        ends = np.cumsum(row_bytes)
+        start = 0
+        while start < rows:
+            base = int(ends[start - 1]) if start else 0
+            stop = max(start + 1, int(np.searchsorted(ends, base + PARQUET_BATCH_BYTES, side="right")))
+            stop = min(stop, rows)
+            yield start, stop, int(ends[stop - 1]) - base
+            start = stop
 
     # JSON Lines
 
@@ -474,6 +523,42 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
         children = item.values() if isinstance(item, dict) else item
         pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
+
+
+def _fixed_width(data_type: pa.DataType) -> int:
+    """Bytes a value of a fixed-width type takes (8 for nested types, which profiling refuses anyway)."""
+    try:
+        return max(1, data_type.bit_width // 8)
+    except ValueError:
+        return 8
+
+
+def _value_lengths(column: pa.Array) -> np.ndarray | None:
+    """Each value's length in bytes (0 for nulls) for text and binary columns, dictionary-encoded or not,
+    without decoding them; ``None`` for fixed-width columns."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        value_type = column.type.value_type
+        if not (
+            pa.types.is_string(value_type)
+            or pa.types.is_binary(value_type)
+            or pa.types.is_large_string(value_type)
+            or pa.types.is_large_binary(value_type)
+        ):
+            return None
+        per_value = pc.binary_length(column.dictionary)
+        lengths = pc.take(per_value, column.indices)
+    elif (
+        pa.types.is_string(column.type)
+        or pa.types.is_binary(column.type)
+        or pa.types.is_large_string(column.type)
+        or pa.types.is_large_binary(column.type)
+    ):
+        lengths = pc.binary_length(column)
+    else:
+        return None
+    return np.asarray(lengths.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 class _DuplicateKey(ValueError):

@@ -135,9 +135,10 @@ def _batches(model: Any, rows: int, seed: int, conditions: dict[str, Any] | None
                 frame = model.sample_from_conditions(
                     conditions=[Condition(num_rows=count, column_values=conditions)], max_tries_per_batch=50
                 )
-            except Exception as error:
+            except Exception:
+                # SDV's message can quote what the model learnt from the private rows (ranges, categories).
                 raise RunnerError(
-                    "impossible_conditions", f"The model cannot meet the conditions: {error}"
+                    "impossible_conditions", "The model could not make rows that meet the conditions."
                 ) from None
         else:
             frame = model.sample(num_rows=count)

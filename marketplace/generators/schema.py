@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -75,19 +75,23 @@ def _is_text(data_type: pa.DataType) -> bool:
     return pa.types.is_string(data_type) or pa.types.is_large_string(data_type)
 
 
-def check_output(path: Path, schema: DeclaredSchema, rows: int) -> int:
+def check_output(source: Path | BinaryIO, schema: DeclaredSchema, rows: int) -> int:
+    """Check the Parquet file ``source`` has exactly the declared columns (names, order, fitting types)
+    and exactly ``rows`` rows; return the row count or raise ``OutputInvalid`` naming the first difference.
+
+    Pass the file a sandbox wrote as the file object ``sandbox.open_output`` returned, never as its path.
+    The refusal names no path.
+    """
     # pyarrow loads here, in the worker that checks a draw, not in every web process.
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    """Check the Parquet file at ``path`` has exactly the declared columns (names, order, fitting types)
-    and exactly ``rows`` rows; return the row count or raise ``OutputInvalid`` naming the first difference.
-    """
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(source)
     except (OSError, pa.ArrowException) as error:
+        detail = str(error) if isinstance(error, pa.ArrowException) else (error.strerror or "unreadable")
         raise OutputInvalid(
-            "bad_output", f"The model's output is not a readable Parquet file ({error})."
+            "bad_output", f"The model's output is not a readable Parquet file ({detail})."
         ) from None
     arrow_schema = parquet.schema_arrow
     got = list(arrow_schema.names)

@@ -20,14 +20,13 @@ import logging
 import math
 import re
 import secrets
-import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from django.conf import settings
 from django.core.files import File
@@ -55,7 +54,13 @@ from marketplace.certification import services as certification
 from marketplace.certification.models import Job
 from marketplace.generators.models import GeneratorModel, SampleDraw, Synthesizer
 from marketplace.generators.runner import row_hashes
-from marketplace.generators.sandbox import SandboxLimits, SandboxRefused, job_folder, run_in_sandbox
+from marketplace.generators.sandbox import (
+    SandboxLimits,
+    SandboxRefused,
+    job_folder,
+    open_output,
+    run_in_sandbox,
+)
 from marketplace.generators.schema import DeclaredSchema, OutputInvalid, check_output
 
 if TYPE_CHECKING:
@@ -113,6 +118,8 @@ def sandbox_limits() -> SandboxLimits:
         address_space_bytes=int(getattr(settings, "SYNTHEX_SANDBOX_AS_BYTES", defaults.address_space_bytes)),
         memory_bytes=int(getattr(settings, "SYNTHEX_SANDBOX_MEMORY_BYTES", defaults.memory_bytes)),
         file_size_bytes=int(getattr(settings, "SYNTHEX_SANDBOX_FILE_BYTES", defaults.file_size_bytes)),
+        disk_bytes=int(getattr(settings, "SYNTHEX_SANDBOX_DISK_BYTES", defaults.disk_bytes)),
+        scratch_bytes=int(getattr(settings, "SYNTHEX_SANDBOX_SCRATCH_BYTES", defaults.scratch_bytes)),
         processes=int(getattr(settings, "SYNTHEX_SANDBOX_PROCESSES", defaults.processes)),
     )
 
@@ -780,8 +787,13 @@ def draw_in_sandbox(
 ) -> SampledFile:
     """Sample ``rows`` rows from the stored generator inside the sandbox into ``folder``; the file returned
     has exactly the declared columns, fitting types and ``rows`` rows. Raises ``GeneratorError``.
+
+    The model's output is read once, through the descriptor ``open_output`` checked (a regular file no
+    larger than the disk quota, not a symlink or a FIFO), and copied into ``folder`` while it is hashed.
     """
     schema = DeclaredSchema.from_sdv_metadata(generator.sdv_metadata)
+    limits = limits or sandbox_limits()
+    target = folder / f"sample-{secrets.token_hex(6)}.parquet"
     with job_folder() as job:
         _fetch("reference", generator.storage_name, job / "model.pkl", generator.sha256)
         try:
@@ -795,28 +807,44 @@ def draw_in_sandbox(
                     "conditions": dict(conditions or {}) or None,
                     "batch_size": SAMPLE_BATCH_ROWS,
                 },
-                limits or sandbox_limits(),
+                limits,
             )
-            check_output(job / "output.parquet", schema, rows)
+            with open_output(job / "output.parquet", limits.disk_bytes) as output:
+                check_output(output, schema, rows)
+                output.seek(0)
+                sha, size = _copy_hashed(output, target)
         except SandboxRefused as error:
             raise GeneratorError(error.code, error.message) from None
         except OutputInvalid as error:
             raise GeneratorError(error.code, error.message) from None
-        target = folder / f"sample-{secrets.token_hex(6)}.parquet"
-        shutil.move(str(job / "output.parquet"), target)
-    return SampledFile(path=target, rows=rows, sha256=_sha256_file(target), size_bytes=target.stat().st_size)
+    return SampledFile(path=target, rows=rows, sha256=sha, size_bytes=size)
+
+
+def _copy_hashed(source: BinaryIO, target: Path) -> tuple[str, int]:
+    """Copy ``source`` into a new file ``target``; return the SHA-256 (hex) and the size in bytes copied."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(target, "xb") as sink:
+        for chunk in iter(lambda: source.read(1024 * 1024), b""):
+            digest.update(chunk)
+            sink.write(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def check_conditions(generator: GeneratorModel, conditions: Any) -> dict[str, Any]:
-    """Refuse conditions that name unknown or key columns, or ask for values the reference data never had
-    (categories outside the known set, numbers outside the observed range)."""
+    """Refuse conditions that name unknown columns or columns that cannot be conditioned, or whose values do
+    not fit the column's type or lie outside the generator's published synthetic sample.
+
+    Checked against public facts only: the declared columns and sdtypes, and the evaluation sample's values
+    (synthetic rows, shown to buyers). Never the private reference rows: their minima, maxima and categories
+    would turn these refusals into an oracle on the private data. Refusals quote only the buyer's own values.
+    """
     if conditions in (None, "", {}):
         return {}
     if not isinstance(conditions, dict):
         raise GeneratorError("bad_conditions", "Conditions must map column names to values.")
     columns = generator.sdv_metadata.get("columns", {})
-    train = generator.version.files.filter(role=FileRole.TRAIN).first()
-    profiles = {c["name"]: c for c in (train.profile.get("columns", []) if train else [])}
     for name, value in conditions.items():
         if name not in columns:
             raise GeneratorError("impossible_conditions", f"There is no column named {name!r}.")
@@ -827,29 +855,59 @@ def check_conditions(generator: GeneratorModel, conditions: Any) -> dict[str, An
             )
         if isinstance(value, dict | list) or value is None:
             raise GeneratorError("bad_conditions", f"The condition on {name!r} must be a single value.")
-        profile = profiles.get(name)
-        if profile is None:
-            continue
-        if sdtype == "numerical":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise GeneratorError(
-                    "impossible_conditions", f"Column {name!r} is numerical; {value!r} is not."
-                )
-            low, high = profile.get("min"), profile.get("max")
-            if low is not None and high is not None and not low <= value <= high:
-                raise GeneratorError(
-                    "impossible_conditions",
-                    f"{name} = {value} lies outside the values this generator can make ({low} to {high}).",
-                )
-        elif profile.get("distinct_is_exact") and len(profile.get("top_values", [])) >= profile.get(
-            "distinct", 0
+        if sdtype == "numerical" and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
         ):
-            known = {str(item[0]) for item in profile["top_values"]}
-            if str(value) not in known:
-                raise GeneratorError(
-                    "impossible_conditions", f"{name} = {value!r} never occurs in this generator's data."
-                )
+            raise GeneratorError("impossible_conditions", f"Column {name!r} is numerical; {value!r} is not.")
+    sample = _public_sample(generator)
+    for name, value in conditions.items():
+        if not _in_public_sample(sample, name, columns[name]["sdtype"], value):
+            raise GeneratorError(
+                "impossible_conditions",
+                f"{name} = {value!r} lies outside the values of this generator's published sample.",
+            )
     return dict(conditions)
+
+
+def _public_sample(generator: GeneratorModel) -> VersionFile:
+    """The generator's evaluation sample (synthetic, published with its certificate)."""
+    published = generator.version.files.filter(role=FileRole.SYNTHETIC, deleted_at__isnull=True)
+    sample = published.order_by("pk").first()
+    if sample is None:
+        raise GeneratorError(
+            "impossible_conditions",
+            "This generator has no published sample to check conditions against; draw without conditions.",
+        )
+    return sample
+
+
+def _in_public_sample(sample: VersionFile, name: str, sdtype: str, value: Any) -> bool:
+    """Whether ``value`` is among (categorical, boolean) or within the range of (numerical) the values of
+    column ``name`` in the published sample: from its profile, or from the file when the profile's list of
+    top values is not the complete list."""
+    profile = next((c for c in sample.profile.get("columns", []) if c.get("name") == name), None)
+    if profile is None:
+        return False
+    if sdtype == "numerical":
+        low, high = profile.get("min"), profile.get("max")
+        return isinstance(low, int | float) and isinstance(high, int | float) and low <= value <= high
+    top = profile.get("top_values", [])
+    if profile.get("distinct_is_exact") and len(top) >= profile.get("distinct", 0):
+        known = {str(item[0]) for item in top}
+    else:
+        known = _sample_values(sample, name)
+    return str(value) in known or (sdtype == "boolean" and str(value).lower() in {k.lower() for k in known})
+
+
+def _sample_values(sample: VersionFile, name: str) -> set[str]:
+    """The distinct values of column ``name`` of the published sample, as text (read from its Parquet)."""
+    import pyarrow.parquet as pq
+
+    if sample.format != "parquet":
+        return set()
+    with storages[sample.storage_alias].open(sample.storage_name, "rb") as handle:
+        column = pq.read_table(handle, columns=[name]).column(0).unique().to_pylist()
+    return {str(value) for value in column if value is not None}
 
 
 def quota_for(generator: GeneratorModel, license_code: str) -> int:

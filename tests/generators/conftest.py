@@ -140,6 +140,15 @@ def ready_generator(
         version.status = "certified"
         version.save()
         services._store_table(version, FileRole.TRAIN, train, tmp_path, table_name="train", original="t.csv")
+        # The published evaluation sample (synthetic in real life): the public facts conditions are checked on.
+        services._store_table(
+            version,
+            FileRole.SYNTHETIC,
+            people.tail(80),
+            tmp_path,
+            table_name="evaluation_sample",
+            original="evaluation_sample.parquet",
+        )
         name = services._save(
             "reference", f"org-{generator_product.organization_id}/generators/{sha}.pkl", path
         )

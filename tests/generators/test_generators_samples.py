@@ -109,6 +109,38 @@ def test_bad_requests_are_refused_and_consume_nothing(
     assert _quota_events() == []
 
 
+def test_condition_refusals_say_nothing_about_the_private_rows(
+    draw: Callable[..., Any],
+    entitlement: Entitlement,
+    ready_generator: GeneratorModel,
+    people: pd.DataFrame,
+    tmp_path: Any,
+) -> None:
+    """Conditions are checked against the published sample only: a value found only in the private train
+    rows (an extreme age, a rare category) is refused exactly as one found nowhere, and no refusal quotes a
+    private minimum, maximum or category (issue 18, item 3: a membership oracle)."""
+    from marketplace.catalog.models import FileRole
+    from marketplace.generators import services
+
+    private = people.head(320).copy()
+    private.loc[0, ["age", "workclass"]] = [987654, "Secret-agency"]
+    ready_generator.version.files.filter(role=FileRole.TRAIN).delete()
+    services._store_table(
+        ready_generator.version, FileRole.TRAIN, private, tmp_path, table_name="train", original="t.csv"
+    )
+    asked = [("age", 987654), ("age", 500), ("workclass", "Secret-agency"), ("workclass", "Alien-corp")]
+    answers = [draw(entitlement, rows=10, conditions={column: value}) for column, value in asked]
+    assert [(answer.status_code, answer.json()["code"]) for answer in answers] == [
+        (400, "impossible_conditions")
+    ] * 4
+    assert [answer.json()["detail"] for answer in answers] == [
+        f"{column} = {value!r} lies outside the values of this generator's published sample."
+        for column, value in asked
+    ]
+    assert SampleDraw.objects.count() == 0
+    assert _quota_events() == []
+
+
 def test_a_failed_draw_consumes_nothing(
     draw: Callable[..., Any], entitlement: Entitlement, ready_generator: GeneratorModel
 ) -> None:

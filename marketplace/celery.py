@@ -1,9 +1,10 @@
 """The Celery application. Queues: ``default``, ``certify``, ``fit``, ``sample`` (routing in settings)."""
 
 import os
-from pathlib import Path
 
 from celery import Celery
+
+from marketplace.core import broker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 
@@ -13,8 +14,7 @@ app.autodiscover_tasks()
 
 
 def ensure_broker_folders() -> None:
-    """Create the embedded filesystem broker's folders (kombu does not create them itself)."""
-    options = app.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-        if options.get(key):
-            Path(options[key]).mkdir(parents=True, exist_ok=True)
+    """Create the embedded broker's file and table (a no-op on Redis or RabbitMQ)."""
+    url = str(app.conf.broker_url or "")
+    if url.startswith(f"{broker.SCHEME}+sqlite://"):
+        broker.connect(broker.database_path(url)).close()

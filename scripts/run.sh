@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: prepare the embedded instance (database, keys, demo data) and serve web + worker in one
-# foreground process group; Ctrl-C stops everything it started.
+# `make run`: prepare the embedded instance (database, keys, demo data) and serve web + worker + beat under
+# one foreground supervisor that restarts whichever process dies; Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -36,5 +36,7 @@ cat <<BANNER
   API docs: ${SYNTHEX_SITE_URL}/api/v1/docs/     Stop: Ctrl-C
 
 BANNER
+# The supervisor restarts any process that dies (a killed worker does not take the site down) and stops them
+# all on Ctrl-C (marketplace/core/supervisor.py).
 # shellcheck disable=SC2086  # PROCESSES is a word list on purpose (empty: every process).
-exec .venv/bin/honcho -f Procfile start $PROCESSES
+exec $PY -m marketplace.core.supervisor -f Procfile $PROCESSES

@@ -48,6 +48,9 @@ class Job(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Written every quarter lease while a worker holds the job, and when the sweep queues it again; a running
+    # job whose heartbeat is older than the lease lost its worker (marketplace/core/leases.py).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -18,13 +18,14 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from marketplace.catalog.models import FileRole, Product, ProductVersion, VersionFile, VersionStatus
 from marketplace.catalog.services import refresh_product_summary
 from marketplace.certification import keys, signing
 from marketplace.certification.models import Certificate, Job, Revocation
+from marketplace.core import leases
 from marketplace.core.page_cache import bump_catalog_version
 
 logger = logging.getLogger(__name__)
@@ -50,13 +51,35 @@ def request_certification(version: ProductVersion) -> Job:
 
 
 def claim_job(job_id: str) -> Job | None:
-    """Move a queued (or crashed-while-running) job to running; None when another worker has it or it is done."""
-    claimed = Job.objects.filter(pk=job_id, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
-        status=Job.Status.RUNNING, stage="loading", started_at=timezone.now(), attempts=F("attempts") + 1
+    """Move a queued job, or a running one whose worker's heartbeat stopped (``leases``), to running under a
+    new attempt number; None when a live worker holds it, it is done, or it used up its attempts."""
+    now = timezone.now()
+    lost = Q(status=Job.Status.RUNNING) & (
+        Q(heartbeat_at__lt=leases.stale_before(now))
+        | Q(heartbeat_at__isnull=True, started_at__lt=leases.stale_before(now))
+    )
+    claimed = Job.objects.filter(
+        Q(status=Job.Status.QUEUED) | lost, pk=job_id, attempts__lt=settings.SYNTHEX_JOB_MAX_ATTEMPTS
+    ).update(
+        status=Job.Status.RUNNING,
+        stage="loading",
+        progress=0,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
     )
     if not claimed:
         return None
     return Job.objects.select_related("version__product").get(pk=job_id)
+
+
+def renew_job_lease(job: Job) -> bool:
+    """Write the heartbeat of ``job`` (as claimed); False when the job is no longer this attempt's."""
+    return bool(
+        Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
+            heartbeat_at=timezone.now()
+        )
+    )
 
 
 def _progress_writer(job: Job) -> Callable[[str, int], None]:
@@ -212,15 +235,17 @@ def refresh_certified_summary(product: Product) -> None:
 
 
 def finish_job(job: Job, *, error: str = "") -> None:
+    """Mark the attempt ``job`` (as claimed) succeeded or failed; an attempt whose lease another worker took
+    over changes nothing (the job finishes once, by the attempt that holds it)."""
     bump_catalog_version()  # the product page shows the version's certification state
-    Job.objects.filter(pk=job.pk).update(
+    finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
         status=Job.Status.FAILED if error else Job.Status.SUCCEEDED,
         stage="failed" if error else "done",
         progress=job.progress if error else 100,
         error=error,
         finished_at=timezone.now(),
     )
-    if error:
+    if error and finished:
         ProductVersion.objects.filter(
             pk=job.version_id, status__in=[VersionStatus.SUBMITTED, VersionStatus.CERTIFYING]
         ).update(status=VersionStatus.FAILED)

@@ -1,4 +1,4 @@
-"""Celery tasks of certification (queue ``certify``)."""
+"""Celery tasks of certification (queue ``certify``) and the job sweep (queue ``default``)."""
 
 from __future__ import annotations
 
@@ -8,28 +8,41 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from marketplace.catalog.models import ProductVersion, VersionStatus
-from marketplace.certification import services
+from marketplace.certification import services, sweep
+from marketplace.core import leases
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, soft_time_limit=1500, time_limit=1800)
 def certify_version_task(job_id: str) -> None:
-    """Certify the job's version. Safe to run twice: a finished or claimed job is left alone."""
+    """Certify the job's version. Safe to run twice: a finished job, or one a live worker holds, is left alone;
+    the worker's heartbeat keeps its lease while it runs."""
     job = services.claim_job(job_id)
     if job is None:
         return
     ProductVersion.objects.filter(pk=job.version_id, status=VersionStatus.SUBMITTED).update(
         status=VersionStatus.CERTIFYING
     )
-    try:
-        services.run_certification(job)
-    except services.CertificationFailed as error:
-        services.finish_job(job, error=str(error))
-    except SoftTimeLimitExceeded:
-        services.finish_job(job, error="Certification took longer than the time limit; try a smaller sample.")
-    except Exception:
-        logger.exception("certification job %s crashed", job_id)
-        services.finish_job(job, error="An internal error stopped certification; the team has been alerted.")
-    else:
-        services.finish_job(job)
+    with leases.heartbeat(lambda: services.renew_job_lease(job)):
+        try:
+            services.run_certification(job)
+        except services.CertificationFailed as error:
+            services.finish_job(job, error=str(error))
+        except SoftTimeLimitExceeded:
+            services.finish_job(
+                job, error="Certification took longer than the time limit; try a smaller sample."
+            )
+        except Exception:
+            logger.exception("certification job %s crashed", job_id)
+            services.finish_job(
+                job, error="An internal error stopped certification; the team has been alerted."
+            )
+        else:
+            services.finish_job(job)
+
+
+@shared_task
+def sweep_jobs_task() -> dict[str, int]:
+    """Periodic (beat): queue again certify and fit jobs whose worker died, resend those whose message was lost."""
+    return sweep.sweep_jobs()

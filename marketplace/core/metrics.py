@@ -20,7 +20,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -58,9 +57,8 @@ TASK_DURATION = Histogram(
 
 
 def queue_depths() -> dict[str, int]:
-    """Messages waiting per queue on the configured broker (Redis lists, or the embedded filesystem broker's
-    folder, where messages are not per queue and are all counted under ``default``). Raises on a broker error.
-    """
+    """Messages waiting per queue on the configured broker (Redis lists, or the embedded SQLite broker's
+    messages not yet taken). Raises on a broker error."""
     url = settings.CELERY_BROKER_URL
     if url.startswith("redis://") or url.startswith("rediss://"):
         import redis
@@ -73,10 +71,11 @@ def queue_depths() -> dict[str, int]:
                 return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
         finally:
             client.close()
-    if url.startswith("filesystem://"):
-        folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
-        waiting = sum(1 for entry in folder.iterdir() if entry.name.endswith(".msg"))
-        return {queue: waiting if queue == "default" else 0 for queue in QUEUES}
+    if url.startswith("synthex+sqlite://"):
+        from marketplace.core import broker
+
+        waiting = broker.queue_depths(url)
+        return {queue: waiting.get(queue, 0) for queue in QUEUES}
     return {}
 
 

@@ -94,6 +94,10 @@ class SampleDraw(models.Model):
     storage_name = models.CharField(max_length=300, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True)
+    # A worker's claim is attempt n; its heartbeat (and the sweep, when it sends the draw again) writes
+    # heartbeat_at. A running draw with a stale heartbeat lost its worker (marketplace/core/leases.py).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -24,7 +24,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -32,7 +32,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
 from django.db import transaction
-from django.db.models import Max, Sum
+from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -52,6 +52,7 @@ from marketplace.catalog.services import CatalogError, ensure_can_manage, refres
 from marketplace.catalog.uploads import HashedFile
 from marketplace.certification import services as certification
 from marketplace.certification.models import Job
+from marketplace.core import leases
 from marketplace.generators.models import GeneratorModel, SampleDraw, Synthesizer
 from marketplace.generators.runner import row_hashes
 from marketplace.generators.sandbox import (
@@ -984,17 +985,24 @@ def sample_rows(
 
 def run_draw(draw_id: str) -> SampleDraw | None:
     """Make a queued draw's rows in the sandbox, store them, and commit (draw succeeded + commit hook) in one
-    transaction; on any failure the draw is marked failed and nothing is consumed. None when not queued.
+    transaction; on any failure the draw is marked failed and nothing is consumed. None when it is not queued
+    and no dead worker's (a stale heartbeat) to take over. Only the attempt that holds the draw commits it.
     """
-    claimed = SampleDraw.objects.filter(pk=draw_id, status=SampleDraw.Status.QUEUED).update(
-        status=SampleDraw.Status.RUNNING, progress=5
-    )
+    now = timezone.now()
+    lost = Q(status=SampleDraw.Status.RUNNING, heartbeat_at__lt=leases.stale_before(now))
+    claimed = SampleDraw.objects.filter(
+        Q(status=SampleDraw.Status.QUEUED) | lost, pk=draw_id, attempts__lt=settings.SYNTHEX_JOB_MAX_ATTEMPTS
+    ).update(status=SampleDraw.Status.RUNNING, progress=5, heartbeat_at=now, attempts=F("attempts") + 1)
     if not claimed:
         return None
     draw = SampleDraw.objects.select_related("generator__version").get(pk=draw_id)
+    mine = SampleDraw.objects.filter(pk=draw.pk, status=SampleDraw.Status.RUNNING, attempts=draw.attempts)
     stored: str | None = None
     try:
-        with tempfile.TemporaryDirectory(prefix="synthex-draw-") as folder:
+        with (
+            leases.heartbeat(lambda: bool(mine.update(heartbeat_at=timezone.now()))),
+            tempfile.TemporaryDirectory(prefix="synthex-draw-") as folder,
+        ):
             sampled = draw_in_sandbox(
                 draw.generator,
                 rows=draw.rows,
@@ -1004,7 +1012,7 @@ def run_draw(draw_id: str) -> SampleDraw | None:
             )
             stored = _save("default", f"samples/{draw.id}.parquet", sampled.path)
         with transaction.atomic():
-            SampleDraw.objects.filter(pk=draw.pk, status=SampleDraw.Status.RUNNING).update(
+            won = mine.update(
                 status=SampleDraw.Status.SUCCEEDED,
                 progress=100,
                 storage_name=stored,
@@ -1012,8 +1020,11 @@ def run_draw(draw_id: str) -> SampleDraw | None:
                 size_bytes=sampled.size_bytes,
                 finished_at=timezone.now(),
             )
-            draw.refresh_from_db()
-            import_string(draw.commit_hook)(draw)
+            if won:
+                draw.refresh_from_db()
+                import_string(draw.commit_hook)(draw)
+        if not won:  # another worker took the draw over: its copy is the one delivered
+            storages["default"].delete(stored)
     except GeneratorError as error:
         _fail_draw(draw, error.code, error.message, stored)
     except Exception:
@@ -1026,7 +1037,10 @@ def run_draw(draw_id: str) -> SampleDraw | None:
 
 
 def _fail_draw(draw: SampleDraw, code: str, message: str, stored: str | None) -> None:
-    SampleDraw.objects.filter(pk=draw.pk).update(
+    """Fail the attempt ``draw`` (as claimed), deleting what it stored."""
+    SampleDraw.objects.filter(pk=draw.pk, attempts=draw.attempts).exclude(
+        status=SampleDraw.Status.SUCCEEDED
+    ).update(
         status=SampleDraw.Status.FAILED,
         error=message,
         error_code=code,
@@ -1060,35 +1074,40 @@ def describe(generator: GeneratorModel) -> dict[str, Any]:
     }
 
 
-DRAW_HARD_LIMIT_SECONDS = 1800  # sample_generator_task's time_limit
-QUEUED_RESEND_AFTER_SECONDS = 600
-
-
 def sweep_draws(*, now: datetime | None = None) -> dict[str, int]:
-    """Free what crashed workers left behind: a draw still running past the task's hard time limit (plus a
-    margin) lost its worker, so it fails and its rows are released (nothing was consumed: the ledger event is
-    written only with success); a draw queued for long had its message lost, so it is sent again (claiming
-    is a conditional UPDATE, so a duplicate message does nothing)."""
+    """Take care of draws crashed workers left behind: a running draw whose heartbeat is older than the lease
+    lost its worker, so it is queued again and re-sent (the claim is a conditional UPDATE, the commit fenced
+    by the attempt number: it is delivered once); one that lost its worker ``SYNTHEX_JOB_MAX_ATTEMPTS`` times
+    fails and its rows are released (nothing was consumed: the ledger event is written only with success); a
+    draw queued for longer than the lease since it was last sent had its message lost, so it is sent again."""
     from marketplace.generators.tasks import sample_generator_task
 
     moment = now or timezone.now()
-    lost = SampleDraw.objects.filter(
-        status=SampleDraw.Status.RUNNING,
-        created_at__lt=moment - timedelta(seconds=DRAW_HARD_LIMIT_SECONDS + 600),
+    stale = leases.stale_before(moment)
+    counts = {"failed": 0, "requeued": 0, "resent": 0}
+    lost = SampleDraw.objects.filter(status=SampleDraw.Status.RUNNING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
     )
-    failed = 0
     for draw in lost:
-        logger.warning("draw %s lost its worker; releasing its %s rows", draw.pk, draw.rows)
-        _fail_draw(
-            draw, "worker_lost", "The worker making this draw stopped; nothing was consumed. Ask again.", None
-        )
-        failed += 1
-    waiting = list(
-        SampleDraw.objects.filter(
-            status=SampleDraw.Status.QUEUED,
-            created_at__lt=moment - timedelta(seconds=QUEUED_RESEND_AFTER_SECONDS),
-        ).values_list("pk", flat=True)
+        if draw.attempts >= settings.SYNTHEX_JOB_MAX_ATTEMPTS:
+            logger.warning("draw %s lost its worker %s times; releasing its %s rows", draw.pk, draw.attempts, draw.rows)
+            _fail_draw(
+                draw, "worker_lost", "The worker making this draw stopped; nothing was consumed. Ask again.", None
+            )
+            counts["failed"] += 1
+        elif SampleDraw.objects.filter(
+            pk=draw.pk, status=SampleDraw.Status.RUNNING, attempts=draw.attempts, heartbeat_at=draw.heartbeat_at
+        ).update(status=SampleDraw.Status.QUEUED, progress=0, heartbeat_at=moment):
+            logger.warning("draw %s lost its worker at attempt %s; queued again", draw.pk, draw.attempts)
+            sample_generator_task.delay(draw.pk)
+            counts["requeued"] += 1
+    waiting = SampleDraw.objects.filter(status=SampleDraw.Status.QUEUED).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
     )
-    for draw_id in waiting:
-        sample_generator_task.delay(draw_id)
-    return {"failed": failed, "resent": len(waiting)}
+    for draw in waiting:
+        if SampleDraw.objects.filter(
+            pk=draw.pk, status=SampleDraw.Status.QUEUED, heartbeat_at=draw.heartbeat_at
+        ).update(heartbeat_at=moment):
+            sample_generator_task.delay(draw.pk)
+            counts["resent"] += 1
+    return counts

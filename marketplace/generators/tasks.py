@@ -8,6 +8,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from marketplace.certification import services as certification
+from marketplace.core import leases
 from marketplace.generators import services
 
 logger = logging.getLogger(__name__)
@@ -15,32 +16,38 @@ logger = logging.getLogger(__name__)
 
 @shared_task(acks_late=True, soft_time_limit=3300, time_limit=3600)
 def fit_generator_task(job_id: str) -> None:
-    """Fit or check the job's generator and certify it. Safe to run twice: a claimed or finished job is left."""
+    """Fit or check the job's generator and certify it. Safe to run twice: a finished job, or one a live worker
+    holds, is left alone; the worker's heartbeat keeps its lease while it runs."""
     job = certification.claim_job(job_id)
     if job is None:
         return
-    try:
-        services.run_generator_job(job)
-    except services.GeneratorError as error:
-        services.fail_generator(job, error.message)
-    except certification.CertificationFailed as error:
-        services.fail_generator(job, str(error))
-    except SoftTimeLimitExceeded:
-        services.fail_generator(job, "Fitting took longer than the time limit; lower the epochs or the rows.")
-    except Exception:
-        logger.exception("generator job %s crashed", job_id)
-        services.fail_generator(job, "An internal error stopped this generator; the team has been alerted.")
-    else:
-        certification.finish_job(job)
+    with leases.heartbeat(lambda: certification.renew_job_lease(job)):
+        try:
+            services.run_generator_job(job)
+        except services.GeneratorError as error:
+            services.fail_generator(job, error.message)
+        except certification.CertificationFailed as error:
+            services.fail_generator(job, str(error))
+        except SoftTimeLimitExceeded:
+            services.fail_generator(
+                job, "Fitting took longer than the time limit; lower the epochs or the rows."
+            )
+        except Exception:
+            logger.exception("generator job %s crashed", job_id)
+            services.fail_generator(
+                job, "An internal error stopped this generator; the team has been alerted."
+            )
+        else:
+            certification.finish_job(job)
 
 
 @shared_task(acks_late=True, soft_time_limit=1700, time_limit=1800)
 def sample_generator_task(draw_id: str) -> None:
-    """Make a queued draw's rows. Safe to run twice: only a queued draw is claimed."""
+    """Make a queued draw's rows. Safe to run twice: only a queued draw, or one whose worker died, is claimed."""
     services.run_draw(draw_id)
 
 
 @shared_task
 def sweep_draws_task() -> dict[str, int]:
-    """Periodic (Celery beat): release draws whose worker died, re-send draws whose message was lost."""
+    """Periodic (beat): queue again draws whose worker died, re-send draws whose message was lost."""
     return services.sweep_draws()

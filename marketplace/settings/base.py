@@ -23,9 +23,7 @@ for _sub in (
     "files",
     "reference",
     "staticfiles",
-    "broker/queue",
-    "broker/processed",
-    "broker/control",
+    "broker",
 ):
     (VAR_DIR / _sub).mkdir(parents=True, exist_ok=True)
 
@@ -238,20 +236,17 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# Celery: an embedded filesystem broker by default (no server to run); Redis when CELERY_BROKER_URL says so.
-_BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+# Celery: an embedded broker by default (one SQLite file, no server to run; marketplace/core/broker.py says
+# why it, not kombu's filesystem:// or sqla+ transports); Redis or RabbitMQ when CELERY_BROKER_URL says so.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"synthex+sqlite:///{VAR_DIR / 'broker' / 'broker.sqlite3'}")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
-        "data_folder_in": str(_BROKER_DIR / "queue"),
-        "data_folder_out": str(_BROKER_DIR / "queue"),
-        "processed_folder": str(_BROKER_DIR / "processed"),
-        # kombu otherwise keeps its broadcast exchanges in ./control, wherever the process started.
-        "control_folder": str(_BROKER_DIR / "control"),
-        "store_processed": False,
         "polling_interval": 0.05,
+        # A message taken by a process still alive after this long is delivered again: above every task's
+        # hard time limit (fit: 3600 s), so a long task is never run twice while it still runs.
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 7200, minimum=60),
     }
-    if CELERY_BROKER_URL.startswith("filesystem://")
+    if CELERY_BROKER_URL.startswith("synthex+sqlite://")
     else {}
 )
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
@@ -273,6 +268,13 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 2100, minimum=1)
 CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# Jobs (certify, fit, validate, sample) hold a lease renewed by a heartbeat every quarter of it; a job whose
+# heartbeat is older than the lease lost its worker and is queued again by the sweep (every
+# SYNTHEX_SWEEP_SECONDS), at most SYNTHEX_JOB_MAX_ATTEMPTS times in all (a job that kills its worker each time
+# must end failed, not loop).
+SYNTHEX_JOB_LEASE_SECONDS = env_int("SYNTHEX_JOB_LEASE_SECONDS", 120, minimum=4)
+SYNTHEX_JOB_MAX_ATTEMPTS = env_int("SYNTHEX_JOB_MAX_ATTEMPTS", 3, minimum=1)
+SYNTHEX_SWEEP_SECONDS = env_int("SYNTHEX_SWEEP_SECONDS", 60, minimum=1)
 
 # Operations: /metrics (Bearer token, or loopback callers without one) and the Content-Security-Policy.
 SYNTHEX_METRICS_TOKEN = env_str("SYNTHEX_METRICS_TOKEN")
@@ -331,7 +333,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "exchange.ledger.tasks.publish_tree_head_task",
         "schedule": 60.0 * SYNTHEX_LEDGER_HEAD_EVERY_MINUTES,
     },
-    "sweep-draws": {"task": "marketplace.generators.tasks.sweep_draws_task", "schedule": 300.0},
+    "sweep-jobs": {
+        "task": "marketplace.certification.tasks.sweep_jobs_task",
+        "schedule": float(SYNTHEX_SWEEP_SECONDS),
+    },
+    "sweep-validations": {
+        "task": "marketplace.catalog.tasks.sweep_validations_task",
+        "schedule": float(SYNTHEX_SWEEP_SECONDS),
+    },
+    "sweep-draws": {
+        "task": "marketplace.generators.tasks.sweep_draws_task",
+        "schedule": float(SYNTHEX_SWEEP_SECONDS),
+    },
     "sweep-uploads": {"task": "marketplace.catalog.tasks.sweep_uploads_task", "schedule": 3600.0},
     "repair-payment-invariants": {
         "task": "exchange.orders.tasks.repair_payment_invariants_task",

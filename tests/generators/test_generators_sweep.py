@@ -34,7 +34,9 @@ def generator(provider: Any, product_factory: Any) -> GeneratorModel:
         )
 
 
-def make_draw(generator: GeneratorModel, buyer: Any, status: str, age_seconds: int) -> SampleDraw:
+def make_draw(
+    generator: GeneratorModel, buyer: Any, status: str, age_seconds: int, attempts: int = 0
+) -> SampleDraw:
     draw = SampleDraw.objects.create(
         id=f"draw_sweep{next(_numbers)}",
         generator=generator,
@@ -45,27 +47,46 @@ def make_draw(generator: GeneratorModel, buyer: Any, status: str, age_seconds: i
         seed_sha256="0" * 64,
         commit_hook="",
         status=status,
+        attempts=attempts,
     )
-    SampleDraw.objects.filter(pk=draw.pk).update(created_at=timezone.now() - timedelta(seconds=age_seconds))
+    then = timezone.now() - timedelta(seconds=age_seconds)
+    SampleDraw.objects.filter(pk=draw.pk).update(
+        created_at=then, heartbeat_at=then if status == SampleDraw.Status.RUNNING else None
+    )
     return draw
 
 
-def test_a_draw_that_lost_its_worker_is_failed_and_its_rows_released(generator, buyer):
-    stuck = make_draw(generator, buyer, SampleDraw.Status.RUNNING, age_seconds=3 * 3600)
-    fresh = make_draw(generator, buyer, SampleDraw.Status.RUNNING, age_seconds=60)
-    assert services.reserved_rows("ent_sweep") == 2000
-    assert services.sweep_draws() == {"failed": 1, "resent": 0}
+def test_a_draw_that_lost_its_worker_is_queued_again_and_a_live_one_left_alone(generator, buyer):
+    stuck = make_draw(generator, buyer, SampleDraw.Status.RUNNING, age_seconds=3 * 3600, attempts=1)
+    fresh = make_draw(generator, buyer, SampleDraw.Status.RUNNING, age_seconds=10, attempts=1)
+    assert services.sweep_draws() == {"failed": 0, "requeued": 1, "resent": 0}
     stuck.refresh_from_db()
     fresh.refresh_from_db()
-    assert (stuck.status, stuck.error_code) == ("failed", "worker_lost")
-    assert fresh.status == "running"
+    # The re-sent task ran (eagerly in tests) and claimed the draw as attempt 2; this generator has no model
+    # file, so that attempt fails with nothing consumed.
+    assert (stuck.status, stuck.attempts, stuck.error_code) == ("failed", 2, "internal_error")
+    assert (fresh.status, fresh.attempts) == ("running", 1)
+
+
+def test_a_draw_that_lost_its_worker_every_time_is_failed_and_its_rows_released(generator, buyer, settings):
+    stuck = make_draw(
+        generator,
+        buyer,
+        SampleDraw.Status.RUNNING,
+        age_seconds=3 * 3600,
+        attempts=settings.SYNTHEX_JOB_MAX_ATTEMPTS,
+    )
     assert services.reserved_rows("ent_sweep") == 1000
+    assert services.sweep_draws() == {"failed": 1, "requeued": 0, "resent": 0}
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.error_code) == ("failed", "worker_lost")
+    assert services.reserved_rows("ent_sweep") == 0
 
 
 def test_a_long_queued_draw_is_sent_again(generator, buyer):
     waiting = make_draw(generator, buyer, SampleDraw.Status.QUEUED, age_seconds=3600)
     recent = make_draw(generator, buyer, SampleDraw.Status.QUEUED, age_seconds=30)
-    assert services.sweep_draws() == {"failed": 0, "resent": 1}
+    assert services.sweep_draws() == {"failed": 0, "requeued": 0, "resent": 1}
     waiting.refresh_from_db()
     recent.refresh_from_db()
     # The re-sent task ran (eagerly in tests) and claimed the draw; this generator has no model file, so

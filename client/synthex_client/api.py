@@ -215,10 +215,15 @@ class SynthexClient:
         return self.call("POST", f"products/{slug}/versions/", json=body, timeout=TRANSFER_TIMEOUT)
 
     # --- upload sessions -------------------------------------------------------------------------
-    def start_upload(self, filename: str, size: int, chunk_size: int | None = None) -> dict[str, Any]:
+    def start_upload(
+        self, filename: str, size: int, chunk_size: int | None = None, product: str | None = None
+    ) -> dict[str, Any]:
+        """Open an upload session; ``product`` (slug) says which provider organization's quota it uses."""
         body: dict[str, Any] = {"filename": filename, "size": size}
         if chunk_size:
             body["chunk_size"] = chunk_size
+        if product:
+            body["product"] = product
         return self.call("POST", "uploads/", json=body)
 
     def upload_state(self, upload_id: str) -> dict[str, Any]:
@@ -243,8 +248,33 @@ class SynthexClient:
             timeout=TRANSFER_TIMEOUT,
         )
 
-    def complete_upload(self, upload_id: str) -> dict[str, Any]:
-        return self.call("POST", f"uploads/{upload_id}/complete/", timeout=TRANSFER_TIMEOUT)
+    def complete_upload(self, upload_id: str, sha256: str | None = None) -> dict[str, Any]:
+        """Finish a session; ``sha256`` (the whole file's, hex) is checked against the bytes received."""
+        body = {"sha256": sha256} if sha256 else {}
+        return self.call("POST", f"uploads/{upload_id}/complete/", json=body, timeout=TRANSFER_TIMEOUT)
+
+    def put_part(self, url: str, data: bytes | memoryview) -> None:
+        """Send one part straight to the object store at its presigned ``url`` (no API token: the URL is
+        the permission). Raises :class:`ApiError` when the store refuses it (403: the URL expired)."""
+        view = memoryview(data).cast("B")
+        pieces = (
+            view[offset : offset + SEND_PIECE_BYTES] for offset in range(0, len(view), SEND_PIECE_BYTES)
+        )
+        try:
+            with httpx.Client(timeout=TRANSFER_TIMEOUT, verify=_origin(url)[0] == "https") as store:
+                response = store.put(url, content=pieces, headers={"Content-Length": str(len(view))})
+        except httpx.TimeoutException:
+            raise ServerError(0, f"{_origin(url)[1]} did not answer in time.") from None
+        except httpx.TransportError as error:
+            raise ServerError(0, f"Cannot reach {_origin(url)[1]}: {error}.") from None
+        if response.status_code >= 500:
+            raise ServerError(response.status_code, f"The file store answered {response.status_code}.")
+        if response.status_code >= 400:
+            raise ApiError(
+                response.status_code,
+                "store_refused",
+                f"The file store refused the part ({response.status_code}).",
+            )
 
     def abort_upload(self, upload_id: str) -> None:
         self.call("DELETE", f"uploads/{upload_id}/")

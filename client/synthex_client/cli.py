@@ -311,6 +311,7 @@ def cmd_upload(context: Context) -> int:
                 chunk_size=arguments.chunk_size,
                 on_start=started,
                 on_progress=advanced,
+                product=arguments.product,
             )
         # The server validates each file in a worker (parse, schema, statistics) before it can be attached;
         # attaching a refused one fails with the server's reason.

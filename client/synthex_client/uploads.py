@@ -8,6 +8,11 @@ fresh session), and sends only the rest. A process killed mid-upload therefore r
 chunk that was in flight. Every chunk travels with its SHA-256 (``X-Chunk-SHA256``); at the end the
 server's SHA-256 of the whole file must equal the one computed here while reading, and is stored in the
 state entry with the upload id.
+
+When the server's files live on S3 the session's ``transport`` is ``s3``: each chunk goes straight to the
+object store with a PUT to its presigned part URL (``part_urls``), a resume compares the local chunks with
+the MD5 the store reports per part (``chunk_md5``), and the whole file's SHA-256 computed here is sent with
+``complete/`` for the server's worker to check against the assembled object.
 """
 
 from __future__ import annotations
@@ -114,6 +119,37 @@ def _put_with_retries(api: SynthexClient, upload_id: str, index: int, data: memo
             time.sleep(0.5 * 2**attempt)
 
 
+class _Parts:
+    """Presigned part URLs of an S3 session, fetched again from the server once they expire."""
+
+    def __init__(self, api: SynthexClient, session: dict[str, Any]) -> None:
+        self._api = api
+        self._upload_id = session["id"]
+        self._urls: list[str] = session["part_urls"]
+
+    def put(self, index: int, data: memoryview) -> None:
+        # S3 replaces a part sent again under the same number, so retrying after a lost answer is safe.
+        for attempt in range(PUT_ATTEMPTS):
+            try:
+                self._api.put_part(self._urls[index], data)
+                return
+            except ApiError as error:
+                if error.status != 403 or attempt == PUT_ATTEMPTS - 1:
+                    raise
+                self._urls = self._api.upload_state(self._upload_id)["part_urls"]
+            except ServerError:
+                if attempt == PUT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+
+
+def _received_matches(session: dict[str, Any], index: int, data: memoryview, digest: str) -> bool:
+    """Whether chunk ``index`` read here is the one the server (or store) holds."""
+    if session.get("transport") == "s3":
+        return hashlib.md5(data, usedforsecurity=False).hexdigest() == session["chunk_md5"][index]
+    return digest == session["chunk_sha256"][index]
+
+
 def upload_file(
     api: SynthexClient,
     path: Path,
@@ -122,8 +158,10 @@ def upload_file(
     chunk_size: int | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    product: str | None = None,
 ) -> UploadResult:
-    """Upload ``path`` through a resumable session, resuming this user's earlier session of the same file.
+    """Upload ``path`` through a resumable session, resuming this user's earlier session of the same file;
+    ``product`` (slug) names the product it is for, whose organization's upload quota it uses.
 
     ``on_start(total_bytes, already_received_bytes)`` is called once, ``on_progress(bytes)`` after each
     chunk. Raises :class:`ApiError` / :class:`ServerError` from the API and :class:`UploadFailed` when the
@@ -134,7 +172,7 @@ def upload_file(
     key = state_key(api.base_url, path)
     session = _resume(api, state, key)
     if session is None:
-        session = api.start_upload(path.name, size, chunk_size)
+        session = api.start_upload(path.name, size, chunk_size, product)
         state.put(key, {"upload_id": session["id"], "size": size, "sha256": None})
     upload_id, per_chunk, count = session["id"], session["chunk_size"], session["chunks"]
     if session["status"] == "complete":
@@ -143,7 +181,7 @@ def upload_file(
         return UploadResult(
             str(path),
             upload_id,
-            session["sha256"],
+            session["sha256"] or (state.get(key) or {}).get("sha256") or "",
             size,
             count,
             per_chunk,
@@ -152,26 +190,36 @@ def upload_file(
             time.perf_counter() - began,
         )
     whole = hashlib.sha256()
-    received = session["chunk_sha256"]
+    first = session["next_chunk"]
+    parts = _Parts(api, session) if session.get("transport") == "s3" else None
     with path.open("rb") as handle:
-        for index, _data, digest in _read_chunks(handle, 0, len(received), per_chunk, whole):
-            if digest != received[index]:
+        for index, data, digest in _read_chunks(handle, 0, first, per_chunk, whole):
+            if not _received_matches(session, index, data, digest):
                 # The file changed since that session began: its received chunks are useless.
                 api.abort_upload(upload_id)
                 state.forget(key)
                 return upload_file(
-                    api, path, state=state, chunk_size=chunk_size, on_start=on_start, on_progress=on_progress
+                    api,
+                    path,
+                    state=state,
+                    chunk_size=chunk_size,
+                    on_start=on_start,
+                    on_progress=on_progress,
+                    product=product,
                 )
         if on_start:
             on_start(size, session["received_bytes"])
-        first = len(received)
         for index, data, digest in _read_chunks(handle, first, count, per_chunk, whole):
-            _put_with_retries(api, upload_id, index, data, digest)
+            if parts is not None:
+                parts.put(index, data)
+            else:
+                _put_with_retries(api, upload_id, index, data, digest)
             if on_progress:
                 on_progress(len(data))
-    done = api.complete_upload(upload_id)
     local = whole.hexdigest()
-    if done["sha256"] != local:
+    done = api.complete_upload(upload_id, local)
+    # On S3 the server's worker hashes the assembled object and checks it against ``local``.
+    if done["sha256"] is not None and done["sha256"] != local:
         api.abort_upload(upload_id)
         state.forget(key)
         raise UploadFailed(f"{path}: the server received SHA-256 {done['sha256']}, but the file is {local}.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import logging
 import os
 import re
@@ -510,7 +511,7 @@ class SessionUploadedFile(UploadedFile):
         path = part_path(upload)
         is_local = upload.transport == Upload.Transport.SERVER
         super().__init__(
-            path.open("rb") if is_local else None,
+            path.open("rb") if is_local else io.BytesIO(),  # on S3 the bytes stay in the store
             upload.filename,
             "application/octet-stream",
             upload.size,
@@ -539,8 +540,6 @@ class SessionUploadedFile(UploadedFile):
         return str(self._path)
 
     def close(self) -> None:
-        if self.file is None:
-            return
         try:
             super().close()
         except FileNotFoundError:

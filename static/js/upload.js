@@ -1,5 +1,7 @@
 // Upload a version with a real progress bar. Each file goes through a resumable upload session of the REST
-// API, sent in chunks (the bar counts bytes as they leave the browser); a worker then checks each file
+// API, sent in chunks (the bar counts bytes as they leave the browser): to this server, or, when the files
+// live on S3 (the session's transport is "s3"), straight to the object store with the presigned part URLs
+// the session hands out (no cookie, no CSRF header: the URL is the permission); a worker then checks each file
 // (parse, schema, statistics: its progress shows under the bar) and the draft version is made from the
 // upload ids. Without JavaScript the form posts the files in one request instead.
 (function () {
@@ -47,6 +49,20 @@
     });
   }
 
+  // One part PUT straight to the object store; resolves with the HTTP status.
+  function putPart(url, blob, onProgress) {
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      xhr.open("PUT", url);
+      xhr.upload.addEventListener("progress", function (e) { onProgress(e.loaded); });
+      xhr.addEventListener("load", function () { resolve(xhr.status); });
+      xhr.addEventListener("error", function () {
+        reject(new Refusal("The connection to the file store broke during the upload. Please try again."));
+      });
+      xhr.send(blob);
+    });
+  }
+
   function expect(response, status) {
     if (response.status !== status) {
       throw new Refusal(response.body.detail || "The server answered " + response.status + ".");
@@ -62,16 +78,24 @@
   }
 
   async function send(file, before, total, started) {
-    var upload = expect(await call("POST", uploadsUrl, { filename: file.name, size: file.size }), 201);
+    var body = { filename: file.name, size: file.size, product: form.dataset.product };
+    var upload = expect(await call("POST", uploadsUrl, body), 201);
     started.push(upload.id);
     for (var index = 0; index < upload.chunks; index++) {
       var start = index * upload.chunk_size;
       var end = Math.min(file.size, start + upload.chunk_size);
-      var url = uploadsUrl + upload.id + "/chunks/" + index + "/";
-      var sent = await call("PUT", url, file.slice(start, end), function (loaded) {
-        showSent(before + start + loaded, total);
-      });
-      expect(sent, 200);
+      var progress = function (loaded) { showSent(before + start + loaded, total); };
+      if (upload.transport === "s3") {
+        var status = await putPart(upload.part_urls[index], file.slice(start, end), progress);
+        if (status === 403) {  // the presigned URLs expired: the session hands out fresh ones
+          upload = expect(await call("GET", uploadsUrl + upload.id + "/"), 200);
+          status = await putPart(upload.part_urls[index], file.slice(start, end), progress);
+        }
+        if (status !== 200) throw new Refusal("The file store refused part " + (index + 1) + " (" + status + ").");
+      } else {
+        var url = uploadsUrl + upload.id + "/chunks/" + index + "/";
+        expect(await call("PUT", url, file.slice(start, end), progress), 200);
+      }
     }
     expect(await call("POST", uploadsUrl + upload.id + "/complete/", {}), 200);
     return upload.id;

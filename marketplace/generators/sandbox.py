@@ -481,9 +481,8 @@ def open_output(path: Path, max_bytes: int) -> BinaryIO:
         if not stat.S_ISREG(info.st_mode):
             raise SandboxRefused("bad_output", "The model's output is not a regular file.")
         if info.st_size > max_bytes:
-            raise SandboxRefused(
-                "bad_output", f"The model's output is larger than {max(max_bytes // 1024**2, 1)} MiB."
-            )
+            limit = f"{max_bytes // 1024**2} MiB" if max_bytes >= 1024**2 else f"{max_bytes} bytes"
+            raise SandboxRefused("bad_output", f"The model's output is larger than {limit}.")
         os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "rb")
     except BaseException:

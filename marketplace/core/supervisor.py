@@ -3,7 +3,7 @@
 honcho (used before) stops every process as soon as one exits, so a worker killed by the kernel took the web
 site down with it. Here a process that exits is started again (after 1 s, doubling up to 30 s while it keeps
 dying within 10 s of its start) and the others keep running; SIGINT (Ctrl-C) or SIGTERM stops them all (SIGTERM
-to each process group, SIGKILL after ``--stop-seconds``) and exits 0. Each child runs in its own session, so the
+to each process, SIGKILL to its process group after ``--stop-seconds``) and exits 0. Each child runs in its own session, so the
 terminal's Ctrl-C reaches only the supervisor, which then stops the children in order; a child also gets
 SIGTERM if the supervisor itself is killed (Linux parent-death signal).
 
@@ -115,17 +115,13 @@ class Supervisor:
         if process is not None and process.poll() is not None:
             for reader in child.readers:
                 reader.join(timeout=2)
-            lived = now - child.started_at
-            child.delay = (
-                RESTART_FIRST_SECONDS
-                if lived >= STABLE_AFTER_SECONDS
-                else min(child.delay * 2, RESTART_MAX_SECONDS)
-            )
-            child.restart_at = now + child.delay
+            if now - child.started_at >= STABLE_AFTER_SECONDS:
+                child.delay = RESTART_FIRST_SECONDS
+            wait, child.delay = child.delay, min(child.delay * 2, RESTART_MAX_SECONDS)
+            child.restart_at = now + wait
             child.process = None
             self.say(
-                child.name,
-                f"exited with status {process.returncode}; starting it again in {child.delay:.0f} s",
+                child.name, f"exited with status {process.returncode}; starting it again in {wait:.0f} s"
             )
         elif process is None and now >= child.restart_at:
             self.start(child)
@@ -148,7 +144,7 @@ class Supervisor:
         return 0
 
     def stop(self) -> None:
-        """SIGTERM to every child's process group, SIGKILL to those still running after ``stop_seconds``."""
+        """SIGTERM to every child, SIGKILL to the process groups of those still running after ``stop_seconds``."""
         running = [
             (child, child.process)
             for child in self.children
@@ -156,7 +152,9 @@ class Supervisor:
         ]
         for child, process in running:
             self.say(child.name, "stopping")
-            _signal_group(process, signal.SIGTERM)
+            # To the process alone: Celery and gunicorn stop their own children in order (a SIGTERM to the
+            # whole group would kill the worker's pool under it, which it reports as errors).
+            process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.stop_seconds
         for child, process in running:
             try:

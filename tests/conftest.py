@@ -237,3 +237,67 @@ def localstripe_url() -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+# S3: moto_server (RECIPES.md), and both storages on one bucket as production has them.
+MOTO = REPO / ".venv" / "bin" / "moto_server"
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """A moto_server on a free loopback port for the whole session (S3 for the upload tests)."""
+    if not MOTO.exists() and shutil.which("moto_server") is None:
+        pytest.skip("moto_server is not installed")
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(MOTO), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_files(settings: Any, moto_url: str) -> Any:
+    """Product files and reference data on one moto bucket (as production splits them: files/, reference/);
+    returns the boto3 client and the bucket's name."""
+    import boto3
+
+    bucket = f"synthex-uploads-{time.monotonic_ns()}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=bucket)
+    options = {
+        "bucket_name": bucket,
+        "endpoint_url": moto_url,
+        "access_key": "testing",
+        "secret_key": "testing",
+        "region_name": "us-east-1",
+        "signature_version": "s3v4",
+        "addressing_style": "path",
+        "file_overwrite": False,
+        "querystring_auth": True,
+    }
+    backend = "storages.backends.s3.S3Storage"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": backend, "OPTIONS": {**options, "location": "files"}},
+        "reference": {"BACKEND": backend, "OPTIONS": {**options, "location": "reference"}},
+    }
+    return client, bucket

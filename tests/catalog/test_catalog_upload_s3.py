@@ -6,12 +6,7 @@ receives the file's bytes."""
 from __future__ import annotations
 
 import hashlib
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,75 +16,7 @@ from marketplace.catalog.models import ProductVersion, Upload, VersionFile
 
 pytestmark = pytest.mark.django_db
 
-REPO = Path(__file__).resolve().parents[2]
-MOTO = REPO / ".venv" / "bin" / "moto_server"
 PART = 5 * 1024 * 1024  # S3's smallest part but the last
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """A moto_server of this module's own, as tests/downloads/test_downloads_s3.py starts one."""
-    if not MOTO.exists() and shutil.which("moto_server") is None:
-        pytest.skip("moto_server is not installed")
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(MOTO), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-
-
-@pytest.fixture
-def s3_files(settings: Any, moto_url: str) -> Any:
-    """Product files and reference data on one moto bucket (as production splits them: files/, reference/);
-    returns the boto3 client and the bucket's name."""
-    import boto3
-
-    bucket = f"synthex-uploads-{time.monotonic_ns()}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=bucket)
-    options = {
-        "bucket_name": bucket,
-        "endpoint_url": moto_url,
-        "access_key": "testing",
-        "secret_key": "testing",
-        "region_name": "us-east-1",
-        "signature_version": "s3v4",
-        "addressing_style": "path",
-        "file_overwrite": False,
-        "querystring_auth": True,
-    }
-    backend = "storages.backends.s3.S3Storage"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {"BACKEND": backend, "OPTIONS": {**options, "location": "files"}},
-        "reference": {"BACKEND": backend, "OPTIONS": {**options, "location": "reference"}},
-    }
-    return client, bucket
 
 
 def keys(s3: Any) -> set[str]:

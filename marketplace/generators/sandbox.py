@@ -21,6 +21,7 @@ The request/response protocol is documented in ``runner.py``.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -197,23 +198,25 @@ _X32_SYSCALL_BIT = 0x40000000
 
 def seccomp_program(machine: str | None = None) -> bytes | None:
     """A classic-BPF seccomp filter (as bwrap's ``--seccomp`` reads it) that makes ``fallocate`` fail with
-    EPERM, and every syscall of another ABI (x32, 32-bit) too, whose numbers it does not check. None on an
+    EOPNOTSUPP (so glibc's ``posix_fallocate`` falls back to writing, which the file size limit sees), and
+    every syscall of another ABI (x32, 32-bit), whose numbers it does not check, with ENOSYS. None on an
     architecture it does not know (``run_in_sandbox`` then notes that ``fallocate`` is allowed)."""
     known = _SECCOMP_ARCHITECTURES.get(machine or platform.machine())
     if known is None:
         return None
     audit_arch, fallocate = known
     load_word, jump_equal, jump_greater_equal, ret = 0x20, 0x15, 0x35, 0x06
-    allow, refuse = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW; SECCOMP_RET_ERRNO | EPERM
+    allow, fail = 0x7FFF0000, 0x00050000  # SECCOMP_RET_ALLOW; SECCOMP_RET_ERRNO | errno
     program = [
         (load_word, 0, 0, 4),  # seccomp_data.arch
         (jump_equal, 1, 0, audit_arch),
-        (ret, 0, 0, refuse),
+        (ret, 0, 0, fail | errno.ENOSYS),
         (load_word, 0, 0, 0),  # seccomp_data.nr
-        (jump_greater_equal, 2, 0, _X32_SYSCALL_BIT),
+        (jump_greater_equal, 3, 0, _X32_SYSCALL_BIT),
         (jump_equal, 1, 0, fallocate),
         (ret, 0, 0, allow),
-        (ret, 0, 0, refuse),
+        (ret, 0, 0, fail | errno.EOPNOTSUPP),
+        (ret, 0, 0, fail | errno.ENOSYS),
     ]
     return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
 

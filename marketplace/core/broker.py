@@ -267,12 +267,12 @@ class Transport(virtual.Transport):
 
     Channel = Channel
     can_parse_url = True
-    default_port = 0
     polling_interval = 0.1
     driver_type = "sqlite"
     driver_name = "sqlite3"
-    connection_errors = (*virtual.Transport.connection_errors, sqlite3.OperationalError)
-    channel_errors = (*virtual.Transport.channel_errors, sqlite3.OperationalError)
+    # A locked or unreadable broker file is retried like a lost connection (kombu's stubs type these as 1-tuples).
+    connection_errors = (*virtual.Transport.connection_errors, sqlite3.OperationalError)  # type: ignore[assignment]
+    channel_errors = (*virtual.Transport.channel_errors, sqlite3.OperationalError)  # type: ignore[assignment]
 
     def driver_version(self) -> str:
         return sqlite3.sqlite_version

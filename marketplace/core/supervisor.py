@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -44,6 +44,7 @@ def read_procfile(path: Path) -> dict[str, str]:
     return commands
 
 
+_PRCTL: Callable[..., int] | None
 try:  # looked up here, not in the forked child: the child only calls it
     _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):

@@ -266,22 +266,17 @@ def serve_delivery(view: APIView, request: Request, delivery: Delivery) -> Any:
         response["Content-Range"] = f"bytes */{size}"
         return response
     start, end = wanted if isinstance(wanted, tuple) else (0, size - 1)
-    source = delivery.draw if delivery.draw_id is not None else delivery.version_file
-    if start == 0 and source is not None and services.downloads_left(delivery.entitlement, source) == 0:
-        refuse(
-            request,
-            services.DeliveryError(
-                "The license's download limit for this file is reached.", "limit_reached", 403
-            ),
+    try:
+        # Entitlement still active and limit not reached, checked and recorded under the entitlement's
+        # lock: a refund racing this download cannot also win (see services.start_download).
+        services.start_download(
             delivery,
+            user=_user_or_none(request),
+            range_start=start if services.is_streamed(store) else None,
+            range_end=end if services.is_streamed(store) else None,
         )
-    services.record_download(
-        outcome=Download.Outcome.SERVED,
-        delivery=delivery,
-        user=_user_or_none(request),
-        range_start=start if services.is_streamed(store) else None,
-        range_end=end if services.is_streamed(store) else None,
-    )
+    except services.DeliveryError as error:
+        refuse(request, error, delivery)
     disposition = f'attachment; filename="{delivery.filename}"'
     if not services.is_streamed(store):
         url = store.url(  # type: ignore[call-arg]

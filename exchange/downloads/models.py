@@ -96,6 +96,11 @@ class Download(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     range_start = models.BigIntegerField(null=True)
     range_end = models.BigIntegerField(null=True, help_text="Inclusive, in bytes.")
+    starts_copy = models.BooleanField(
+        default=False,
+        help_text="A served request that counts toward the license's download limit: a first request, or "
+        "one starting at or before a byte already requested for the copy (a resume moves forward).",
+    )
     ledger_index = models.BigIntegerField()
     created_at = models.DateTimeField()
 

@@ -401,10 +401,28 @@ def read_link(token: str, now: datetime | None = None) -> LinkClaims:
 
 
 def full_downloads(delivery_ids: list[str]) -> int:
-    """Served downloads that started at byte 0 (resumed ranges do not count again)."""
+    """Served downloads that count as a copy (``starts_copy``): see :func:`starts_new_copy`."""
     return Download.objects.filter(
-        delivery_id__in=delivery_ids, outcome=Download.Outcome.SERVED, range_start__in=[0, None]
+        delivery_id__in=delivery_ids, outcome=Download.Outcome.SERVED, starts_copy=True
     ).count()
+
+
+def starts_new_copy(delivery: Delivery, range_start: int | None) -> bool:
+    """Whether a request for ``delivery`` from byte ``range_start`` (None: unranged) begins a new copy.
+
+    A resume moves forward: it starts after every start already served for the current copy (the one begun
+    by the latest counted request). The first request, and any request starting at or before such a start
+    (``bytes=0-`` again, ``bytes=1-`` twice), is a new copy and counts toward the license's limit, whatever
+    link it comes through: a ranged read never escapes the count, and ``synthex download`` resuming an
+    interrupted copy (even with a fresh link) does not count twice.
+    """
+    served = Download.objects.filter(delivery=delivery, outcome=Download.Outcome.SERVED)
+    current = served.filter(starts_copy=True).order_by("-created_at", "-ledger_index").first()
+    if current is None:
+        return True
+    starts = served.filter(created_at__gte=current.created_at).values_list("range_start", flat=True)
+    furthest = max((start or 0 for start in starts), default=0)
+    return (range_start or 0) <= furthest
 
 
 def downloads_left(entitlement: Entitlement, source: VersionFile | SampleDraw) -> int | None:
@@ -431,6 +449,7 @@ def record_download(
     range_start: int | None = None,
     range_end: int | None = None,
     idempotency_key: str | None = None,
+    starts_copy: bool = False,
 ) -> Download:
     """Write a download attempt and its ledger event (``download`` or ``download.refused``) atomically.
 
@@ -466,8 +485,44 @@ def record_download(
             user=user,
             range_start=range_start,
             range_end=range_end,
+            starts_copy=starts_copy,
             ledger_index=event.leaf_id,
             created_at=timezone.now(),
+        )
+
+
+def start_download(
+    delivery: Delivery, *, user: User | None, range_start: int | None, range_end: int | None
+) -> Download:
+    """Record a served download of ``delivery`` once every check holds, under the entitlement's row lock.
+
+    The entitlement row is locked (``SELECT … FOR UPDATE``; SQLite's IMMEDIATE transaction takes the
+    database's write lock) while it is checked active, the license's limit is checked (ranged reads count,
+    see :func:`starts_new_copy`) and the ``download`` row and ledger event are written. A refund takes the
+    same lock to check "no download yet" and revoke the entitlement before calling Stripe, so a download
+    and a refund are serialized: either the download is recorded first and the buyer's refund is refused,
+    or the entitlement is revoked first and the download is refused. Raises DeliveryError ``revoked`` (403)
+    or ``limit_reached`` (403), having written nothing.
+    """
+    with transaction.atomic():
+        entitlement = Entitlement.objects.select_for_update().get(pk=delivery.entitlement_id)
+        if not entitlement.is_active:
+            raise DeliveryError(
+                "This entitlement was revoked (refunded); downloads are closed.", "revoked", 403
+            )
+        new_copy = starts_new_copy(delivery, range_start)
+        source = delivery.draw if delivery.draw_id is not None else delivery.version_file
+        if new_copy and source is not None and downloads_left(entitlement, source) == 0:
+            raise DeliveryError(
+                "The license's download limit for this file is reached.", "limit_reached", 403
+            )
+        return record_download(
+            outcome=Download.Outcome.SERVED,
+            delivery=delivery,
+            user=user,
+            range_start=range_start,
+            range_end=range_end,
+            starts_copy=new_copy,
         )
 
 

@@ -31,7 +31,8 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from exchange.delivery.models import Entitlement
-from exchange.delivery.services import grant_entitlement, revoke_entitlement
+from exchange.delivery.services import grant_entitlement, reinstate_entitlement, revoke_entitlement
+from exchange.ledger.models import LedgerEvent
 from exchange.ledger.services import Posting, account_for, entries_for, post_transaction
 from exchange.money import allocate, split
 from exchange.orders import stripe_gateway as gateway
@@ -478,15 +479,33 @@ def refund_order(
     initiator: str,
     requested_by: User | None,
     reason: str = "",
+    policy_for: User | None = None,
 ) -> Refund:
     """Refund ``amount_minor`` (None: all that is left) of a paid order through Stripe, then the ledger.
 
     Raises :class:`OrderError` (nothing changed) for an unpaid or free order or an amount outside
-    1..refundable. When Stripe is unreachable the refund stays ``pending`` with its idempotency key and the
-    repair task retries it.
+    1..refundable, and, with ``policy_for`` (a buyer's own request), when the buyer refund policy refuses
+    it (:func:`buyer_refund_refusal`, checked under the locks). When Stripe is unreachable the refund stays
+    ``pending`` with its idempotency key and the repair task retries it.
+
+    A refund that empties the order revokes its entitlement *before* Stripe is called, in the transaction
+    that holds the order's and the entitlement's row locks (the ones a download takes to record itself):
+    a download racing the refund is either recorded first (and the policy then refuses a buyer's refund)
+    or refused as revoked. Stripe refusing the refund reinstates the entitlement.
     """
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
+        entitlement = (
+            Entitlement.objects.select_for_update().get(pk=locked.entitlement_id)
+            if locked.entitlement_id
+            else None
+        )
+        if policy_for is not None:
+            refusal = buyer_refund_refusal(locked, policy_for)
+            if refusal:
+                raise OrderError(
+                    "refund_not_allowed", refusal, 403 if locked.buyer_id != policy_for.pk else 409
+                )
         if locked.status != Order.Status.PAID:
             raise OrderError("not_refundable", f"This order is {locked.status}.", 409)
         if locked.is_free:
@@ -521,9 +540,31 @@ def refund_order(
             reason=reason[:300],
             idempotency_key=f"refund:{refund_id}",
         )
+        if entitlement is not None and amount == remaining:
+            revoke_entitlement(
+                entitlement,
+                reason=f"refund {refund_id} requested",
+                idempotency_key=_refund_revocation_key(refund),
+            )
     send_refund(refund)
     refund.refresh_from_db()
     return refund
+
+
+def _refund_revocation_key(refund: Refund) -> str:
+    return f"entitlement.revoked:refund:{refund.id}"
+
+
+def _refund_failed(refund: Refund, **fields: Any) -> None:
+    """Mark a pending refund failed; the entitlement its request revoked (if any) is given back."""
+    with transaction.atomic():
+        changed = Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
+            status=Refund.Status.FAILED, **fields
+        )
+        order = Order.objects.select_related("entitlement").get(pk=refund.order_id)
+        revoked_by_it = LedgerEvent.objects.filter(idempotency_key=_refund_revocation_key(refund)).exists()
+        if changed and revoked_by_it and order.entitlement is not None and order.status == Order.Status.PAID:
+            reinstate_entitlement(order.entitlement, idempotency_key=f"entitlement.reinstated:{refund.id}")
 
 
 def send_refund(refund: Refund) -> Refund:
@@ -542,19 +583,15 @@ def send_refund(refund: Refund) -> Refund:
         logger.warning("stripe unreachable for refund %s; it stays pending: %s", refund.id, error)
         return refund
     except gateway.GatewayError as error:
-        Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
-            status=Refund.Status.FAILED, error=str(error)[:300]
-        )
+        _refund_failed(refund, error=str(error)[:300])
         logger.error("stripe refused refund %s: %s", refund.id, error)
         raise OrderError("refund_failed", f"Stripe refused the refund: {error}", 502) from error
     if stripe_refund.status in ("succeeded", "pending"):
         # "pending" at Stripe means accepted and on its way; the money has left the platform balance.
         apply_refund_succeeded(refund, stripe_refund.id)
     else:
-        Refund.objects.filter(pk=refund.pk, status=Refund.Status.PENDING).update(
-            status=Refund.Status.FAILED,
-            stripe_refund_id=stripe_refund.id,
-            error=f"stripe status {stripe_refund.status}",
+        _refund_failed(
+            refund, stripe_refund_id=stripe_refund.id, error=f"stripe status {stripe_refund.status}"
         )
     refund.refresh_from_db()
     return refund
@@ -643,6 +680,12 @@ def request_buyer_refund(order: Order, buyer: User, *, reason: str = "") -> Refu
     refusal = buyer_refund_refusal(order, buyer)
     if refusal:
         raise OrderError("refund_not_allowed", refusal, 403 if order.buyer_id != buyer.pk else 409)
+    # Checked again under the order's and entitlement's locks: a download may have started since.
     return refund_order(
-        order, amount_minor=None, initiator=Refund.Initiator.BUYER, requested_by=buyer, reason=reason
+        order,
+        amount_minor=None,
+        initiator=Refund.Initiator.BUYER,
+        requested_by=buyer,
+        reason=reason,
+        policy_for=buyer,
     )

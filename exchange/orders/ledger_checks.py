@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from exchange.ledger.audit import Problem, register_check
 from exchange.ledger.models import JournalTransaction
+from exchange.orders import cross_checks  # noqa: F401  (registers the business ↔ ledger checks)
 from exchange.orders.models import Order
 from exchange.orders.services import STRIPE_FEE_KIND, stripe_fee_key
 

@@ -1,9 +1,12 @@
-"""Reconciliation: every PaymentIntent and Refund at Stripe matched to exactly one ledger transaction."""
+"""Reconciliation, both ways: every PaymentIntent and Refund at Stripe matched to exactly one ledger
+transaction, and every ``sale`` and ``refund`` transaction in the ledger matched to a Stripe object that
+moved that money (a well-formed sale posted without a payment at Stripe is named)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exchange.ledger.models import JournalTransaction
 from exchange.ledger.services import entries_for
 from exchange.orders import stripe_gateway as gateway
 from exchange.orders.models import Payment, Refund
@@ -64,8 +67,10 @@ def reconcile() -> list[Match]:
                 note,
             )
         )
+    seen_intents = {match.stripe_id: match for match in matches}
     refunds = {r.stripe_refund_id: r for r in Refund.objects.exclude(stripe_refund_id=None)}
-    for stripe_refund in gateway.iter_refunds():
+    stripe_refunds = list(gateway.iter_refunds())
+    for stripe_refund in stripe_refunds:
         refund = refunds.get(stripe_refund.id)
         indexes = _transactions("stripe_refund", stripe_refund.id, "refund")
         if refund is None:
@@ -88,4 +93,53 @@ def reconcile() -> list[Match]:
                 note,
             )
         )
+    matches.extend(_ledger_without_stripe(seen_intents, {r.id: r for r in stripe_refunds}))
     return matches
+
+
+def _clearing_amount(journal: JournalTransaction) -> int:
+    return sum(
+        posting.amount_minor
+        for posting in journal.postings.all()
+        if posting.account.kind == "stripe_clearing"
+    )
+
+
+def _ledger_without_stripe(
+    intents: dict[str, Match], stripe_refunds: dict[str, gateway.RefundView]
+) -> list[Match]:
+    """The other way: each ``sale`` needs a succeeded intent at Stripe for the amount it put into Stripe
+    clearing, each ``refund`` a Stripe refund for the amount it took out. Only mismatches are listed (the
+    matches are the lines above)."""
+    found = []
+    journals = JournalTransaction.objects.filter(kind__in=["sale", "refund"]).prefetch_related(
+        "postings__account"
+    )
+    for journal in journals.order_by("leaf_id"):
+        amount = abs(_clearing_amount(journal))
+        order_id = str(journal.refs.get("order", ""))
+        if journal.kind == "sale":
+            stripe_id = str(journal.refs.get("payment_intent", ""))
+            intent = intents.get(stripe_id)
+            ok = intent is not None and intent.status == "succeeded" and intent.amount_minor == amount
+            note = "ledger sale without a succeeded Stripe payment of that amount"
+        else:
+            stripe_id = str(journal.refs.get("stripe_refund", ""))
+            refund = stripe_refunds.get(stripe_id)
+            ok = refund is not None and refund.amount_minor == amount
+            note = "ledger refund without a Stripe refund of that amount"
+        if not ok:
+            found.append(
+                Match(
+                    stripe_id or "-",
+                    f"ledger_{journal.kind}",
+                    "-",
+                    amount,
+                    "",
+                    order_id,
+                    (journal.pk,),
+                    False,
+                    note,
+                )
+            )
+    return found

@@ -48,9 +48,14 @@ def _append(var_dir: str, worker: int, start: Any) -> None:
 
 def _audit(var_dir: str, results: Any) -> None:
     _setup(var_dir)
-    from exchange.ledger.audit import run_audit
+    from exchange.ledger import audit
 
-    results.put(run_audit().text())
+    # The workers wrote entries with no business rows behind them: the ledger's own checks only (as in
+    # conftest.py's _ledger_checks_only).
+    audit.EXTRA_CHECKS[:] = [
+        (name, check) for name, check in audit.EXTRA_CHECKS if name in ("orders.stripe_fees", "downloads")
+    ]
+    results.put(audit.run_audit().text())
 
 
 @pytest.mark.slow

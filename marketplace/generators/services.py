@@ -51,7 +51,7 @@ from marketplace.catalog.models import (
 from marketplace.catalog.services import CatalogError, ensure_can_manage, refresh_product_summary
 from marketplace.catalog.uploads import HashedFile
 from marketplace.certification import services as certification
-from marketplace.certification.models import Job
+from marketplace.certification.models import Certificate, Job
 from marketplace.core import leases
 from marketplace.generators.models import GeneratorModel, SampleDraw, Synthesizer
 from marketplace.generators.runner import row_hashes
@@ -550,6 +550,13 @@ def run_generator_job(job: Job) -> GeneratorModel:
     generator = GeneratorModel.objects.select_related("version__product__organization").get(
         version=job.version
     )
+    if Certificate.objects.filter(version=job.version, engine_version=certification.ENGINE_VERSION).exists():
+        # An earlier attempt certified the generator and lost its worker before saying so: the model that
+        # attempt stored is the one its certificate names, so it is kept as it is.
+        return _mark_ready(generator)
+    if job.attempts > 1:
+        # An earlier attempt's evaluation sample came from that attempt's model, not from the one made now.
+        generator.version.files.filter(role=FileRole.SYNTHETIC).delete()
     progress = _job_progress(job)
     with tempfile.TemporaryDirectory(prefix="synthex-generator-") as name:
         folder = Path(name)
@@ -560,6 +567,10 @@ def run_generator_job(job: Job) -> GeneratorModel:
         else:
             evaluation_frame = _check_upload(generator, train, folder, rows, progress)
         _certify(generator, evaluation_frame, train, holdout, folder, progress)
+    return _mark_ready(generator)
+
+
+def _mark_ready(generator: GeneratorModel) -> GeneratorModel:
     GeneratorModel.objects.filter(pk=generator.pk).update(
         status=GeneratorModel.Status.READY, ready_at=timezone.now()
     )
@@ -769,6 +780,9 @@ def _certify(
 
 def fail_generator(job: Job, message: str) -> None:
     GeneratorModel.objects.filter(version_id=job.version_id).exclude(
+    """Fail the attempt ``job`` (as claimed) and its generator; nothing when another attempt holds the job."""
+    if not Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).exists():
+        return
         status=GeneratorModel.Status.READY
     ).update(status=GeneratorModel.Status.FAILED, error=message)
     certification.finish_job(job, error=message)
@@ -1090,13 +1104,21 @@ def sweep_draws(*, now: datetime | None = None) -> dict[str, int]:
     )
     for draw in lost:
         if draw.attempts >= settings.SYNTHEX_JOB_MAX_ATTEMPTS:
-            logger.warning("draw %s lost its worker %s times; releasing its %s rows", draw.pk, draw.attempts, draw.rows)
+            logger.warning(
+                "draw %s lost its worker %s times; releasing its %s rows", draw.pk, draw.attempts, draw.rows
+            )
             _fail_draw(
-                draw, "worker_lost", "The worker making this draw stopped; nothing was consumed. Ask again.", None
+                draw,
+                "worker_lost",
+                "The worker making this draw stopped; nothing was consumed. Ask again.",
+                None,
             )
             counts["failed"] += 1
         elif SampleDraw.objects.filter(
-            pk=draw.pk, status=SampleDraw.Status.RUNNING, attempts=draw.attempts, heartbeat_at=draw.heartbeat_at
+            pk=draw.pk,
+            status=SampleDraw.Status.RUNNING,
+            attempts=draw.attempts,
+            heartbeat_at=draw.heartbeat_at,
         ).update(status=SampleDraw.Status.QUEUED, progress=0, heartbeat_at=moment):
             logger.warning("draw %s lost its worker at attempt %s; queued again", draw.pk, draw.attempts)
             sample_generator_task.delay(draw.pk)

@@ -779,10 +779,10 @@ def _certify(
 
 
 def fail_generator(job: Job, message: str) -> None:
-    GeneratorModel.objects.filter(version_id=job.version_id).exclude(
     """Fail the attempt ``job`` (as claimed) and its generator; nothing when another attempt holds the job."""
     if not Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).exists():
         return
+    GeneratorModel.objects.filter(version_id=job.version_id).exclude(
         status=GeneratorModel.Status.READY
     ).update(status=GeneratorModel.Status.FAILED, error=message)
     certification.finish_job(job, error=message)

@@ -154,13 +154,13 @@ if S3_BUCKET:
         "addressing_style": env_str("SYNTHEX_S3_ADDRESSING_STYLE", "path"),
         "file_overwrite": False,
         "querystring_auth": True,
+        "querystring_expire": env_int("SYNTHEX_S3_URL_EXPIRE_SECONDS", 600, minimum=1),
+    }
     _S3_ORIGIN = env_str("SYNTHEX_S3_ENDPOINT_URL") or (
         f"https://{S3_BUCKET}.s3.{_s3_options['region_name']}.amazonaws.com"
         if _s3_options["addressing_style"] == "virtual"
         else f"https://s3.{_s3_options['region_name']}.amazonaws.com"
     )
-        "querystring_expire": env_int("SYNTHEX_S3_URL_EXPIRE_SECONDS", 600, minimum=1),
-    }
     STORAGES = {
         "default": {
             "BACKEND": "storages.backends.s3.S3Storage",
@@ -191,6 +191,8 @@ FILE_UPLOAD_TEMP_DIR = VAR_DIR / "tmp"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 FILE_UPLOAD_HANDLERS = ["marketplace.catalog.uploads.HashingUploadHandler"]
 SYNTHEX_MAX_UPLOAD_BYTES = env_int("SYNTHEX_MAX_UPLOAD_BYTES", 2 * 1024**3, minimum=1)
+# Upload sessions untouched this long and never attached are deleted with their bytes (hourly sweep).
+SYNTHEX_UPLOAD_SESSION_HOURS = env_int("SYNTHEX_UPLOAD_SESSION_HOURS", 48, minimum=1)
 # Per provider organization: unfinished (not yet attached) upload sessions and their declared bytes.
 SYNTHEX_UPLOAD_MAX_OPEN_SESSIONS = env_int("SYNTHEX_UPLOAD_MAX_OPEN_SESSIONS", 20, minimum=1)
 SYNTHEX_UPLOAD_MAX_OPEN_BYTES = env_int("SYNTHEX_UPLOAD_MAX_OPEN_BYTES", 20 * 1024**3, minimum=1)
@@ -199,8 +201,6 @@ SYNTHEX_UPLOAD_DIRECT_TO_STORE = env_bool("SYNTHEX_UPLOAD_DIRECT_TO_STORE", True
 SYNTHEX_UPLOAD_PART_URL_SECONDS = env_int("SYNTHEX_UPLOAD_PART_URL_SECONDS", 3600, minimum=60)
 # Checking one uploaded table (parse, schema, statistics) stops with a clear error past this many seconds.
 SYNTHEX_VALIDATION_SECONDS = env_int("SYNTHEX_VALIDATION_SECONDS", 900, minimum=1)
-# Upload sessions untouched this long and never attached are deleted with their bytes (hourly sweep).
-SYNTHEX_UPLOAD_SESSION_HOURS = env_int("SYNTHEX_UPLOAD_SESSION_HOURS", 48, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FILES = 20
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -5,6 +5,7 @@ from django.urls import path
 from exchange.delivery import api as delivery_api
 from exchange.delivery import samples as delivery_samples
 from exchange.downloads import api as downloads_api
+from exchange.downloads import verification as downloads_verification
 from exchange.ledger import api as ledger_api
 from exchange.orders import api as orders_api
 
@@ -39,6 +40,11 @@ urlpatterns = [
         name="api-entitlement-file",
     ),
     path("downloads/<str:token>/", downloads_api.DownloadFile.as_view(), name="api-download"),
+    path(
+        "deliveries/by-sha256/<str:sha256>/receipt/",
+        downloads_verification.DeliveryReceiptByHash.as_view(),
+        name="api-delivery-receipt-by-hash",
+    ),
     path(
         "deliveries/<str:delivery_id>/receipt/",
         downloads_api.DeliveryReceipt.as_view(),

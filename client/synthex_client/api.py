@@ -308,12 +308,26 @@ class SynthexClient:
         return list(self.pages("entitlements/"))
 
     # --- downloads -------------------------------------------------------------------------------
-    def download_link(self, entitlement_id: str, fmt: str, file_id: int | None = None) -> dict[str, Any]:
-        """A signed, expiring link to the buyer's copy: ``url``, ``filename``, ``sha256``, ``size_bytes``, ..."""
+    def download_link(
+        self, entitlement_id: str, fmt: str, file_id: int | None = None, draw: str | None = None
+    ) -> dict[str, Any]:
+        """A signed, expiring link to the buyer's copy (of a file, or of a generator ``draw``): ``url``,
+        ``filename``, ``sha256`` (the copy's own), ``blake3``, ``size_bytes``, ``delivery``, ..."""
         body: dict[str, Any] = {"format": fmt}
         if file_id is not None:
             body["file"] = file_id
+        if draw is not None:
+            body["draw"] = draw
         return self.call("POST", f"entitlements/{entitlement_id}/links/", json=body)
+
+    def delivery_receipt_by_hash(self, sha256: str) -> dict[str, Any] | None:
+        """The signed delivery receipt of the copy whose SHA-256 is ``sha256``; None when no copy has it."""
+        try:
+            return self.call("GET", f"deliveries/by-sha256/{sha256}/receipt/")
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
 
     def fetch(self, url: str, sink: Any, *, offset: int = 0, etag: str | None = None) -> tuple[int, bool]:
         """Stream ``url`` into ``sink``, from byte ``offset`` with a Range request when ``offset`` > 0 (and

@@ -429,7 +429,18 @@ def cmd_certificate_verify(context: Context) -> int:
     if not isinstance(certificate, dict):
         raise UsageError(f"{arguments.certificate} is not a JSON object.")
     data = [_existing_file(name) for name in arguments.data]
-    outcome = verification.verify_certificate(certificate, _keys_document(context), data)
+    receipt = _read_json_file(arguments.receipt) if arguments.receipt else None
+    if receipt is not None and not isinstance(receipt, dict):
+        raise UsageError(f"{arguments.receipt} is not a JSON object.")
+
+    def find_receipt(sha256: str) -> dict[str, Any] | None:
+        """A copy bought here is no artifact: its signed receipt is looked up by the copy's own hash."""
+        with context.api() as api:
+            return api.delivery_receipt_by_hash(sha256)
+
+    outcome = verification.verify_certificate(
+        certificate, _keys_document(context), data, receipt=receipt, find_receipt=find_receipt
+    )
     return _report(context, outcome, {"certificate": certificate.get("id"), **outcome.facts})
 
 
@@ -843,6 +854,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--keys", metavar="KEYS.json", help="published keys file (else fetched from the server)"
+    )
+    check.add_argument(
+        "--receipt",
+        metavar="RECEIPT.json",
+        help="a delivery receipt, to check a copy offline (else looked up on the server by the copy's hash)",
     )
 
     buy = command(commands, "buy", cmd_buy, "buy a version (local mode: pays with a test card)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -48,20 +48,43 @@ def public_keys(keys_document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def verify_certificate(
-    certificate: Mapping[str, Any], keys_document: Mapping[str, Any], data: Sequence[Path] = ()
+    certificate: Mapping[str, Any],
+    keys_document: Mapping[str, Any],
+    data: Sequence[Path] = (),
+    *,
+    receipt: Mapping[str, Any] | None = None,
+    find_receipt: Callable[[str], Mapping[str, Any] | None] | None = None,
 ) -> Outcome:
     """The certificate's Ed25519 signature over its JCS bytes, and that each file in ``data`` is one of
-    its artifacts by SHA-256. Raises OSError when a data file cannot be read."""
+    its artifacts by SHA-256 or a buyer's delivered copy of one: a file that is no artifact is checked
+    through ``receipt``, else through the receipt ``find_receipt`` returns for its SHA-256 (the server's
+    lookup by hash), by ``verify_delivered_file`` (signature, the two hashes, the ledger leaf). Raises
+    OSError when a data file cannot be read."""
     signing = _module("marketplace.certification.signing")
-    signature = signing.verify_certificate_signature(certificate, public_keys(keys_document))
+    delivered = _module("marketplace.certification.verify").verify_delivered_file
+    keys = public_keys(keys_document)
+    signature = signing.verify_certificate_signature(certificate, keys)
     failures = list(signature.reasons)
     notes = [f"certificate {certificate.get('id')!r} is signed by {signature.key_id}"] if signature.ok else []
     files = []
     for path in data:
         match = signing.verify_artifact(certificate, None, path)
+        found = None
+        if not match.ok:
+            found = receipt if receipt is not None else (find_receipt(match.sha256) if find_receipt else None)
+            if found is not None:
+                match = delivered(dict(certificate), found, keys, path)
         failures.extend(match.reasons)
-        files.append({"path": str(path), "sha256": match.sha256, "artifact": match.artifact_name})
-        if match.ok:
+        body = found.get("receipt") if isinstance(found, Mapping) else None
+        delivery = body.get("delivery") if isinstance(body, Mapping) else None
+        entry = {"path": str(path), "sha256": match.sha256, "artifact": match.artifact_name}
+        files.append({**entry, "delivery": delivery} if delivery else entry)
+        if match.ok and delivery:
+            notes.append(
+                f"{path} is your delivered copy {delivery} of artifact {match.artifact_name!r} "
+                f"(SHA-256 {match.sha256}; signed receipt and ledger entry checked)"
+            )
+        elif match.ok:
             notes.append(f"{path} is artifact {match.artifact_name!r} (SHA-256 {match.sha256})")
     return Outcome(tuple(failures), tuple(notes), {"key_id": signature.key_id, "files": files})
 

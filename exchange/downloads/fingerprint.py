@@ -2,25 +2,23 @@
 
 Pure: numpy, pandas and pyarrow only (no Django), so it can be tested and benchmarked on its own.
 
-Scheme (docs/delivery.md has the full account and its limits):
+Scheme (docs/delivery.md has the full account and its limits): a copy never changes a value. Each buyer's
+copy omits a keyed pseudo-random share of the source's rows (a synthetic table's rows are interchangeable
+draws, so the copy is a uniform subset of the certified rows, every value as certified).
 
-- Every numeric column gets a unit: 1 for integers, ``10**-decimals`` for decimals (the fewest decimals, up
-  to 6, that hold every value), or a sub-precision unit for continuous floats. A cell's *units* are its value
-  in units, rounded; a mark only ever moves a value by one unit, between ``2k`` and ``2k + 1`` (``units ^ 1``),
-  so ``units >> 1`` never changes.
-- A row's *anchor* hashes, over every column in name order-free fashion, ``units >> 1`` of numeric cells and
-  the text of string cells. Marks cannot change it, so it survives marking, shuffles, column reordering and
-  format changes.
-- For a key and a column, ``mix(anchor ^ k_column)`` gives each cell a selection bit (rate ``RATE``) and a
-  target parity. A selected cell whose parity differs from its target needs a flip. Flips are done in
-  balanced pairs: within each value pair ``(2k, 2k + 1)`` of a column as many cells move up as down, plus at
-  most ``allowance`` extra in one direction, so each column's value counts (its marginal) move by at most
-  ``allowance`` rows per value: column shapes are unchanged to within ``allowance / rows``.
-- Tracing recomputes anchors and targets for a candidate key and counts selected cells whose parity matches
-  their target, weighted by how balanced their value pair is in the leaked file. For a copy not made with
-  that key each match is a fair coin, so the weighted sum ``S`` has mean 0 and Hoeffding's bound
-  ``P(S >= z * sqrt(sum w^2)) <= exp(-z^2 / 2)`` holds; a candidate is named only when that bound, times the
-  number of candidates tried, is below ``ACCUSE_BELOW``.
+- A row's *anchor* hashes, over every column in order-free fashion, the value of each numeric cell (in
+  units of the column's precision: 1 for integers, ``10**-decimals`` for decimals, 15 significant digits
+  for continuous floats) and the text of each string cell. It survives row shuffles, column reordering,
+  row subsets and re-saving in another format.
+- For a key, ``mix64(anchor ^ k_rows)`` gives each row a uniform number; rows under the plan's
+  ``omit_rate`` are left out of that key's copy. The rate is about 1 % on large tables and up to 5 % on
+  small ones, so that half of a copy still holds enough rows to name its source (``omit_rate``).
+- Tracing counts, for a candidate key, the leaked file's distinct anchors that this key would have
+  omitted. A copy made with the key has none; any other file (another buyer's copy, the original, another
+  table) has each of its ``n`` anchors in that set with probability ``omit_rate``, independently, so the
+  count is Binomial(n, rate) and ``P(count <= observed)`` bounds the chance of a false accusation. A
+  candidate is named only when that bound, times the number of candidates tried, is below
+  ``ACCUSE_BELOW``.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,16 +35,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-RATE = 0.5
-# The most rows by which one value's count may move per column, as a share of the table's rows (at least 1).
-ALLOWANCE_SHARE = 0.001
+# Share of rows each copy omits: enough that half of a copy holds ~20 omitted-set rows (``OMIT_EXPECTED``
+# / 2), at least 1 % and at most 5 % of the rows.
+OMIT_RATE_MIN = 0.01
+OMIT_RATE_MAX = 0.05
+OMIT_EXPECTED = 40
 MAX_DECIMALS = 6
 CONTINUOUS_SIGNIFICANT_DIGITS = 15
 ACCUSE_BELOW = 1e-6
+SCHEME = "omit-rows/v1"
 
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _NULL_COMPONENT = np.uint64(0x9E3779B97F4A7C15)
-_SELECT_BITS = 16
+_ROWS_CONSTANT = "synthex.fingerprint.rows"
 
 
 def mix64(values: np.ndarray) -> np.ndarray:
@@ -67,84 +67,75 @@ def _name_constant(name: str, key: bytes = b"") -> np.uint64:
 
 @dataclass(frozen=True)
 class ColumnPlan:
-    """How one column takes part: ``kind`` is ``numeric`` (marked, unit ``10**-decimals``; ``integer`` when
-    stored as integers) or ``text`` (part of the anchor only)."""
+    """How one column takes part in the anchor: ``kind`` is ``numeric`` (in units of ``10**-decimals``;
+    ``integer`` when stored as integers) or ``text``."""
 
     name: str
     kind: str
     decimals: int = 0
     integer: bool = False
-    # The value pairs (units >> 1) holding the column's minimum and maximum are never marked: a new extreme
-    # would move every equal-width bin edge that pair-trend figures use.
-    low_pair: int = 0
-    high_pair: int = 0
 
     @property
     def scale(self) -> float:
         return float(10**self.decimals)
 
 
+def omit_rate_for(rows: int) -> float:
+    """The share of rows a copy of a ``rows``-row table omits: ``OMIT_EXPECTED / rows`` within
+    [``OMIT_RATE_MIN``, ``OMIT_RATE_MAX``]."""
+    return min(OMIT_RATE_MAX, max(OMIT_RATE_MIN, OMIT_EXPECTED / max(rows, 1)))
+
+
 @dataclass(frozen=True)
 class FingerprintPlan:
-    """The key-independent description of a source table: its columns' roles and units and its row count."""
+    """The key-independent description of a source table: its columns' roles and units, its row count and
+    the share of rows each copy omits."""
 
     columns: tuple[ColumnPlan, ...]
     rows: int
+    omit_rate: float = OMIT_RATE_MIN
 
     @property
     def numeric(self) -> tuple[ColumnPlan, ...]:
         return tuple(column for column in self.columns if column.kind == "numeric")
 
-    @property
-    def allowance(self) -> int:
-        return max(1, int(self.rows * ALLOWANCE_SHARE))
-
     def to_dict(self) -> dict[str, Any]:
         return {
+            "scheme": SCHEME,
             "rows": self.rows,
+            "omit_rate": self.omit_rate,
             "columns": [
-                {
-                    "name": c.name,
-                    "kind": c.kind,
-                    "decimals": c.decimals,
-                    "integer": c.integer,
-                    "low_pair": c.low_pair,
-                    "high_pair": c.high_pair,
-                }
+                {"name": c.name, "kind": c.kind, "decimals": c.decimals, "integer": c.integer}
                 for c in self.columns
             ],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FingerprintPlan:
+        rows = int(data["rows"])
         return cls(
             columns=tuple(
-                ColumnPlan(
-                    c["name"],
-                    c["kind"],
-                    int(c["decimals"]),
-                    bool(c["integer"]),
-                    int(c["low_pair"]),
-                    int(c["high_pair"]),
-                )
+                ColumnPlan(c["name"], c["kind"], int(c["decimals"]), bool(c["integer"]))
                 for c in data["columns"]
             ),
-            rows=int(data["rows"]),
+            rows=rows,
+            omit_rate=float(data.get("omit_rate", omit_rate_for(rows))),
         )
 
 
 @dataclass(frozen=True)
 class MarkStats:
-    """What marking did: cells selected, cells flipped (each moved by one unit), per column name."""
+    """What marking did: rows read from the source and rows left out of the copy."""
 
-    selected: Mapping[str, int]
-    flipped: Mapping[str, int]
+    rows: int
+    omitted: int
 
 
 @dataclass(frozen=True)
 class TraceScore:
-    """One candidate key against a table: ``checks`` weighted cells, z-score, and the Hoeffding bound on the
-    chance that a copy not made with this key scores as high (before correcting for several candidates)."""
+    """One candidate key against a table: ``checks`` distinct rows, ``matches`` of them in the set this key
+    omits (0 for its own copies), the z-score of that shortfall, and the chance that a file not made with
+    this key has so few (before correcting for several candidates)."""
 
     checks: int
     matches: int
@@ -172,61 +163,49 @@ def _decimals_needed(values: np.ndarray) -> int | None:
     return None
 
 
+def _column_kind(data_type: pa.DataType) -> str:
+    if _is_numeric(data_type):
+        return "numeric"
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return "text"
+    return "other"
+
+
 def plan_table(batches: Iterable[pa.RecordBatch]) -> FingerprintPlan:
     """Read ``batches`` once and decide each column's role and unit. Numeric columns are integers or floats;
     string columns are text; other types (booleans, timestamps) take no part."""
     decimals: dict[str, int | None] = {}
     magnitude: dict[str, float] = {}
-    low: dict[str, float] = {}
-    high: dict[str, float] = {}
     kinds: dict[str, str] = {}
     integer: dict[str, bool] = {}
-    order: list[str] = []
     rows = 0
     for batch in batches:
         rows += batch.num_rows
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
             if name not in kinds:
-                order.append(name)
-                if _is_numeric(column.type):
-                    kinds[name] = "numeric"
-                    integer[name] = pa.types.is_integer(column.type)
-                    decimals[name] = 0
-                    magnitude[name] = 0.0
-                    low[name], high[name] = math.inf, -math.inf
-                elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                    kinds[name] = "text"
-                else:
-                    kinds[name] = "other"
+                kinds[name] = _column_kind(column.type)
+                integer[name] = pa.types.is_integer(column.type)
+                decimals[name], magnitude[name] = 0, 0.0
             if kinds[name] != "numeric":
                 continue
             values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
             finite = values[np.isfinite(values)]
             if finite.size:
                 magnitude[name] = max(magnitude[name], float(np.abs(finite).max()))
-                low[name], high[name] = (
-                    min(low[name], float(finite.min())),
-                    max(high[name], float(finite.max())),
-                )
-            if integer[name]:
-                continue
-            if decimals[name] is not None:
+            if not integer[name] and decimals[name] is not None:
                 needed = _decimals_needed(values)
                 decimals[name] = None if needed is None else max(decimals[name] or 0, needed)
     columns = []
-    for name in order:
-        if kinds[name] == "numeric":
+    for name, kind in kinds.items():
+        if kind == "numeric":
             places = decimals[name]
             if places is None:
                 digits = int(math.floor(math.log10(magnitude[name]))) + 1 if magnitude[name] >= 1 else 1
                 places = max(0, CONTINUOUS_SIGNIFICANT_DIGITS - digits)
-            extremes = [0, 0]
-            if math.isfinite(low[name]):
-                extremes = [int(round(value * 10.0**places)) >> 1 for value in (low[name], high[name])]
-            columns.append(ColumnPlan(name, "numeric", places, integer[name], extremes[0], extremes[1]))
-        elif kinds[name] == "text":
+            columns.append(ColumnPlan(name, "numeric", places, integer[name]))
+        elif kind == "text":
             columns.append(ColumnPlan(name, "text"))
-    return FingerprintPlan(tuple(columns), rows)
+    return FingerprintPlan(tuple(columns), rows, omit_rate_for(rows))
 
 
 def _units(array: pa.Array | pa.ChunkedArray, column: ColumnPlan) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +237,7 @@ def _text_hash(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def anchors(table: pa.Table | pa.RecordBatch, plan: FingerprintPlan) -> np.ndarray:
-    """The anchor (uint64) of each row: invariant under marks, row order, column order and file format.
+    """The anchor (uint64) of each row: the same under row order, column order, row subsets and file format.
 
     Raises KeyError when a planned column is missing.
     """
@@ -267,137 +246,61 @@ def anchors(table: pa.Table | pa.RecordBatch, plan: FingerprintPlan) -> np.ndarr
         array = table.column(column.name)
         if column.kind == "numeric":
             units, valid = _units(array, column)
-            component = np.where(valid, (units >> 1).astype(np.uint64), _NULL_COMPONENT)
+            component = np.where(valid, units.astype(np.uint64), _NULL_COMPONENT)
         else:
             component = _text_hash(array)
         total += mix64(component ^ _name_constant(column.name))
     return mix64(total)
 
 
-def _draws(
-    anchor: np.ndarray, key: bytes, column: ColumnPlan, units: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(target parity, selected) per cell; cells in the extreme value pairs are never selected."""
-    drawn = mix64(anchor ^ _name_constant(column.name, key))
-    target = (drawn & np.uint64(1)).astype(np.int64)
-    selected = ((drawn >> np.uint64(1)) & np.uint64((1 << _SELECT_BITS) - 1)) < np.uint64(
-        int(RATE * (1 << _SELECT_BITS))
-    )
-    pairs = units >> 1
-    return target, selected & (pairs != column.low_pair) & (pairs != column.high_pair)
+def omitted(anchor: np.ndarray, key: bytes, rate: float) -> np.ndarray:
+    """Whether each row (by anchor) is left out of the copy made with ``key``: a keyed uniform draw under
+    ``rate``."""
+    drawn = mix64(anchor ^ _name_constant(_ROWS_CONSTANT, key))
+    uniform = (drawn >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return uniform < rate
 
 
 class Marker:
-    """Marks a table batch by batch with one key: call :meth:`count` on every batch, then :meth:`mark` on the
-    same batches in the same order. Memory is a few counters per distinct value pair of each column."""
+    """Makes one key's copy of a table batch by batch: :meth:`mark` returns each batch without the rows
+    that key omits, every other row and value untouched (:meth:`count` is kept for the two-pass callers
+    and only counts rows)."""
 
     def __init__(self, plan: FingerprintPlan, key: bytes) -> None:
         self.plan = plan
         self.key = key
-        self._needed: dict[str, tuple[list[pd.Series], list[pd.Series]]] = {
-            c.name: ([], []) for c in plan.numeric
-        }
-        self._quota: dict[str, tuple[pd.Series, pd.Series]] = {}
-        self._done: dict[str, tuple[pd.Series, pd.Series]] = {}
-        self._selected = dict.fromkeys(self._needed, 0)
-        self._flipped = dict.fromkeys(self._needed, 0)
-
-    def _needs(
-        self, batch: pa.RecordBatch
-    ) -> Iterator[tuple[ColumnPlan, np.ndarray, np.ndarray, np.ndarray]]:
-        anchor = anchors(batch, self.plan)
-        for column in self.plan.numeric:
-            units, valid = _units(batch.column(column.name), column)
-            target, selected = _draws(anchor, self.key, column, units)
-            selected &= valid
-            need = selected & ((units & 1) != target)
-            yield column, units, selected, need
+        self._rows = 0
+        self._omitted = 0
 
     def count(self, batch: pa.RecordBatch) -> None:
-        """First pass: count, per value pair, the cells that need to move up (even) and down (odd)."""
-        for column, units, _, need in self._needs(batch):
-            moving = units[need]
-            up, down = self._needed[column.name]
-            up.append(pd.Series(moving[(moving & 1) == 0] >> 1).value_counts())
-            down.append(pd.Series(moving[(moving & 1) == 1] >> 1).value_counts())
-
-    def _finish_counting(self) -> None:
-        allowance = self.plan.allowance
-        for name, (up_parts, down_parts) in self._needed.items():
-            up, down = (
-                pd.concat(parts).groupby(level=0).sum() if parts else pd.Series(dtype=np.int64)
-                for parts in (up_parts, down_parts)
-            )
-            pairs = up.index.union(down.index)
-            up, down = up.reindex(pairs, fill_value=0), down.reindex(pairs, fill_value=0)
-            both = np.minimum(up, down)
-            self._quota[name] = (
-                np.minimum(up, both + allowance).astype(np.int64),
-                np.minimum(down, both + allowance).astype(np.int64),
-            )
-            self._done[name] = (pd.Series(0, index=pairs), pd.Series(0, index=pairs))
-        self._needed = {}
+        """First pass: nothing to prepare (a row's fate depends on its anchor alone)."""
 
     def mark(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """Second pass: return the batch with this key's flips applied (same schema, same row order)."""
-        if self._needed or not self._quota:
-            self._finish_counting()
-        arrays = dict(zip(batch.schema.names, batch.columns, strict=True))
-        for column, units, selected, need in self._needs(batch):
-            self._selected[column.name] += int(selected.sum())
-            flip = np.zeros(len(units), dtype=bool)
-            quota_up, quota_down = self._quota[column.name]
-            done_up, done_down = self._done[column.name]
-            for odd, quota, done in ((0, quota_up, done_up), (1, quota_down, done_down)):
-                rows = np.flatnonzero(need & ((units & 1) == odd))
-                if rows.size == 0:
-                    continue
-                pairs = pd.Series(units[rows] >> 1)
-                keys = pairs.to_numpy()
-                rank = pairs.groupby(pairs).cumcount().to_numpy() + done.reindex(keys).to_numpy()
-                allowed = rank < quota.reindex(keys).to_numpy()
-                flip[rows[allowed]] = True
-                taken = pairs[allowed].value_counts()
-                done.loc[taken.index] += taken
-            if not flip.any():
-                continue
-            self._flipped[column.name] += int(flip.sum())
-            new_units = units[flip] ^ 1
-            original = arrays[column.name]
-            if column.integer and column.decimals == 0:
-                values = pc.fill_null(original, 0).to_numpy(zero_copy_only=False).copy()
-                values[flip] = new_units.astype(values.dtype)
-                nulls = np.asarray(pc.is_null(original).to_numpy(zero_copy_only=False), dtype=bool)
-                arrays[column.name] = pa.array(
-                    values, type=original.type, mask=nulls if nulls.any() else None
-                )
-            else:
-                values = np.asarray(original.to_numpy(zero_copy_only=False), dtype=np.float64).copy()
-                values[flip] = new_units / column.scale
-                target_type = original.type if pa.types.is_floating(original.type) else pa.float64()
-                arrays[column.name] = pa.array(values, type=target_type, from_pandas=True)
-        return pa.RecordBatch.from_arrays(list(arrays.values()), names=list(arrays))
+        """The batch without the rows this key omits (same schema, same order for the rows kept)."""
+        drop = omitted(anchors(batch, self.plan), self.key, self.plan.omit_rate)
+        self._rows += batch.num_rows
+        self._omitted += int(drop.sum())
+        return batch.filter(pa.array(~drop)) if drop.any() else batch
 
     @property
     def stats(self) -> MarkStats:
-        return MarkStats(dict(self._selected), dict(self._flipped))
+        return MarkStats(self._rows, self._omitted)
 
 
 def mark_table(table: pa.Table, plan: FingerprintPlan, key: bytes, batch_rows: int = 65_536) -> pa.Table:
-    """Mark a whole in-memory table (both passes); for files use :class:`Marker` over streamed batches."""
+    """Mark a whole in-memory table; for files use :class:`Marker` over streamed batches."""
     batches = table.to_batches(max_chunksize=batch_rows)
     marker = Marker(plan, key)
-    for batch in batches:
-        marker.count(batch)
-    return pa.Table.from_batches([marker.mark(batch) for batch in batches], schema=None) if batches else table
+    return pa.Table.from_batches([marker.mark(batch) for batch in batches], schema=table.schema)
 
 
 @dataclass(frozen=True)
 class Observations:
-    """A leaked table reduced to what tracing needs, computed once for every candidate key: per numeric
-    column, the distinct (anchor, units) cells with their parity and balance weight."""
+    """A leaked table reduced to what tracing needs, computed once for every candidate key: the distinct
+    anchors of its rows and the omission rate of the plan they were computed under."""
 
-    cells: Mapping[str, tuple[ColumnPlan, np.ndarray, np.ndarray, np.ndarray]]
+    anchors: np.ndarray
+    omit_rate: float
 
 
 def observe(table: pa.Table, plan: FingerprintPlan) -> Observations:
@@ -405,37 +308,37 @@ def observe(table: pa.Table, plan: FingerprintPlan) -> Observations:
 
     Raises KeyError when a planned column is missing from the table.
     """
-    anchor = anchors(table, plan)
-    cells = {}
-    for column in plan.numeric:
-        units, valid = _units(table.column(column.name), column)
-        frame = pd.DataFrame({"anchor": anchor[valid], "units": units[valid]}).drop_duplicates()
-        values = frame["units"].to_numpy()
-        counts = pd.Series(values).value_counts()
-        own = counts.reindex(values).to_numpy()
-        partner = counts.reindex(values ^ 1, fill_value=0).to_numpy()
-        weight = np.minimum(1.0, (np.minimum(own, partner) + 1.0) / np.maximum(own, partner))
-        cells[column.name] = (column, frame["anchor"].to_numpy(dtype=np.uint64), values, weight)
-    return Observations(cells)
+    return Observations(np.unique(anchors(table, plan)), plan.omit_rate)
+
+
+def _binomial_cdf(count: int, trials: int, rate: float) -> float:
+    """P(X <= count) for X ~ Binomial(trials, rate), summed in log space (exact for small ``count``)."""
+    if count >= trials:
+        return 1.0
+    log_rate, log_rest = math.log(rate), math.log1p(-rate)
+    terms = [
+        math.lgamma(trials + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(trials - k + 1)
+        + k * log_rate
+        + (trials - k) * log_rest
+        for k in range(count + 1)
+    ]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(term - top) for term in terms))
 
 
 def score(observations: Observations, key: bytes) -> TraceScore:
-    """Score one candidate key: weighted matches of selected cells' parity with the key's targets."""
-    total = 0.0
-    squares = 0.0
-    checks = 0
-    matches = 0
-    for column, anchor, units, weight in observations.cells.values():
-        target, selected = _draws(anchor, key, column, units)
-        hit = (units[selected] & 1) == target[selected]
-        chosen = weight[selected]
-        total += float(np.sum(np.where(hit, chosen, -chosen)))
-        squares += float(np.sum(chosen**2))
-        checks += int(selected.sum())
-        matches += int(hit.sum())
-    z = total / math.sqrt(squares) if squares > 0 else 0.0
-    bound = 1.0 if z <= 0 else math.exp(-z * z / 2)
-    return TraceScore(checks=checks, matches=matches, z=z, p_bound=bound)
+    """Score one candidate key: how many of the leaked rows this key would have left out of its copy."""
+    trials = int(observations.anchors.size)
+    rate = observations.omit_rate
+    if trials == 0:
+        return TraceScore(checks=0, matches=0, z=0.0, p_bound=1.0)
+    count = int(omitted(observations.anchors, key, rate).sum())
+    expected = trials * rate
+    z = (expected - count) / math.sqrt(expected * (1 - rate))
+    bound = _binomial_cdf(count, trials, rate) if count < expected else 1.0
+    return TraceScore(checks=trials, matches=count, z=z, p_bound=bound)
 
 
 def accuse(scores: Sequence[TraceScore], limit: float = ACCUSE_BELOW) -> list[int]:

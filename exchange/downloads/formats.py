@@ -1,7 +1,7 @@
 """Streaming table conversion between CSV, Parquet and JSON Lines, marking each batch on the way.
 
 Pure (pyarrow, pandas, numpy; no Django). Memory stays bounded by a few batches whatever the file size: the
-source is read batch by batch (three times: plan, count, mark-and-write) and written batch by batch.
+source is read batch by batch (twice: plan, then mark-and-write) and written batch by batch.
 """
 
 from __future__ import annotations
@@ -43,13 +43,14 @@ _NUMBER_LITERAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 @dataclass(frozen=True)
 class Converted:
-    """A written copy: its SHA-256 and BLAKE3 (hex), size in bytes and row count, and what marking changed."""
+    """A written copy: its SHA-256 and BLAKE3 (hex), size in bytes and row count, and the source rows the
+    fingerprint left out of it (values are never changed)."""
 
     sha256: str
     blake3: str
     size_bytes: int
     rows: int
-    flipped_cells: int
+    omitted_rows: int
 
 
 def _typed(array: pa.Array, dtype: str | None) -> pa.Array:
@@ -193,15 +194,15 @@ def convert(
     key: bytes,
     dtypes: Mapping[str, str] | None = None,
 ) -> Converted:
-    """Write ``source`` to ``target`` in ``target_format``, marked with ``key``, hashing on the way.
+    """Write ``source`` to ``target`` in ``target_format``, marked with ``key`` (the rows that key omits are
+    left out), hashing on the way.
 
-    Rows keep their order and columns their names and order. Raises ValueError for an unknown format.
+    Rows kept keep their order and values, columns their names and order. Raises ValueError for an unknown
+    format.
     """
     if target_format not in FORMATS:
         raise ValueError(f"unknown format {target_format!r}; use one of {', '.join(FORMATS)}")
     marker = Marker(plan, key)
-    for batch in read_batches(source, source_format, dtypes):
-        marker.count(batch)
     sink = _HashingFile(target)
     rows = 0
     writer: _Writer | None = None
@@ -217,9 +218,7 @@ def convert(
         writer.close()
     finally:
         sink.close()
-    return Converted(
-        sink.digest.hexdigest(), sink.blake3.hexdigest(), sink.size, rows, sum(marker.stats.flipped.values())
-    )
+    return Converted(sink.digest.hexdigest(), sink.blake3.hexdigest(), sink.size, rows, marker.stats.omitted)
 
 
 def read_any(path: Path, columns: Sequence[str] | None = None) -> pa.Table:

@@ -236,6 +236,24 @@ def _dtypes(version_file: VersionFile) -> dict[str, str]:
     return {column["name"]: column["dtype"] for column in columns if "name" in column and "dtype" in column}
 
 
+def _transformation(delivery: Delivery) -> dict[str, Any]:
+    """What making the copy did: its format and fingerprint, and the rows the fingerprint left out (a copy
+    never changes a value; it is a keyed uniform subset of the source's rows)."""
+    source_rows = int((delivery.plan or {}).get("rows", delivery.rows))
+    return {
+        "format": delivery.format,
+        "fingerprint": delivery.fingerprint_id,
+        "method": "row-subset",
+        "source_rows": source_rows,
+        "rows_omitted": source_rows - delivery.rows,
+        "statement": (
+            "Every value is as certified; the copy leaves out a keyed pseudo-random "
+            f"{source_rows - delivery.rows} of the {source_rows} rows (its fingerprint). Synthetic rows are "
+            "interchangeable draws, so the certificate's figures hold on this uniform subset."
+        ),
+    }
+
+
 def _receipt_document(delivery: Delivery, certificate: Certificate | None) -> dict[str, Any]:
     if delivery.draw_id is not None:
         return {
@@ -245,7 +263,7 @@ def _receipt_document(delivery: Delivery, certificate: Certificate | None) -> di
             "draw": delivery.draw_id,
             "draw_sha256": delivery.source_sha256,
             "delivered_sha256": delivery.sha256,
-            "transformation": {"format": delivery.format, "fingerprint": delivery.fingerprint_id},
+            "transformation": _transformation(delivery),
             "rows": delivery.rows,
             "size_bytes": delivery.size_bytes,
             "issued_at": format_issued_at(delivery.created_at),
@@ -257,7 +275,7 @@ def _receipt_document(delivery: Delivery, certificate: Certificate | None) -> di
         "certificate": certificate.id if certificate else None,
         "certified_sha256": delivery.source_sha256,
         "delivered_sha256": delivery.sha256,
-        "transformation": {"format": delivery.format, "fingerprint": delivery.fingerprint_id},
+        "transformation": _transformation(delivery),
         "rows": delivery.rows,
         "size_bytes": delivery.size_bytes,
         "issued_at": format_issued_at(delivery.created_at),

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from marketplace.catalog import selectors as catalog_selectors
 from marketplace.certification import keys, signing
+from marketplace.certification.delivered import check_file
 from marketplace.certification.models import Certificate, Job
 from marketplace.core.api import ApiError
 
@@ -89,7 +90,8 @@ class CertificateStatus(APIView):
 
 class CertificateVerify(APIView):
     """Verify a certificate (JSON body `certificate`, or multipart `certificate` file) and optionally files
-    (multipart `data`): the signature against the published keys, and each file's SHA-256."""
+    (multipart `data`): the signature against the published keys, and each file's SHA-256 — an artifact, or
+    a buyer's delivered copy found by its hash (`delivery`: its signed receipt body, checked)."""
 
     permission_classes = [AllowAny]
     parser_classes = [JSONParser, MultiPartParser]
@@ -121,17 +123,21 @@ class CertificateVerify(APIView):
                 for chunk in upload.chunks():
                     copy.write(chunk)
                 copy.flush()
-                match = signing.verify_artifact(raw, None, copy.name)
+                check = check_file(raw, copy.name, name=upload.name or "data")
             files.append(
                 {
                     "name": upload.name,
-                    "sha256": match.sha256,
-                    "matches": match.ok,
-                    "artifact": match.artifact_name,
+                    "sha256": check.sha256,
+                    "matches": check.ok,
+                    "artifact": check.artifact_name,
+                    # A buyer's copy is recognised by its own hash: its signed delivery receipt.
+                    "delivery": check.delivery,
                 }
             )
-            if not match.ok:
-                reasons.append(f"{upload.name}: its SHA-256 matches no artifact of this certificate.")
+            if not check.ok:
+                reasons.extend(
+                    check.reasons or (f"{upload.name}: its SHA-256 matches no artifact of this certificate.",)
+                )
         revoked = Certificate.objects.filter(pk=raw.get("id"), revocation__isnull=False).exists()
         if revoked:
             reasons.append("This certificate has been revoked by Synthex.")

@@ -304,6 +304,8 @@ SYNTHEX_LEDGER_HEAD_EVERY_MINUTES = env_int("SYNTHEX_LEDGER_HEAD_EVERY_MINUTES",
 # Downloads: signed links expire after this many seconds; S3 presigned URLs after the checks live shorter.
 SYNTHEX_DOWNLOAD_LINK_SECONDS = env_int("SYNTHEX_DOWNLOAD_LINK_SECONDS", 900, minimum=1)
 SYNTHEX_DOWNLOAD_PRESIGN_SECONDS = env_int("SYNTHEX_DOWNLOAD_PRESIGN_SECONDS", 60, minimum=1)
+# How certificate verification finds a buyer's delivered copy by its SHA-256 (marketplace.certification.delivered).
+SYNTHEX_RECEIPT_FINDER = "exchange.downloads.verification.receipt_for_sha256"
 
 # Tables with more rows are certified on a bounded uniform sample (stated in the certificate).
 SYNTHEX_CERTIFY_MAX_ROWS = env_int("SYNTHEX_CERTIFY_MAX_ROWS", 200_000, minimum=1000)

@@ -107,3 +107,26 @@ def test_a_copy_that_differs_from_the_announced_hash_is_not_kept(
     assert f"not {wrong}; download it again" in bad.err
     assert ("BLAKE3" if offered == "blake3" else "SHA-256") in bad.err
     assert list(tmp_path.glob("bad.csv*")) == []
+
+
+def test_certificate_verify_accepts_the_buyers_own_copy_by_its_hash(cli, bought, buyer, token_for, tmp_path):
+    """Issue 17 #5: a bought copy (fingerprinted, another format) verifies without its receipt: the CLI
+    looks the signed delivery receipt up by the copy's SHA-256."""
+    from marketplace.certification.models import Certificate
+
+    copy = tmp_path / "people.csv"
+    downloaded = cli("download", bought, "--format", "csv", "-o", copy, "--json", token=token_for(buyer))
+    assert downloaded.code == 0, downloaded.err
+    certificate = tmp_path / "cert.json"
+    got = cli(
+        "certificate", "get", Certificate.objects.get(version__entitlements__id=bought).id, "-o", certificate
+    )
+    assert got.code == 0, got.err
+    checked = cli("certificate", "verify", certificate, "--data", copy, "--json")
+    assert checked.code == 0, checked.err + checked.out
+    [file] = checked.json()["files"]
+    assert (file["artifact"], file["delivery"]) == ("people", downloaded.json()["delivery"])
+    copy.write_bytes(copy.read_bytes() + b"\n")
+    altered = cli("certificate", "verify", certificate, "--data", copy)
+    assert altered.code == 1
+    assert "does not match any artifact" in altered.err

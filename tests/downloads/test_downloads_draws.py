@@ -120,12 +120,12 @@ def test_a_draw_download_is_a_marked_copy_that_trace_leak_pins_on_its_buyer(
         assert response["Content-Disposition"] == f'attachment; filename="{draw.id}.parquet"'
         copies[draw.id] = _body(response)
     frame = pd.read_parquet(io.BytesIO(copies[mine.id]))
-    assert frame.shape == adult_rows.shape
+    assert 1000 - 60 <= len(frame) < len(adult_rows)  # a keyed ~4 % of the rows left out, values untouched
     assert list(frame.columns) == list(adult_rows.columns)
     assert copies[mine.id] != draw_rows
-    assert not frame.equals(adult_rows)
+    assert frame.merge(adult_rows, how="left", indicator=True)["_merge"].eq("both").all()
     assert len(set(copies.values())) == 3
-    leaked = frame.sample(frac=0.3, random_state=1)
+    leaked = frame.sample(frac=0.5, random_state=1)
     path = tmp_path / "found-on-a-forum.csv"
     leaked.to_csv(path, index=False)
     out = io.StringIO()
@@ -172,7 +172,8 @@ def test_a_link_to_a_draw_serves_the_copy_its_signed_receipt_binds_to_the_draw(
     link = client.post(
         f"/api/v1/entitlements/{draw.entitlement_id}/links/", {"format": fmt, "draw": draw.id}, format="json"
     ).json()
-    assert (link["draw"], link["file"], link["format"], link["rows"]) == (draw.id, None, fmt, 1000)
+    assert (link["draw"], link["file"], link["format"]) == (draw.id, None, fmt)
+    assert 1000 - 60 <= link["rows"] < 1000
     body = _body(client.get(link["url"].split("testserver", 1)[1], HTTP_RANGE="bytes=0-"))
     assert hashlib.sha256(body).hexdigest() == link["sha256"]
     receipt = client.get(f"/api/v1/deliveries/{link['delivery']}/receipt/").json()

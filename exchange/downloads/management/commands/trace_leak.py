@@ -45,7 +45,8 @@ class Command(BaseCommand):
                 f"{verdict}: entitlement {entitlement.id} buyer {entitlement.buyer.username} "
                 f"(user {entitlement.buyer_id}) {entitlement.source} granted {entitlement.granted_at:%Y-%m-%dT%H:%M:%SZ} "
                 f"product {entitlement.version.product.slug} v{entitlement.version.number} "
-                f"fingerprint {suspect.fingerprint_id}: z={suspect.score.z:.1f} over {suspect.score.checks} cells, "
+                f"fingerprint {suspect.fingerprint_id}: {suspect.score.matches} of {suspect.score.checks} rows in "
+                f"the set it omits (z={suspect.score.z:.1f}), "
                 f"chance bound {min(1.0, suspect.score.p_bound * max(1, tried)):.1e}"
             )
             for delivery in deliveries:

@@ -5,8 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from marketplace.certification import keys, signing
+from marketplace.certification.delivered import check_file
 from marketplace.certification.models import Revocation
-from marketplace.certification.verify import verify_delivered_file
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--receipt",
             metavar="RECEIPT.json",
-            help="a delivery receipt for delivered (fingerprinted) copies",
+            help="a delivery receipt for delivered copies (optional: a copy is found by its SHA-256)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -46,16 +46,12 @@ class Command(BaseCommand):
         for data in options["data"]:
             if not Path(data).is_file():
                 raise CommandError(f"Cannot read {data}: no such file.")
-            match = (
-                signing.verify_artifact(document, None, data)
-                if receipt is None
-                else verify_delivered_file(document, receipt, keys.keys_document(), data)
-            )
+            # A buyer's copy is found by its own hash (its delivery receipt); --receipt is optional.
+            match = check_file(document, data, name=data, receipt=receipt)
             failures.extend(match.reasons)
             if match.ok:
-                self.stdout.write(
-                    f"{data}: matches artifact {match.artifact_name!r} (SHA-256 {match.sha256})"
-                )
+                what = "is a delivered copy of" if match.delivery else "matches"
+                self.stdout.write(f"{data}: {what} artifact {match.artifact_name!r} (SHA-256 {match.sha256})")
         revocation = Revocation.objects.filter(certificate_id=document.get("id")).first()
         if revocation is not None:
             failures.append(

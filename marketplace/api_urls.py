@@ -21,6 +21,11 @@ urlpatterns = [
         catalog_api.VersionSubmit.as_view(),
         name="api-version-submit",
     ),
+    path(
+        "products/<slug:slug>/versions/<int:number>/rules/",
+        catalog_api.VersionRules.as_view(),
+        name="api-version-rules",
+    ),
     path("products/<slug:slug>/generator/", generators_api.GeneratorCreate.as_view(), name="api-generator"),
     path("", include("exchange.api_urls")),
     path("uploads/", catalog_api.UploadStart.as_view(), name="api-uploads"),

@@ -27,12 +27,31 @@ from marketplace.catalog.serializers import (
     VersionSubmitSerializer,
 )
 from marketplace.catalog.uploads import upload_error
+from marketplace.certification.plausibility import (
+    RuleChoicesRefused,
+    check_rule_choices,
+    checked_against_reference,
+    enforceable,
+    reference_rules,
+)
 from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
 
 
 def _catalog_error(error: services.CatalogError) -> ApiError:
     return ApiError(error.message, error.code, error.status)
+
+
+def _rule_choices(version: ProductVersion, rules: dict[str, Any] | None) -> dict[str, list] | None:
+    """The plausibility choices checked against the version's reference rows (None: keep the stored ones)."""
+    if rules is None:
+        return None
+    try:
+        choices = check_rule_choices(rules)
+        checked_against_reference(version, choices)
+    except RuleChoicesRefused as error:
+        raise services.CatalogError("bad_rules", str(error)) from None
+    return choices
 
 
 def _licenses(items: list[dict[str, Any]]) -> list[services.LicensePrice]:
@@ -197,7 +216,7 @@ class VersionCreate(APIView):
             files.update({role: uploaded[role] for role in ("train", "holdout") if role in uploaded})
         payload = {
             key: request.data.get(key)
-            for key in ("target", "changelog", "metadata", "submit")
+            for key in ("target", "changelog", "metadata", "rules", "submit")
             if key in request.data
         }
         data = VersionInputSerializer(data={**payload, **files})
@@ -216,7 +235,12 @@ class VersionCreate(APIView):
             )
             upload_sessions.mark_attached(sessions)
             if values["submit"]:
-                version = services.submit_version(version, user=user, sdtype_overrides=values.get("metadata"))
+                version = services.submit_version(
+                    version,
+                    user=user,
+                    sdtype_overrides=values.get("metadata"),
+                    rules=_rule_choices(version, values.get("rules")),
+                )
         except services.CatalogError as error:
             if version is not None and version.status == "draft":
                 services.delete_draft(version, user=user)
@@ -263,6 +287,7 @@ class VersionSubmit(APIView):
                 user=signed_in_user(request),
                 sdtype_overrides=data.validated_data.get("metadata"),
                 target_column=data.validated_data.get("target"),
+                rules=_rule_choices(version, data.validated_data.get("rules")),
             )
         except services.CatalogError as error:
             raise _catalog_error(error) from None
@@ -453,3 +478,22 @@ class UploadComplete(APIView):
         except services.CatalogError as error:
             raise _catalog_error(error) from None
         return Response(_upload_body(upload))
+
+
+class VersionRules(APIView):
+    """The plausibility rules certification will check on a version's reference rows, the provider's choices,
+    and which rules SDV constraints could enforce (members of the provider only)."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request, slug: str, number: int) -> Response:
+        product = get_object_or_404(Product, slug=slug)
+        services.ensure_can_manage(signed_in_user(request), product)
+        version = get_object_or_404(ProductVersion, product=product, number=number)
+        try:
+            rules = reference_rules(version, version.rules.get("declared"))
+        except RuleChoicesRefused as error:
+            raise ApiError(str(error), "bad_rules", 400) from None
+        return Response(
+            {"rules": rules, "choices": version.rules, "sdv": enforceable(rules, version.sdv_metadata)}
+        )

@@ -102,6 +102,9 @@ class ProductVersion(models.Model):
     changelog = models.TextField(blank=True)
     target_column = models.CharField(max_length=200, blank=True)
     sdv_metadata = models.JSONField(default=dict, blank=True)
+    # Plausibility choices passed to the engine: {"dismissed": [{"id", "reason"}], "declared": [statement]},
+    # and for platform-fitted generators which rules SDV constraints enforce ("enforced", "not_enforced").
+    rules = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)

@@ -171,6 +171,7 @@ class VersionOutputSerializer(serializers.ModelSerializer):
             "changelog",
             "target_column",
             "sdv_metadata",
+            "rules",
             "created_at",
             "submitted_at",
             "certified_at",
@@ -206,6 +207,24 @@ class JSONObjectField(serializers.Field):
         return value
 
 
+class RulesField(serializers.Field):
+    """Plausibility choices ``{"dismissed": [{"id", "reason"}], "declared": [statement]}`` given as an object
+    or (multipart forms) as a JSON string; their content is checked by the certification app."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data) if data.strip() else {}
+            except json.JSONDecodeError:
+                raise serializers.ValidationError("Must be a JSON object.") from None
+        if not isinstance(data, dict):
+            raise serializers.ValidationError('Must be an object {"dismissed": [...], "declared": [...]}.')
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class UploadedFileField(serializers.Field):
     """A file received by this request or by an upload session; empty files are refused later by the
     ingest service, with its clearer message."""
@@ -227,9 +246,11 @@ class VersionInputSerializer(serializers.Serializer):
     target = serializers.CharField(required=False, allow_blank=True, max_length=200)
     changelog = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     metadata = JSONObjectField(required=False)
+    rules = RulesField(required=False)
     submit = serializers.BooleanField(required=False, default=True)
 
 
 class VersionSubmitSerializer(serializers.Serializer):
     metadata = JSONObjectField(required=False)
+    rules = RulesField(required=False)
     target = serializers.CharField(required=False, allow_blank=True, max_length=200)

@@ -416,8 +416,12 @@ def submit_version(
     user: User,
     sdtype_overrides: dict[str, str] | None = None,
     target_column: str | None = None,
+    rules: dict | None = None,
 ) -> ProductVersion:
-    """Confirm the draft's metadata (with the provider's corrections) and send it to certification."""
+    """Confirm the draft's metadata (with the provider's corrections) and send it to certification.
+
+    ``rules`` (``{"dismissed": [{"id", "reason"}], "declared": [statement]}``) replaces the provider's
+    plausibility choices when given; their shape is checked here, their statements by certification."""
     ensure_can_manage(user, version.product)
     version = ProductVersion.objects.select_for_update().get(pk=version.pk)
     if version.status != VersionStatus.DRAFT:
@@ -434,6 +438,13 @@ def submit_version(
                 "unknown_target", f"The target column {target_column!r} is not in the synthetic table."
             )
         version.target_column = target_column
+    if rules is not None:
+        from marketplace.certification.plausibility import RuleChoicesRefused, check_rule_choices
+
+        try:
+            version.rules = {**version.rules, **check_rule_choices(rules)}
+        except RuleChoicesRefused as error:
+            raise CatalogError("bad_rules", str(error)) from None
     version.status = VersionStatus.SUBMITTED
     version.submitted_at = timezone.now()
     version.save()

@@ -15,6 +15,12 @@ from marketplace.catalog.ingest import IngestError
 from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.models import Domain, FileRole, Product, ProductVersion, VersionStatus
 from marketplace.catalog.uploads import upload_error
+from marketplace.certification.plausibility import (
+    RuleChoicesRefused,
+    check_rule_choices,
+    checked_against_reference,
+    reference_rules,
+)
 from marketplace.core.auth import signed_in_user
 from marketplace.core.page_cache import anonymous_page_cache
 
@@ -167,14 +173,16 @@ def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpRespons
             if request.POST.get(f"sdtype__{name}", spec.get("sdtype")) != spec.get("sdtype")
         }
         try:
+            choices = _rule_choices(request, version)
             services.submit_version(
                 version,
                 user=signed_in_user(request),
                 sdtype_overrides=overrides,
                 target_column=request.POST.get("target", ""),
+                rules=choices,
             )
-        except services.CatalogError as caught:
-            error = caught.message
+        except (services.CatalogError, RuleChoicesRefused) as caught:
+            error = getattr(caught, "message", str(caught))
         else:
             messages.success(request, f"Version {number} submitted for certification.")
             return redirect(f"{reverse('catalog:product_detail', args=[slug])}?version={number}")
@@ -189,9 +197,51 @@ def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpRespons
             "columns": columns,
             "sdtypes": SDTYPES,
             "error": error,
+            **_rules_context(request, version),
         },
         status=400 if error else 200,
     )
+
+
+def _rule_choices(request: HttpRequest, version: ProductVersion) -> dict[str, list]:
+    """The confirm form's plausibility choices (dismissed rules with reasons, declared statements), checked
+    against the version's reference rows."""
+    choices = check_rule_choices(
+        {
+            "dismissed": [
+                {"id": rule_id, "reason": request.POST.get(f"reason__{rule_id}", "")}
+                for rule_id in request.POST.getlist("dismiss")
+            ],
+            "declared": [line for line in request.POST.get("declared", "").splitlines() if line.strip()],
+        }
+    )
+    checked_against_reference(version, choices)
+    return choices
+
+
+def _rules_context(request: HttpRequest, version: ProductVersion) -> dict[str, object]:
+    """The discovered rules for the confirm page, with the choices already made (or just posted)."""
+    try:
+        rules = reference_rules(version)
+    except RuleChoicesRefused as error:
+        return {"rules": [], "rules_error": str(error)}
+    dismissed = {item["id"]: item["reason"] for item in version.rules.get("dismissed", [])}
+    if request.method == "POST":
+        dismissed = {
+            rule_id: request.POST.get(f"reason__{rule_id}", "") for rule_id in request.POST.getlist("dismiss")
+        }
+    declared = (
+        request.POST.get("declared")
+        if request.method == "POST"
+        else "\n".join(version.rules.get("declared", []))
+    )
+    return {
+        "rules": [
+            rule | {"dismissed": rule["id"] in dismissed, "reason": dismissed.get(rule["id"], "")}
+            for rule in rules
+        ],
+        "declared_text": declared or "",
+    }
 
 
 @login_required

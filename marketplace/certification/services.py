@@ -138,6 +138,7 @@ def run_certification(job: Job) -> Certificate:
                 metadata=version.sdv_metadata or None,
                 config=EngineConfig(seed=version.pk),
                 progress=progress,
+                rules=version.rules or None,
             ).to_dict()
         except EngineError as error:
             raise CertificationFailed(str(error)) from error

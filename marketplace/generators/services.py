@@ -765,6 +765,7 @@ def _certify(
             metadata=generator.sdv_metadata or None,
             config=EngineConfig(seed=version.pk),
             progress=lambda stage, percent: progress(f"certifying: {stage}", 70 + int(percent * 0.25)),
+            rules=version.rules or None,
         ).to_dict()
     except EngineError as error:
         raise GeneratorError("certification_failed", str(error)) from error

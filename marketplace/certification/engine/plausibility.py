@@ -17,7 +17,7 @@ from .config import EngineConfig
 from .declared import parse_declared
 from .errors import EngineError
 from .rules import Coded, Rule, Vocabulary, discover
-from .schema import Column
+from .schema import Column, clean_table, resolve_columns
 from .stats import wilson_interval
 
 GRADE_SOURCE = (
@@ -107,7 +107,6 @@ def _rule_row(rule: Rule, synthetic_broken: np.ndarray, reference_broken: np.nda
         "holdout_violation_rate": _rate(reference_broken),
         "synthetic_violation_rate": _rate(synthetic_broken),
         "synthetic_violation_rate_ci": list(wilson_interval(broken, len(synthetic_broken))),
-        "constraint": rule.constraint,
     }
 
 
@@ -222,6 +221,43 @@ def assess(
         "rows": {"discovery": len(discovery), "reference": len(reference), "synthetic": len(synthetic)},
         "candidates": len(found),
     }
+
+
+def discover_rules(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    *,
+    metadata: dict | None = None,
+    config: EngineConfig = EngineConfig(),
+    declared: list[str] | None = None,
+) -> list[dict]:
+    """The rules a certificate of these reference tables would check, before any synthetic row exists: the
+    validated discovered rules (strongest first) and then the ``declared`` statements, each as
+    ``{id, kind, source, columns, statement, support, train_violation_rate, holdout_violation_rate}``.
+
+    Takes raw tables (as ``evaluate`` does) and the same seed stream, so the ids match the certificate's.
+    Raises EngineError for a declared statement that cannot be read.
+    """
+    columns = resolve_columns(train, metadata)
+    train_clean = clean_table(train, columns)
+    holdout_clean = clean_table(holdout, columns) if holdout is not None else None
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(6)[5])
+    discovery, reference, _ = _reference(train_clean, holdout_clean, rng)
+    vocabulary_, found = discover(discovery, columns, config)
+    discovery_coded, reference_coded = vocabulary_.code(discovery), vocabulary_.code(reference)
+    kept = _validated(found, discovery_coded, reference_coded, config)
+    kept += _declared(declared or [], vocabulary_, discovery, discovery_coded)
+    return [
+        {
+            key: value
+            for key, value in _rule_row(
+                rule, rule.broken(discovery_coded), rule.broken(reference_coded)
+            ).items()
+            if not key.startswith("synthetic")
+        }
+        | {"train_violation_rate": rule.train_violation_rate}
+        for rule in kept
+    ]
 
 
 def _declared(

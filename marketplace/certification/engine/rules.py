@@ -57,7 +57,6 @@ class Rule:
     broken: Callable[[Coded], np.ndarray] = field(compare=False, repr=False)
     strength: float = 0.0
     source: str = "discovered"
-    constraint: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -288,7 +287,6 @@ def _dependency_rule(dependency: _Dependency, cards: dict[str, int]) -> Rule:
         train_violation_rate=dependency.error,
         broken=_dependency_broken(lhs, rhs, dependency.mapping, cards),
         strength=dependency.strength,
-        constraint={"kind": "fixed_combinations", "columns": [*lhs, rhs]},
     )
 
 
@@ -305,7 +303,6 @@ def _one_to_one(forward: _Dependency, backward: _Dependency, cards: dict[str, in
         train_violation_rate=max(forward.error, backward.error),
         broken=lambda coded: forward_broken(coded) | backward_broken(coded),
         strength=forward.strength + backward.strength,
-        constraint={"kind": "fixed_combinations", "columns": [first, second]},
     )
 
 
@@ -394,7 +391,6 @@ def _implication_rule(
         train_violation_rate=violations / support,
         broken=broken,
         strength=base * support,
-        constraint={"kind": "fixed_combinations", "columns": [first, second]},
     )
 
 
@@ -429,7 +425,6 @@ def orders(train: Coded, vocabulary_: Vocabulary, rule: Criteria) -> list[Rule]:
                 train_violation_rate=violations / rows,
                 broken=_order_broken(low, high),
                 strength=base * rows,
-                constraint={"kind": "inequality", "low": low, "high": high},
             )
     return [
         edge
@@ -606,7 +601,6 @@ def _check_formula(train: Coded, formula: _Formula, tolerance: float, rule: Crit
         train_violation_rate=violations / rows,
         broken=broken,
         strength=base * rows,
-        constraint=None,
     )
 
 

@@ -1,6 +1,9 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from marketplace.catalog.models import Product, ProductLicense, ProductVersion, Upload, VersionFile
 from marketplace.catalog.profiles import shape_only
@@ -27,6 +30,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = ("is_listed", "domain", "kind", "privacy_grade")
     search_fields = ("title", "slug", "summary", "organization__name")
     readonly_fields = (
+        "unlisted_by_staff_at",
         "description_html",
         "search_text",
         "formats",
@@ -45,15 +49,22 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.action(description="Unlist (hide from the catalog)")
     def unlist(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
-        count = queryset.update(is_listed=False)
+        # Moderation: marked as staff's, so the provider cannot list it again (services.update_product).
+        count = queryset.update(is_listed=False, unlisted_by_staff_at=timezone.now())
         bump_catalog_version()
         self.message_user(request, f"{count} product(s) unlisted.", messages.SUCCESS)
 
     @admin.action(description="List again")
     def relist(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
-        count = queryset.update(is_listed=True)
+        count = queryset.update(is_listed=True, unlisted_by_staff_at=None)
         bump_catalog_version()
         self.message_user(request, f"{count} product(s) listed.", messages.SUCCESS)
+
+    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
+        """Listing or unlisting in the change form is moderation too: it sets or clears staff's mark."""
+        if "is_listed" in form.changed_data:
+            obj.unlisted_by_staff_at = None if obj.is_listed else timezone.now()
+        super().save_model(request, obj, form, change)
 
 
 class FileInline(admin.TabularInline):

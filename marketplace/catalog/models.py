@@ -43,6 +43,11 @@ class Product(models.Model):
     tags = models.JSONField(default=list, blank=True)
     kind = models.CharField(max_length=10, choices=ProductKind.choices, default=ProductKind.DATASET)
     is_listed = models.BooleanField(default=True, help_text="Staff can unlist a product (moderation).")
+    unlisted_by_staff_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set when staff unlisted the product (moderation): only staff can list it again.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

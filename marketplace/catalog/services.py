@@ -174,8 +174,19 @@ def update_product(
     licenses: Sequence[LicensePrice] | None = None,
     is_listed: bool | None = None,
 ) -> Product:
-    """Change a product's listing. Prices change for future orders only (orders freeze their price)."""
+    """Change a product's listing. Prices change for future orders only (orders freeze their price).
+
+    Moderation belongs to staff: a product staff unlisted (``unlisted_by_staff_at``) is listed again by
+    staff only; its provider asking for it gets :class:`CatalogError` ``unlisted_by_staff`` (403) and
+    nothing changes. Staff listing or unlisting a product sets or clears that mark.
+    """
     ensure_can_manage(user, product)
+    if is_listed and product.unlisted_by_staff_at is not None and not user.is_staff:
+        raise CatalogError(
+            "unlisted_by_staff",
+            "Staff unlisted this product (moderation); only staff can list it again. Contact support.",
+            403,
+        )
     if title is not None:
         product.title = title.strip()
     if summary is not None:
@@ -189,6 +200,8 @@ def update_product(
         product.tags = _clean_tags(tags)
     if is_listed is not None:
         product.is_listed = is_listed
+        if user.is_staff:
+            product.unlisted_by_staff_at = None if is_listed else timezone.now()
     product.save()
     if licenses is not None:
         _validate_licenses(licenses)

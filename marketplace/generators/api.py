@@ -53,6 +53,11 @@ class GeneratorInput(serializers.Serializer):
     )
     epochs = serializers.IntegerField(required=False, min_value=1, max_value=services.MAX_EPOCHS)
     constraints = JsonText(required=False, help_text='e.g. [{"type": "Inequality", ...}] (SDV 2.0 sdv.cag)')
+    enforce_rules = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="fit: enforce the plausibility rules of the real rows through SDV constraints where possible.",
+    )
     model = serializers.FileField(required=False, help_text="upload: SDV's saved synthesizer file.")
     train = serializers.FileField(required=False, help_text="upload: the reference train rows.")
     holdout = serializers.FileField(required=False, help_text="upload: reference rows the model never saw.")
@@ -123,6 +128,7 @@ class GeneratorCreate(APIView):
                     synthesizer=values["synthesizer"],
                     epochs=values.get("epochs"),
                     constraints=values.get("constraints"),
+                    enforce_rules=values.get("enforce_rules", False),
                     **common,
                 )
             else:

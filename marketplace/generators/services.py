@@ -378,8 +378,13 @@ def create_fitted_generator(
     metadata: Mapping[str, str] | None = None,
     target_column: str = "",
     row_quotas: Mapping[str, Any] | None = None,
+    enforce_rules: bool = False,
 ) -> GeneratorModel:
     """Hold out a random 20% of ``data`` (seed recorded), store train and holdout privately, and queue the fit.
+
+    With ``enforce_rules``, the plausibility rules the certificate will check are discovered on the split
+    and those SDV constraints can express are added to ``constraints``; the version records which rules are
+    enforced and which no constraint can express (``version.rules``, shown in the certificate).
 
     ``synthesizer`` is one of gaussian_copula, ctgan, tvae, copula_gan; ``epochs`` (neural ones) 1–2000;
     ``constraints`` SDV 2.0 ``sdv.cag`` specs (see ``check_constraints``); ``metadata`` column → sdtype
@@ -405,12 +410,19 @@ def create_fitted_generator(
     seed = secrets.randbelow(2**31)
     holdout = frame.sample(frac=HOLDOUT_FRACTION, random_state=seed)
     train = frame.drop(index=holdout.index)
+    rule_plan = _rule_constraints(train, holdout, sdv_metadata) if enforce_rules else None
+    if rule_plan is not None:
+        checked = check_constraints(
+            checked + [spec for spec in rule_plan["constraints"] if spec not in checked], list(frame.columns)
+        )
     parameters = {"epochs": int(epochs or DEFAULT_EPOCHS)} if synthesizer in NEURAL else {}
     with tempfile.TemporaryDirectory(prefix="synthex-fit-") as folder, transaction.atomic():
         version = _new_version(product, user)
         version.target_column = target_column
         version.sdv_metadata = sdv_metadata
-        version.save(update_fields=["target_column", "sdv_metadata"])
+        if rule_plan is not None:
+            version.rules = {key: rule_plan[key] for key in ("enforced", "not_enforced")}
+        version.save(update_fields=["target_column", "sdv_metadata", "rules"])
         original = (data.name or "data")[:255]
         _store_table(version, FileRole.TRAIN, train, Path(folder), table_name="train", original=original)
         _store_table(
@@ -432,6 +444,21 @@ def create_fitted_generator(
         _queue_fit(version)
         refresh_product_summary(product)
     return generator
+
+
+def _rule_constraints(train: Any, holdout: Any, sdv_metadata: dict[str, Any]) -> dict[str, list[dict]]:
+    """The plausibility rules of the reference split as SDV constraint specs (see ``enforceable``)."""
+    from marketplace.certification.engine import EngineError
+    from marketplace.certification.engine.plausibility import discover_rules
+    from marketplace.certification.plausibility import enforceable
+
+    try:
+        rules = discover_rules(
+            train.reset_index(drop=True), holdout.reset_index(drop=True), metadata=sdv_metadata
+        )
+    except EngineError as error:
+        raise GeneratorError("bad_data", str(error)) from None
+    return enforceable(rules, sdv_metadata)
 
 
 def create_uploaded_generator(

@@ -65,6 +65,7 @@ def generator_create(request: HttpRequest, slug: str) -> HttpResponse:
                 synthesizer=request.POST.get("synthesizer", ""),
                 epochs=int(epochs) if epochs.isdigit() else None,
                 constraints=_json_field(request, "constraints"),
+                enforce_rules=request.POST.get("enforce_rules") == "1",
                 **common,
             )
     except services.GeneratorError as error:

@@ -160,6 +160,28 @@ def _requested(rules: dict | None) -> tuple[list[dict], list[str]]:
     return dismissed, declared
 
 
+def _generator_constraints(rules: dict | None) -> tuple[dict[str, str], list[dict]]:
+    """For a generator fitted on the platform: rule id → the SDV constraint enforcing it, and the rules no
+    constraint could express with the reason (``version.rules["enforced"/"not_enforced"]``, as recorded)."""
+    if not isinstance(rules, dict):
+        return {}, []
+    enforced = {
+        str(item["id"]): str(item.get("constraint", ""))
+        for item in rules.get("enforced") or []
+        if isinstance(item, dict) and "id" in item
+    }
+    not_enforced = [
+        {
+            "id": str(item["id"]),
+            "statement": str(item.get("statement", "")),
+            "reason": str(item.get("reason", "")),
+        }
+        for item in rules.get("not_enforced") or []
+        if isinstance(item, dict) and "id" in item
+    ]
+    return enforced, not_enforced
+
+
 def assess(
     synthetic: pd.DataFrame,
     train: pd.DataFrame,
@@ -200,6 +222,10 @@ def assess(
         ),
     )
     rows = [rows[i] for i in order]
+    enforced, not_enforced = _generator_constraints(rules)
+    for row in rows:
+        if row["id"] in enforced:
+            row["enforced_by"] = enforced[row["id"]]
     synthetic_any = _rate(np.any(synthetic_masks, axis=0)) if synthetic_masks else 0.0
     reference_any = _rate(np.any(reference_masks, axis=0)) if reference_masks else 0.0
     score = min(1.0, max(0.0, (1 - synthetic_any) / max(1e-9, 1 - reference_any)))
@@ -216,6 +242,7 @@ def assess(
         "reference": reference_name,
         "rules": rows,
         "dismissed": dismissed,
+        "not_enforced": not_enforced,
         "reasons": _reasons(rows, synthetic_any, reference_any, score, grade),
         "thresholds": _thresholds(config, min_support),
         "rows": {"discovery": len(discovery), "reference": len(reference), "synthetic": len(synthetic)},

@@ -200,8 +200,10 @@ class SynthexClient:
         metadata: Mapping[str, str] | None = None,
         changelog: str | None = None,
         submit: bool = True,
+        rules: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Make a version from completed upload sessions (ids); ``submit`` sends it to certification."""
+        """Make a version from completed upload sessions (ids); ``submit`` sends it to certification;
+        ``rules`` = ``{"dismissed": [{"id", "reason"}], "declared": [statement]}`` (plausibility choices)."""
         body: dict[str, Any] = {"synthetic": synthetic, "submit": submit}
         for key, value in (
             ("train", train),
@@ -209,10 +211,29 @@ class SynthexClient:
             ("target", target),
             ("metadata", metadata),
             ("changelog", changelog),
+            ("rules", rules),
         ):
             if value:
                 body[key] = value
         return self.call("POST", f"products/{slug}/versions/", json=body, timeout=TRANSFER_TIMEOUT)
+
+    def version_rules(self, slug: str, number: int) -> dict[str, Any]:
+        """The plausibility rules certification will check on the version's reference rows, the choices
+        made, and which rules SDV constraints could enforce."""
+        return self.call("GET", f"products/{slug}/versions/{number}/rules/", timeout=TRANSFER_TIMEOUT)
+
+    def submit_version(
+        self, slug: str, number: int, *, rules: Mapping[str, Any] | None = None, target: str | None = None
+    ) -> dict[str, Any]:
+        """Send a draft version to certification, with plausibility choices when given."""
+        body: dict[str, Any] = {}
+        if rules is not None:
+            body["rules"] = dict(rules)
+        if target is not None:
+            body["target"] = target
+        return self.call(
+            "POST", f"products/{slug}/versions/{number}/submit/", json=body, timeout=TRANSFER_TIMEOUT
+        )
 
     # --- upload sessions -------------------------------------------------------------------------
     def start_upload(

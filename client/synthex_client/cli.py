@@ -292,6 +292,7 @@ def cmd_upload(context: Context) -> int:
             metadata = json.loads(arguments.metadata)
         except ValueError:
             raise UsageError("--metadata must be a JSON object mapping columns to SDV sdtypes.") from None
+    rules = _rule_choices(arguments.rules)
     state = uploads.UploadState()
     results: dict[str, uploads.UploadResult] = {}
     with context.api(need_token=True) as api, _transfer_progress(context) as progress:
@@ -331,6 +332,7 @@ def cmd_upload(context: Context) -> int:
             metadata=metadata,
             changelog=arguments.changelog,
             submit=not arguments.no_submit,
+            rules=rules,
         )
         uploads.forget_attached(state, list(results.values()), api.base_url)
     job = ((version.get("certification") or {}).get("job") or {}).get("id")
@@ -360,6 +362,60 @@ def cmd_upload(context: Context) -> int:
     if job and arguments.watch:
         arguments.job_id = job
         return cmd_jobs_watch(context)
+    return EXIT_OK
+
+
+def _rule_choices(value: str | None) -> dict[str, Any] | None:
+    """``--rules``: a JSON object, or @FILE holding one: {"dismissed": [{"id", "reason"}], "declared": [...]}."""
+    if not value:
+        return None
+    text = _existing_file(value[1:]).read_text() if value.startswith("@") else value
+    try:
+        rules = json.loads(text)
+    except ValueError:
+        raise UsageError(
+            '--rules must be JSON: {"dismissed": [{"id": ..., "reason": ...}], "declared": [...]}'
+        ) from None
+    if not isinstance(rules, dict):
+        raise UsageError('--rules must be a JSON object with "dismissed" and/or "declared".')
+    return rules
+
+
+def cmd_rules(context: Context) -> int:
+    arguments = context.arguments
+    with context.api(need_token=True) as api:
+        found = api.version_rules(arguments.product, arguments.version)
+    dismissed = {item["id"]: item["reason"] for item in (found.get("choices") or {}).get("dismissed", [])}
+    refused = {item["id"]: item["reason"] for item in found["sdv"]["not_enforced"]}
+
+    def human() -> None:
+        if not found["rules"]:
+            context.out.print("No rule found on the reference rows.")
+        for rule in found["rules"]:
+            note = f"  [dismissed: {dismissed[rule['id']]}]" if rule["id"] in dismissed else ""
+            context.out.print(
+                f"{rule['statement']} — broken in {rule['holdout_violation_rate']:.0%} of real rows "
+                f"({rule['support']:,} rows){note}"
+            )
+            context.out.print(
+                f"  id {rule['id']}"
+                + (f"; no SDV constraint: {refused[rule['id']]}" if rule["id"] in refused else "")
+            )
+
+    context.emit(found, human)
+    return EXIT_OK
+
+
+def cmd_submit(context: Context) -> int:
+    arguments = context.arguments
+    with context.api(need_token=True) as api:
+        version = api.submit_version(
+            arguments.product,
+            arguments.version,
+            rules=_rule_choices(arguments.rules),
+            target=arguments.target,
+        )
+    context.emit(version, lambda: _print_version(context, version))
     return EXIT_OK
 
 
@@ -831,11 +887,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--metadata", help='JSON: column -> SDV sdtype corrections, e.g. {"zip": "categorical"}'
     )
     upload.add_argument("--changelog")
+    upload.add_argument(
+        "--rules",
+        metavar="JSON|@FILE",
+        help='plausibility choices: {"dismissed": [{"id": ..., "reason": ...}], "declared": ["a <= b"]}',
+    )
     upload.add_argument("--no-submit", action="store_true", help="keep a draft: do not send to certification")
     upload.add_argument("--watch", action="store_true", help="then follow the certification job")
     upload.add_argument("--chunk-size", type=int, help="bytes per chunk (server default 8 MiB)")
     upload.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
     upload.add_argument("--timeout", type=float, default=0.0, help=argparse.SUPPRESS)
+
+    rules = command(
+        commands, "rules", cmd_rules, "the rules certification will check on a version's real rows"
+    )
+    rules.add_argument("product", help="product slug")
+    rules.add_argument("version", type=int, help="version number")
+    submit = command(commands, "submit", cmd_submit, "send a draft version to certification")
+    submit.add_argument("product", help="product slug")
+    submit.add_argument("version", type=int, help="version number")
+    submit.add_argument("--target", help="target column for ML efficacy")
+    submit.add_argument(
+        "--rules",
+        metavar="JSON|@FILE",
+        help='plausibility choices: {"dismissed": [{"id": ..., "reason": ...}], "declared": ["a <= b"]}',
+    )
 
     jobs = group("jobs", "certification jobs")
     watch = command(jobs, "watch", cmd_jobs_watch, "follow a job until it ends (exit 1 when it failed)")

@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("exchange.ledger.urls")),
     path("", include("exchange.orders.urls")),
     path("", include("exchange.downloads.urls")),
+    path("", include("exchange.delivery.urls")),
 ]

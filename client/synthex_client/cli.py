@@ -711,51 +711,82 @@ def _condition(value: str) -> tuple[str, Any]:
         return column, raw
 
 
+def _follow_draw(context: Context, api: Any, entitlement: str, draw: dict[str, Any]) -> dict[str, Any]:
+    """Poll a draw until it is done, with a progress bar; the finished draw."""
+    arguments = context.arguments
+    deadline = time.monotonic() + arguments.timeout if arguments.timeout else None
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        console=context.err,
+        disable=not context.show_progress(),
+    ) as progress:
+        task = progress.add_task(f"draw {draw['id']}", total=100, completed=draw["progress"])
+        while draw["status"] not in JOB_DONE:
+            if deadline is not None and time.monotonic() > deadline:
+                raise CheckFailed(
+                    f"Draw {draw['id']} is still {draw['status']} after {arguments.timeout:g} s."
+                )
+            time.sleep(arguments.interval)
+            draw = api.sample_draw(entitlement, draw["id"])
+            progress.update(task, completed=draw["progress"])
+    return draw
+
+
 def cmd_sample(context: Context) -> int:
+    """Draw rows (or, with ``--draw``, fetch a draw already made: nothing is drawn or counted again), then
+    download the buyer's copy of it and check the copy's own hash, which its download link announces: the
+    copy is fingerprinted, so it is not the draw file's ``sha256``."""
     arguments = context.arguments
     entitlement = arguments.entitlement
-    deadline = time.monotonic() + arguments.timeout if arguments.timeout else None
+    if (arguments.rows is None) == (arguments.draw is None):
+        raise UsageError("Give --rows to draw new rows, or --draw DRAW_ID to fetch a draw again.")
     with context.api(need_token=True) as api:
-        draw = api.request_sample(
-            entitlement, arguments.rows, arguments.seed, dict(arguments.condition) or None
-        )
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            console=context.err,
-            disable=not context.show_progress(),
-        ) as progress:
-            task = progress.add_task(f"draw {draw['id']}", total=100, completed=draw["progress"])
-            while draw["status"] not in JOB_DONE:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise CheckFailed(
-                        f"Draw {draw['id']} is still {draw['status']} after {arguments.timeout:g} s."
-                    )
-                time.sleep(arguments.interval)
-                draw = api.sample_draw(entitlement, draw["id"])
-                progress.update(task, completed=draw["progress"])
+        if arguments.draw:
+            draw = api.sample_draw(entitlement, arguments.draw)
+        else:
+            draw = api.request_sample(
+                entitlement, arguments.rows, arguments.seed, dict(arguments.condition) or None
+            )
+        draw = _follow_draw(context, api, entitlement, draw)
         if draw["status"] == "failed":
-            raise CheckFailed(f"Draw {draw['id']} failed: {draw['error'] or draw['error_code']}")
+            raise CheckFailed(
+                f"Draw {draw['id']} failed: {draw['error'] or draw['error_code']} (nothing was taken from your quota)"
+            )
+        link = api.download_link(entitlement, "parquet", draw=draw["id"])
         output = Path(arguments.output or f"{draw['id']}.parquet")
         partial = output.with_name(output.name + ".part")
-        digest = hashlib.sha256()
-        with partial.open("wb") as handle:
-
-            class _Hashing:
-                def write(self, block: bytes) -> None:
-                    digest.update(block)
-                    handle.write(block)
-
-            written = api.download_draw(entitlement, draw["id"], _Hashing())
-    if digest.hexdigest() != draw["sha256"]:
+        check, expected, new_digest = _transfer_check(link)
+        with partial.open("wb") as handle, _transfer_progress(context) as progress:
+            task = progress.add_task(output.name, total=link["size_bytes"])
+            sink = _FileSink(handle, new_digest(), new_digest, lambda size: progress.advance(task, size))
+            try:
+                written, _ = api.fetch(link["url"], sink)
+            finally:
+                sink.close()
+    actual = sink.digest.hexdigest()
+    if actual != expected:
         partial.unlink(missing_ok=True)
-        raise CheckFailed(f"The draw's file arrived with SHA-256 {digest.hexdigest()}, not {draw['sha256']}.")
+        raise CheckFailed(
+            f"The copy of draw {draw['id']} arrived with {check} {actual}, not {expected}. The draw is kept: "
+            f"fetch it again with `synthex sample {entitlement} --draw {draw['id']}` (no rows drawn again)."
+        )
     partial.replace(output)
+    result = {
+        **draw,
+        "output": str(output),
+        "bytes": written,
+        "copy_sha256": link["sha256"],
+        "checked_with": check.lower().replace("-", ""),
+        "delivery": link["delivery"],
+        "rows_delivered": link["rows"],
+    }
     context.emit(
-        {**draw, "output": str(output), "bytes": written},
+        result,
         lambda: context.out.print(
-            f"Draw {draw['id']}: {draw['rows']:,} rows in {output} ({written:,} bytes, SHA-256 {draw['sha256']})"
+            f"Draw {draw['id']}: {link['rows']:,} of {draw['rows']:,} rows in {output} ({written:,} bytes, "
+            f"your copy's SHA-256 {link['sha256']}, {check} checked)"
         ),
     )
     return EXIT_OK
@@ -967,7 +998,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = command(commands, "sample", cmd_sample, "draw rows from a generator you bought, as Parquet")
     sample.add_argument("entitlement", metavar="ENTITLEMENT", help="your entitlement to a generator version")
-    sample.add_argument("--rows", type=int, required=True)
+    sample.add_argument("--rows", type=int, help="rows to draw (within your quota)")
+    sample.add_argument("--draw", metavar="DRAW_ID", help="fetch a draw already made (nothing drawn again)")
     sample.add_argument("--seed", type=int, help="same seed, same rows")
     sample.add_argument(
         "--condition", type=_condition, action="append", default=[], metavar="COLUMN=VALUE", help="repeatable"

@@ -605,6 +605,10 @@ def apply_refund_succeeded(refund: Refund, stripe_refund_id: str) -> bool:
         )
         if not changed:
             return False
+        # Locks in the order refund_order and a download take them (order, entitlement, then the ledger's
+        # log lock), so a refund arriving from Stripe, a new refund and a download never wait in a cycle.
+        Order.objects.select_for_update().filter(pk=refund.order_id).first()
+        Entitlement.objects.select_for_update().filter(order__pk=refund.order_id).first()
         Order.objects.filter(pk=refund.order_id).update(
             refunded_minor=F("refunded_minor") + refund.amount_minor
         )

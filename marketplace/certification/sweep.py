@@ -3,8 +3,9 @@
 - a running job whose heartbeat is older than the lease lost its worker (``kill -9``, OOM, a host gone): it is
   put back to queued with a conditional UPDATE and its task sent again; a worker claims it as a new attempt;
 - a job that used up ``SYNTHEX_JOB_MAX_ATTEMPTS`` that way fails with a message saying so;
-- a job queued for longer than the lease since it was last sent (its message lost, say the web process died
-  between commit and publish) is sent again. Duplicate messages are harmless: one worker claims the job.
+- a job queued for longer than ``leases.RESEND_QUEUED_AFTER_SECONDS`` (or a lease) since it was last sent (its
+  message lost: the web process died between commit and publish) is sent again. Duplicate messages are
+  harmless: one worker claims the job.
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def sweep_jobs(*, now: datetime | None = None) -> dict[str, int]:
             )
             send(job)
             counts["requeued"] += 1
+    unsent = leases.unsent_before(moment)
     waiting = Job.objects.filter(status=Job.Status.QUEUED).filter(
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
+        Q(heartbeat_at__lt=unsent) | Q(heartbeat_at__isnull=True, created_at__lt=unsent)
     )
     for job in waiting:
         if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, heartbeat_at=job.heartbeat_at).update(

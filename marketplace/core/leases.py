@@ -30,6 +30,18 @@ def stale_before(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(seconds=lease_seconds())
 
 
+# With a broker that keeps its messages, a job stays queued without a message only when the process that
+# committed it died before publishing; sending it again after this long (or a lease, if longer) bounds the
+# duplicates a long backlog would otherwise collect.
+RESEND_QUEUED_AFTER_SECONDS = 600
+
+
+def unsent_before(now: datetime | None = None) -> datetime:
+    """A job queued (or last sent) before this moment is sent again: its message may have been lost."""
+    seconds = max(lease_seconds(), RESEND_QUEUED_AFTER_SECONDS)
+    return (now or timezone.now()) - timedelta(seconds=seconds)
+
+
 @contextmanager
 def heartbeat(beat: Callable[[], bool]) -> Iterator[None]:
     """Call ``beat`` from a background thread every quarter lease while the block runs (the block may hold the

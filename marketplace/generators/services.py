@@ -1121,7 +1121,8 @@ def sweep_draws(*, now: datetime | None = None) -> dict[str, int]:
     lost its worker, so it is queued again and re-sent (the claim is a conditional UPDATE, the commit fenced
     by the attempt number: it is delivered once); one that lost its worker ``SYNTHEX_JOB_MAX_ATTEMPTS`` times
     fails and its rows are released (nothing was consumed: the ledger event is written only with success); a
-    draw queued for longer than the lease since it was last sent had its message lost, so it is sent again."""
+    draw queued for longer than ``leases.RESEND_QUEUED_AFTER_SECONDS`` since it was last sent had its message
+    lost, so it is sent again."""
     from marketplace.generators.tasks import sample_generator_task
 
     moment = now or timezone.now()
@@ -1151,8 +1152,9 @@ def sweep_draws(*, now: datetime | None = None) -> dict[str, int]:
             logger.warning("draw %s lost its worker at attempt %s; queued again", draw.pk, draw.attempts)
             sample_generator_task.delay(draw.pk)
             counts["requeued"] += 1
+    unsent = leases.unsent_before(moment)
     waiting = SampleDraw.objects.filter(status=SampleDraw.Status.QUEUED).filter(
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
+        Q(heartbeat_at__lt=unsent) | Q(heartbeat_at__isnull=True, created_at__lt=unsent)
     )
     for draw in waiting:
         if SampleDraw.objects.filter(

@@ -30,6 +30,7 @@ _SCREEN_ROWS = 64
 _MAX_DERIVED_COLUMNS = 60
 _MAX_PAIR_LHS = 400
 _MAX_RANGE_LEVELS = 6
+_MAX_WIDE_LEVELS = 500
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Vocabulary:
 
     categories: dict[str, pd.Index]
     numeric: tuple[str, ...]
+    # Numbers with more than rule_max_levels values (up to _MAX_WIDE_LEVELS): coded for dependencies only.
+    wide: frozenset[str] = frozenset()
 
     def code(self, table: pd.DataFrame) -> Coded:
         codes, numbers, missing = {}, {}, {}
@@ -82,20 +85,25 @@ class Vocabulary:
 
 def vocabulary(train: pd.DataFrame, columns: tuple[Column, ...], config: EngineConfig) -> Vocabulary:
     """Discrete columns, and numeric ones with at most ``rule_max_levels`` distinct train values, are read
-    as categories (ordered by train frequency, then value); continuous columns are also read as numbers."""
+    as categories (ordered by train frequency, then value); continuous columns are also read as numbers.
+    Numbers with up to ``_MAX_WIDE_LEVELS`` values are coded too, for functional dependencies only (a state
+    determining its tax rate); no implication quotes their values."""
     categories: dict[str, pd.Index] = {}
-    numeric = []
+    numeric, wide = [], set()
     for column in columns:
         if column.name not in train.columns:
             continue
         values = train[column.name].dropna()
+        levels = values.nunique()
         if column.is_continuous:
             numeric.append(column.name)
-        if column.is_discrete or (column.is_continuous and values.nunique() <= config.rule_max_levels):
+            if config.rule_max_levels < levels <= _MAX_WIDE_LEVELS:
+                wide.add(column.name)
+        if column.is_discrete or (column.is_continuous and levels <= _MAX_WIDE_LEVELS):
             counts = values.value_counts(sort=False)
             order = sorted(counts.index, key=lambda value: (-counts[value], str(value)))
             categories[column.name] = pd.Index(order, dtype=object if column.is_discrete else None)
-    return Vocabulary(categories=categories, numeric=tuple(numeric))
+    return Vocabulary(categories=categories, numeric=tuple(numeric), wide=frozenset(wide))
 
 
 def chernoff_p(violations: int, rows: int, base: float) -> float:
@@ -315,7 +323,7 @@ def implications(
     """``A = a ⇒ B = b`` for values a and b each seen in at least ``min_support`` train rows, when A does not
     determine B already. For two yes/no columns the contrapositive is the same rule and is listed once."""
     rules: dict[frozenset, Rule] = {}
-    names = list(vocabulary_.categories)
+    names = [name for name in vocabulary_.categories if name not in vocabulary_.wide]
     for first in names:
         for second in names:
             if first == second or (first, second) in determined:
@@ -641,7 +649,9 @@ def ranges(train: Coded, vocabulary_: Vocabulary, rule: Criteria) -> list[Rule]:
     """A category with 2–6 levels (each seen in ``min_support`` rows) that follows cut points of a numeric
     column with more than ``rule_max_levels`` values: ``flag = 1 exactly when x < k`` or bands of x."""
     rules = []
-    many_values = [name for name in vocabulary_.numeric if name not in vocabulary_.categories]
+    many_values = [
+        name for name in vocabulary_.numeric if name not in vocabulary_.categories or name in vocabulary_.wide
+    ]
     for category, levels in vocabulary_.categories.items():
         codes = train.codes[category]
         level_counts = np.bincount(codes, minlength=len(levels) + 1)[:-1]
@@ -770,12 +780,15 @@ def discover(
 
 
 def _without_implied(found: list[Rule], derived: list[Rule]) -> list[Rule]:
-    """Drop what a derived column already says: an order between columns of one formula, a range on a
-    formula's result when its operand carries the same range, an equality restating a one-to-one mapping."""
+    """Drop what a more precise rule already says: an order between columns of one formula, a range on a
+    formula's result when its operand carries the same range, a dependency or one-to-one mapping between
+    exactly the columns of a formula, a dependency of a category on a number cut into its ranges."""
     related = {frozenset(pair) for formula in derived for pair in combinations(formula.columns, 2)}
     derived_from = {formula.columns[0]: set(formula.columns[1:]) for formula in derived}
     range_numbers = {(rule_.columns[0], rule_.columns[1]) for rule_ in found if rule_.kind == "range"}
-    mappings = {frozenset(rule_.columns) for rule_ in found if rule_.kind == "one_to_one"}
+    # A number cut into ranges also "determines" the category: the range rule says more.
+    ranged = {(number, category) for category, number in range_numbers}
+    formulas = {frozenset(formula.columns) for formula in derived}
     kept = []
     for rule_ in found:
         if rule_.kind == "order" and frozenset(rule_.columns) in related:
@@ -784,7 +797,9 @@ def _without_implied(found: list[Rule], derived: list[Rule]) -> list[Rule]:
             (rule_.columns[0], operand) in range_numbers for operand in derived_from.get(rule_.columns[1], ())
         ):
             continue
-        if rule_.kind == "derived" and len(rule_.columns) == 2 and frozenset(rule_.columns) in mappings:
+        if rule_.kind in ("functional_dependency", "one_to_one") and frozenset(rule_.columns) in formulas:
+            continue
+        if rule_.kind == "functional_dependency" and tuple(rule_.columns) in ranged:
             continue
         kept.append(rule_)
     return kept

@@ -326,3 +326,59 @@ def test_discovery_on_adult_fits_the_certificate_budget(adult_split) -> None:
     assess(holdout_clean, train_clean, holdout_clean, columns, CONFIG, np.random.default_rng(0))
 
     assert time.perf_counter() - start < 4.0  # ~0.6 s measured alone; room for a shared 2-core machine
+
+
+def test_a_number_with_many_values_can_be_determined_by_another() -> None:
+    table = adversarial.adult(12_000)
+    codes = np.random.default_rng(0).normal(size=200).round(4)
+    table["hours_code"] = codes[table["hours-per-week"].to_numpy()]
+    train, holdout = adversarial.split(table)
+
+    rules = _rules(_assess(adversarial.shuffled(train, len(holdout)), train, holdout))
+
+    assert rules["one_to_one:hours-per-week<->hours_code"]["synthetic_violation_rate"] > 0.5
+
+
+def test_discover_rules_matches_the_certificate_ids(adult_split) -> None:
+    train, holdout = adult_split
+    from marketplace.certification.engine.plausibility import discover_rules
+
+    listed = discover_rules(train, holdout, declared=["hours-per-week <= age"])
+    section = _assess(holdout.head(500), train, holdout)
+
+    assert [rule["id"] for rule in listed][:-1] == sorted(
+        (rule["id"] for rule in section["rules"]), key=[rule["id"] for rule in listed].index
+    )
+    assert listed[-1]["id"] == "declared:hours-per-week <= age" and listed[-1]["source"] == "declared"
+    assert "synthetic_violation_rate" not in listed[0]
+
+
+def test_sdv_constraints_express_combinations_and_orders_and_name_the_rest() -> None:
+    from marketplace.certification.engine.constraints import sdv_constraints
+
+    rules = [
+        {"id": HUSBAND, "kind": "implication", "columns": ["relationship", "sex"], "statement": "h"},
+        {"id": EDUCATION, "kind": "one_to_one", "columns": ["education", "education-num"], "statement": "e"},
+        {
+            "id": "order:yrs_married<=age",
+            "kind": "order",
+            "columns": ["yrs_married", "age"],
+            "statement": "o",
+        },
+        {"id": "derived:c=a²", "kind": "derived", "columns": ["c", "a"], "statement": "c = a²"},
+    ]
+    sdtypes = {"relationship": "categorical", "sex": "categorical", "education": "categorical"}
+    sdtypes |= {"education-num": "numerical", "yrs_married": "numerical", "age": "numerical"}
+
+    specs, enforced, refused = sdv_constraints(rules, sdtypes)
+
+    assert specs == [
+        {"type": "FixedCombinations", "column_names": ["relationship", "sex"]},
+        {"type": "Inequality", "low_column_name": "yrs_married", "high_column_name": "age"},
+    ]
+    assert [item["id"] for item in enforced] == [HUSBAND, "order:yrs_married<=age"]
+    assert {item["id"]: item["reason"] for item in refused} == {
+        EDUCATION: "FixedCombinations needs categorical columns; education-num is not (declare it categorical to "
+        "enforce this rule)",
+        "derived:c=a²": "no SDV 2.0 constraint computes a column from others (a formula)",
+    }

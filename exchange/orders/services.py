@@ -368,33 +368,72 @@ def _post_stripe_fee(
 
 
 def record_payment_failure(order: Order, intent: gateway.IntentView) -> None:
-    """Note a failed or abandoned attempt; never downgrades a payment that already succeeded."""
-    Payment.objects.filter(order=order).exclude(stripe_status="succeeded").update(
-        stripe_status=intent.status, last_error=intent.last_error[:300]
+    """Note a failed or abandoned attempt of the order's current intent; never downgrades a payment that
+    already succeeded, and ignores news of an intent a retry replaced (:func:`replace_declined_intent`)."""
+    Payment.objects.filter(order=order, stripe_payment_intent_id=intent.id).exclude(
+        stripe_status="succeeded"
+    ).update(stripe_status=intent.status, last_error=intent.last_error[:300])
+
+
+def replace_declined_intent(order: Order, payment: Payment) -> Payment:
+    """Give a pending order whose card was declined a fresh PaymentIntent, so the buyer can pay with another
+    card (localstripe cannot confirm an intent again after a decline; Stripe can, and a fresh intent is
+    equally right there). The new idempotency key is saved before the Stripe call; the old intent is
+    canceled afterwards (best effort: a declined intent holds no money). Raises ``OrderError`` when Stripe
+    cannot be reached (the order stays pending with its old intent: trying again retries)."""
+    old_intent = payment.stripe_payment_intent_id
+    key = f"pi:{order.id}:retry:{secrets.token_hex(6)}"
+    Payment.objects.filter(pk=payment.pk, stripe_payment_intent_id=old_intent).update(idempotency_key=key)
+    try:
+        intent = gateway.create_payment_intent(
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            idempotency_key=key,
+            metadata={ORDER_METADATA_KEY: order.id},
+        )
+    except gateway.GatewayUnavailable as error:
+        raise OrderError(
+            "payment_unavailable", "The payment service is unreachable; please try again.", 503
+        ) from error
+    except gateway.GatewayError as error:
+        raise OrderError("payment_error", str(error), 502) from error
+    Payment.objects.filter(pk=payment.pk, stripe_payment_intent_id=old_intent).update(
+        stripe_payment_intent_id=intent.id,
+        client_secret=intent.client_secret,
+        stripe_status=intent.status,
+        last_error="",
     )
+    if old_intent:
+        try:
+            gateway.cancel_payment_intent(old_intent)
+        except gateway.GatewayError as error:
+            logger.warning("could not cancel the declined intent %s of %s: %s", old_intent, order.id, error)
+    payment.refresh_from_db()
+    return payment
 
 
 def confirm_locally(order: Order, payment_method: str) -> gateway.IntentView:
     """Local mode: confirm the order's intent with a test payment method, as Stripe.js would.
 
     A success is applied at once (the webhook that follows finds it done). Raises ``card_declined`` (402)
-    for a declined card, and the order is canceled (buying again opens a new one); returns the intent in ``requires_action`` when 3-D Secure is required.
+    for a declined card; the order stays pending, and the next attempt (another card) is made on a fresh
+    intent. Returns the intent in ``requires_action`` when 3-D Secure is required.
     """
     if not gateway.is_local_mode():
         raise OrderError("not_local_mode", "Payments are confirmed in the browser with Stripe.js.", 400)
     if order.status != Order.Status.PENDING:
         raise OrderError("not_payable", f"This order is {order.status}.", 409)
     payment = ensure_payment_intent(order)
+    if payment.last_error and payment.stripe_status == "requires_payment_method":
+        payment = replace_declined_intent(order, payment)  # a retry after a decline: a fresh intent
     intent_id = payment.stripe_payment_intent_id or ""
     try:
         intent = gateway.confirm_locally(intent_id, payment_method)
     except gateway.PaymentDeclined as error:
-        Payment.objects.filter(pk=payment.pk).exclude(stripe_status="succeeded").update(
-            stripe_status="requires_payment_method", last_error=str(error)[:300]
-        )
-        # localstripe cannot confirm an intent again after a decline (Stripe can), so the local order ends
-        # here and buying again opens a fresh one.
-        cancel_order(order, reason="card declined")
+        # The order stays payable: the buyer may try another card (on a fresh intent, see above).
+        Payment.objects.filter(pk=payment.pk, stripe_payment_intent_id=intent_id).exclude(
+            stripe_status="succeeded"
+        ).update(stripe_status="requires_payment_method", last_error=str(error)[:300])
         raise OrderError("card_declined", str(error), 402, {"decline_code": error.code}) from error
     except gateway.GatewayUnavailable as error:
         raise OrderError("payment_unavailable", "The payment service is unreachable.", 503) from error

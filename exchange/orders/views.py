@@ -12,10 +12,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from exchange.downloads.constants import FORMATS
 from exchange.orders import selectors, services
 from exchange.orders import stripe_gateway as gateway
 from exchange.orders.models import Order
 from marketplace.accounts.models import User
+from marketplace.catalog.models import FileRole
 
 # The test payment methods the local-mode checkout offers (Stripe's names; see stripe_gateway).
 LOCAL_TEST_METHODS = [
@@ -84,8 +86,18 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
             if order.status == "paid"
             else "",
             "refund_window_days": settings.SYNTHEX_REFUND_WINDOW_DAYS,
+            "downloads": _downloads(order),
+            "formats": FORMATS,
         },
     )
+
+
+def _downloads(order: Order) -> list[Any]:
+    """The synthetic files a paid order's active entitlement downloads (shown first on the order page)."""
+    entitlement = order.entitlement
+    if order.status != Order.Status.PAID or entitlement is None or not entitlement.is_active:
+        return []
+    return list(order.version.files.filter(role=FileRole.SYNTHETIC).order_by("table_name"))
 
 
 @login_required

@@ -54,8 +54,12 @@ def test_declined_card_exits_3_and_grants_nothing(
     )
     assert declined.code == 3
     assert "code card_declined)" in declined.err
-    assert list(Order.objects.values_list("status", flat=True)) == ["canceled"]
+    assert list(Order.objects.values_list("status", flat=True)) == ["pending"]
     assert cli("entitlements", "--json", token=token_for(buyer)).json() == []
+    # Issue 17 #6: the same order is still payable, with another card.
+    again = cli("buy", version.pk, "--license", "standard", "--json", token=token_for(buyer))
+    assert again.code == 0, again.err
+    assert list(Order.objects.values_list("status", flat=True)) == ["paid"]
 
 
 def test_ledger_verify_checks_heads_and_remembers_the_last_one(

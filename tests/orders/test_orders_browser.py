@@ -59,9 +59,17 @@ def test_buyer_pays_with_a_test_card_and_gets_a_receipt(
     assert order.id in page.content()
 
 
-def test_declined_card_shows_a_clear_message_and_no_entitlement(
-    live_server, page, stripe_local, provider, buyer, certified_version_factory, purge_ledger_after
+def test_declined_card_shows_a_clear_message_and_another_card_pays_the_same_order(
+    live_server,
+    page,
+    screenshot,
+    stripe_local,
+    provider,
+    buyer,
+    certified_version_factory,
+    purge_ledger_after,
 ):
+    """Issue 17 #6: after a decline the order stays payable; once paid, downloading comes first."""
     from exchange.delivery.models import Entitlement
 
     version = certified_version_factory(provider, price_minor=500)
@@ -69,9 +77,25 @@ def test_declined_card_shows_a_clear_message_and_no_entitlement(
     page.goto(f"{live_server.url}/products/{version.product.slug}/")
     page.get_by_role("button", name=re.compile(r"Buy version 1")).click()
     page.wait_for_url(re.compile(r".*/orders/ord_[^/]+/$"))
+    order_url = page.url
     page.check("input[name=payment_method][value=pm_card_chargeCustomerFail]")
     page.get_by_role("button", name=re.compile(r"Pay ")).click()
     page.wait_for_selector(".messages li.error")
+    screenshot("14-checkout-declined")
     assert "declined" in page.locator(".messages li.error").inner_text().lower()
-    assert page.locator("#order-status").get_attribute("data-status") == "canceled"
+    assert page.locator("#order-status").get_attribute("data-status") == "pending"
+    assert "try again with another card" in page.locator("#payment-error").inner_text()
     assert not Entitlement.objects.filter(buyer=buyer).exists()
+    page.check("input[name=payment_method][value=pm_card_visa]")
+    page.get_by_role("button", name="Pay 5.00 USD").click()
+    page.wait_for_selector("#order-status[data-status=paid]")
+    screenshot("15-order-paid-download-first")
+    assert page.url == order_url
+    assert Entitlement.objects.filter(buyer=buyer, status="active").count() == 1
+    # Downloading is the first thing on the page; the refund is folded away, not a red button.
+    first_button = page.locator("main .button").first
+    assert first_button.inner_text() == "Download CSV"
+    data_top = page.locator("#your-data").bounding_box()["y"]
+    assert data_top < page.locator("#refund").bounding_box()["y"]
+    assert page.locator("#refund").get_attribute("open") is None
+    assert page.locator("button.danger").count() == 0

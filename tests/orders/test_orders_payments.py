@@ -56,28 +56,39 @@ def test_confirming_twice_charges_once(
     assert ledger_balance("stripe_clearing") == 2500
 
 
-def test_declined_card_charges_nothing_and_a_new_order_can_pay(
+def test_declined_card_charges_nothing_and_the_same_order_pays_with_another_card(
     stripe_local: str, version: Any, buyer: Any, api_client_for: Any
 ) -> None:
+    """Issue 17 #6: a decline leaves the order payable; each retry gets a fresh PaymentIntent."""
+    from exchange.orders import stripe_gateway as gateway
+
     client = api_client_for(buyer)
     order = _order(client, version)
-    declined = client.post(
-        f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_chargeCustomerFail"}
-    )
-    assert declined.status_code == 402
-    assert declined.json() == {
-        "detail": "Your card was declined.",
-        "code": "card_declined",
-        "decline_code": "card_declined",
-    }
-    stored = Order.objects.get()
-    assert (stored.status, stored.payment.last_error) == ("canceled", "Your card was declined.")
-    assert Entitlement.objects.count() == 0
-    assert ledger_balance("stripe_clearing") == 0
-    again = _order(client, version)
-    assert again["id"] != order["id"]
-    paid = client.post(f"/api/v1/orders/{again['id']}/confirm/", {"payment_method": "pm_card_visa"})
-    assert paid.json()["status"] == "paid"
+    declined_intents = []
+    for _ in range(2):
+        declined = client.post(
+            f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_chargeCustomerFail"}
+        )
+        assert declined.status_code == 402
+        assert declined.json() == {
+            "detail": "Your card was declined.",
+            "code": "card_declined",
+            "decline_code": "card_declined",
+        }
+        stored = Order.objects.get()
+        assert (stored.status, stored.payment.last_error) == ("pending", "Your card was declined.")
+        declined_intents.append(stored.payment.stripe_payment_intent_id)
+        assert Entitlement.objects.count() == 0
+        assert ledger_balance("stripe_clearing") == 0
+    reopened = client.post("/api/v1/orders/", {"version": version.pk, "license": "standard"})
+    assert (reopened.status_code, reopened.json()["id"]) == (200, order["id"])  # buying again: the same order
+    paid = client.post(f"/api/v1/orders/{order['id']}/confirm/", {"payment_method": "pm_card_visa"})
+    assert (paid.status_code, paid.json()["status"]) == (200, "paid")
+    payment = Order.objects.get().payment
+    assert (payment.stripe_status, payment.last_error) == ("succeeded", "")
+    assert len({*declined_intents, payment.stripe_payment_intent_id}) == 3
+    assert [gateway.retrieve_payment_intent(i).status for i in declined_intents] == ["canceled", "canceled"]
+    assert Entitlement.objects.count() == 1
     assert ledger_balance("stripe_clearing") == 2500
 
 

@@ -16,14 +16,12 @@ from exchange.delivery.selectors import entitlements_of
 from exchange.downloads import services
 from exchange.downloads.constants import FORMATS
 from exchange.downloads.models import Delivery, Download
-from marketplace.accounts.services import api_token_for
 from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.models import FileRole
 
 
 @login_required
 def library(request: HttpRequest) -> HttpResponse:
-    token = api_token_for(request.user)  # type: ignore[arg-type]
     rows: list[dict[str, Any]] = []
     for entitlement in entitlements_of(request.user):  # type: ignore[arg-type]
         license_ = LICENSES.get(entitlement.license_code)
@@ -65,7 +63,7 @@ def library(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "downloads/library.html",
-        {"rows": rows, "token": token, "formats": FORMATS, "limit_note": services.download_limit},
+        {"rows": rows, "formats": FORMATS, "limit_note": services.download_limit},
     )
 
 

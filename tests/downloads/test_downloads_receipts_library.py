@@ -108,9 +108,12 @@ def test_library_lists_files_formats_curl_and_updates(
     token = api_token_for(buyer)
     assert bought.id in page
     assert (
-        f'curl -fL -H "Authorization: Token {token}" -o people.parquet http://testserver/api/v1/entitlements/{bought.id}/files/'
+        f'curl -fL -H "Authorization: Token $SYNTHEX_TOKEN" -o people.parquet http://testserver/api/v1/entitlements/{bought.id}/files/'
         in page
     )
+    # The token itself is never printed on the library page: one link shows it on request (issue 17 #11).
+    assert token not in page
+    assert page.count('href="/accounts/token/"') == 1
     assert f"Update: version {newer.number} is available and included in your license." in page
     assert 'href="/library/"' in page
     file_id = newer.files.get().pk

@@ -123,12 +123,16 @@ def local_upload(path: str | os.PathLike[str], *, name: str | None = None) -> Ha
     os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
     filename = name or os.path.basename(os.fspath(path))
     upload = HashedUploadedFile(filename, "application/octet-stream", 0, None)
-    with open(path, "rb") as source:
-        sha256, size = copy_stream(
-            iter(lambda: source.read(1024 * 1024), b""),
-            upload,  # type: ignore[arg-type]  # a real binary file object, typed by Django as File
-            max_bytes=settings.SYNTHEX_MAX_UPLOAD_BYTES,
-        )
+    try:
+        with open(path, "rb") as source:
+            sha256, size = copy_stream(
+                iter(lambda: source.read(1024 * 1024), b""),
+                upload,  # type: ignore[arg-type]  # a real binary file object, typed by Django as File
+                max_bytes=settings.SYNTHEX_MAX_UPLOAD_BYTES,
+            )
+    except BaseException:
+        upload.close()  # deletes the temporary copy at once, not whenever it is collected
+        raise
     upload.flush()
     upload.seek(0)
     upload.size = size

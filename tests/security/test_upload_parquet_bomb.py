@@ -131,3 +131,23 @@ def test_checking_a_file_stops_at_the_time_limit(tmp_path: Path) -> None:
     with pytest.raises(IngestError) as refused:
         profile_table(path, "csv", max_seconds=0)
     assert refused.value.code == "validation_timeout"
+
+
+@pytest.mark.django_db
+def test_temp_files_of_a_killed_request_are_swept(settings: Any) -> None:
+    """A web worker killed mid-request (the 13-minute thread was) leaves its multipart temp file: the hourly
+    sweep deletes request temp files older than the session lifetime, and leaves current ones alone."""
+    import os
+
+    from marketplace.catalog.tasks import sweep_uploads_task
+
+    folder = Path(settings.FILE_UPLOAD_TEMP_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    orphan, current = folder / "tmpkilled.upload.parquet", folder / "tmpcurrent.upload.csv"
+    orphan.write_bytes(b"PAR1")
+    current.write_bytes(b"a,b\n")
+    long_ago = time.time() - (settings.SYNTHEX_UPLOAD_SESSION_HOURS + 1) * 3600
+    os.utime(orphan, (long_ago, long_ago))
+    sweep_uploads_task()
+    assert (orphan.exists(), current.exists()) == (False, True)
+    current.unlink()

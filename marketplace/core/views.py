@@ -3,9 +3,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.files.storage import storages
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import FileResponse, HttpRequest, JsonResponse
 from django.views.decorators.cache import cache_control, never_cache
 
 from marketplace.certification import keys
@@ -17,6 +18,14 @@ logger = logging.getLogger(__name__)
 def well_known_keys(request: HttpRequest) -> JsonResponse:
     """Every public key Synthex has signed with (retired ones included) — see DESIGN.md."""
     return JsonResponse(keys.keys_document())
+
+
+@cache_control(public=True, max_age=86400)
+def favicon(request: HttpRequest) -> FileResponse:
+    """``/favicon.ico``, which browsers ask for on every site whatever the page's ``<link rel="icon">``."""
+    return FileResponse(
+        (settings.BASE_DIR / "static" / "favicon.ico").open("rb"), content_type="image/x-icon"
+    )
 
 
 @never_cache

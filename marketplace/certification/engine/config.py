@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Quality grade bands over the SDMetrics-style overall score (mean of column shapes and column pair trends).
-QUALITY_GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 0.90), ("B", 0.80), ("C", 0.70), ("D", 0.60))
+# Quality v2: weights of the part skills in the composite, and bands over the composite (docs/engine.md).
+COMPOSITE_WEIGHTS: tuple[tuple[str, float], ...] = (
+    ("column_shapes", 1.0),
+    ("pair_trends", 1.0),
+    ("three_way", 1.0),
+    ("discriminator", 1.0),
+    ("ml_efficacy", 1.0),
+    ("coverage", 1.0),
+)
+COMPOSITE_GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 0.90), ("B", 0.70), ("C", 0.50), ("D", 0.30))
 # Plausibility grade bands over (1 − synthetic share breaking any rule) / (1 − real holdout share breaking any).
 PLAUSIBILITY_GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 0.95), ("B", 0.85), ("C", 0.70), ("D", 0.50))
 
@@ -23,7 +31,8 @@ class EngineConfig:
     # The query side of nearest-neighbour searches (synthetic, holdout) is bounded by this many rows;
     # the reference side (train) is used whole up to max_rows.
     privacy_max_rows: int = 50_000
-    # SDMetrics 0.32 QualityReport defaults: pairs whose real association is at or below these do not count.
+    # SDMetrics 0.32 QualityReport defaults: pairs whose real association is at or below these do not count
+    # in quality.sdmetrics_score.
     real_correlation_threshold: float = 0.5
     real_association_threshold: float = 0.3
     contingency_bins: int = 10
@@ -36,7 +45,32 @@ class EngineConfig:
     # Categories beyond this many per column share one code in the distance (only ever brings rows closer).
     distance_max_categories: int = 100
     n_jobs: int = 2
-    quality_grade_bands: tuple[tuple[str, float], ...] = field(default=QUALITY_GRADE_BANDS)
+    # Quality v2 (docs/engine.md#quality-grade): equal-size comparisons of synthetic and holdout rows with
+    # train rows, binned like mostlyai-qa (10 levels per column), every pair, up to 1,000 column triples.
+    fidelity_max_rows: int = 20_000
+    fidelity_bins: int = 10
+    fidelity_max_pairs: int = 5_000
+    fidelity_max_triples: int = 1_000
+    # A part counts only when fresh real data beats its trivial baseline by at least this much.
+    minimum_skill_gap: float = 0.01
+    # The discriminator sees at most this many rows per side, cross-fitted on 2 folds from
+    # discriminator_two_fold_rows pooled rows up (on 5 below, so that small tables use every row).
+    discriminator_max_rows: int = 3_000
+    discriminator_two_fold_rows: int = 4_000
+    # Coverage / precision: k-nearest-neighbour balls of Naeem et al. 2020 (k = 5), on at most this many rows.
+    coverage_neighbours: int = 5
+    diversity_max_rows: int = 2_000
+    # Drift: Cohen's small effect (d = 0.2; log odds 0.2·π/√3, Chinn 2000) beyond the holdout's own, tested
+    # with Benjamini-Hochberg control of the false-discovery rate.
+    drift_small_effect: float = 0.2
+    drift_small_log_odds: float = 0.363
+    drift_false_discovery_rate: float = 0.05
+    # Mode collapse: the mode_collapse_rows most frequent rows hold at least this share of the rows more
+    # than in fresh real data (and 3 standard errors more).
+    mode_collapse_rows: int = 10
+    mode_collapse_margin: float = 0.05
+    composite_weights: tuple[tuple[str, float], ...] = field(default=COMPOSITE_WEIGHTS)
+    composite_grade_bands: tuple[tuple[str, float], ...] = field(default=COMPOSITE_GRADE_BANDS)
     # Privacy thresholds (fail above); the strict ones decide between grade A and B.
     exact_copy_margin: float = 0.002
     exact_copy_relative_margin: float = 0.10

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from . import charts, learning, plausibility, privacy, quality
+from . import charts, composite, learning, plausibility, privacy, quality, sdv_types
 from .config import EngineConfig
 from .errors import EngineError
 from .schema import Column, bounded_sample, clean_table, resolve_columns
 
-ENGINE = {"name": "synthex-engine", "version": "1.0.0"}
+ENGINE = {"name": "synthex-engine", "version": "2.0.0"}
 _DECIMALS = 6
 _STAGE_RANGES = {
     "prepare": (0, 5),
@@ -90,15 +90,6 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _quality_grade(score: float, config: EngineConfig) -> str:
-    if math.isnan(score):
-        return "F"
-    for letter, minimum in config.quality_grade_bands:
-        if score >= minimum:
-            return letter
-    return "F"
-
-
 def _key_columns(columns: tuple[Column, ...], metadata: dict | None) -> tuple[str, ...]:
     keys = [c.name for c in columns if c.sdtype == "id"]
     if metadata:
@@ -128,21 +119,62 @@ def _check_inputs(
         raise EngineError(f"The target column {target!r} is not in the train table.")
 
 
-def _thresholds(config: EngineConfig) -> dict:
+def _sdmetrics_thresholds(config: EngineConfig) -> dict:
     return {
-        "grade_bands": [
-            {"grade": letter, "min_score": minimum} for letter, minimum in config.quality_grade_bands
-        ],
-        "grade_source": (
-            "Synthex: ten-point bands over the SDMetrics QualityReport overall score (mean of column shapes and "
-            "column pair trends); F below the last band. docs/engine.md#quality-grade"
-        ),
         "real_correlation_threshold": config.real_correlation_threshold,
         "real_association_threshold": config.real_association_threshold,
         "pair_threshold_source": (
             "SDMetrics 0.32 QualityReport defaults (DEFAULT_REAL_CORRELATION_THRESHOLD, "
-            "DEFAULT_REAL_ASSOCIATION_THRESHOLD): weaker real pairs do not count in the mean."
+            "DEFAULT_REAL_ASSOCIATION_THRESHOLD): weaker real pairs do not count in sdmetrics_score."
         ),
+    }
+
+
+def _comparable_columns(
+    columns: tuple[Column, ...], train: pd.DataFrame, metadata: dict | None
+) -> tuple[Column, ...]:
+    """The column types of the SDMetrics-comparable figures: the metadata's, or SDV 2.0's detection."""
+    if metadata is not None:
+        return columns
+    detected = sdv_types.detect_sdtypes(train)
+    return tuple(Column(name=c.name, sdtype=detected[c.name]) for c in columns)
+
+
+def _sdmetrics(
+    train: pd.DataFrame, others: list[pd.DataFrame | None], columns: tuple[Column, ...], config: EngineConfig
+) -> list[dict | None]:
+    real = clean_table(train, columns)
+    return [
+        None
+        if other is None
+        else quality.sdmetrics_report(
+            real,
+            clean_table(other, columns),
+            columns,
+            correlation_threshold=config.real_correlation_threshold,
+            association_threshold=config.real_association_threshold,
+            bins=config.contingency_bins,
+        )
+        for other in others
+    ]
+
+
+def _reference(sdmetrics: dict | None, section: dict) -> dict:
+    """The holdout's figure for each quality key (``quality.reference``, same keys)."""
+    parts = section["fidelity"]["parts"]
+    efficacy = section.get("ml_efficacy")
+    return {
+        "source": section["fidelity"]["reference_source"],
+        "rows": section["fidelity"]["rows"],
+        "score": 1.0,
+        "sdmetrics_score": sdmetrics["score"] if sdmetrics else None,
+        "column_shapes": sdmetrics["column_shapes"]["score"] if sdmetrics else None,
+        "column_pair_trends": sdmetrics["column_pair_trends"]["score"] if sdmetrics else None,
+        "discriminator_auc": section["discriminator_auc"]["reference_auc"],
+        "ml_efficacy": efficacy.get("real_score") if efficacy else None,
+        "fidelity": {name: part["reference"] for name, part in parts.items()},
+        "diversity": {name: item["reference"] for name, item in section["diversity"].items()},
+        "drifted_columns": [],
     }
 
 
@@ -176,7 +208,7 @@ def evaluate(
             progress(stage, int(round(low + (high - low) * fraction)))
 
     report("prepare", 0)
-    seeds = np.random.SeedSequence(config.seed).spawn(6)
+    seeds = np.random.SeedSequence(config.seed).spawn(7)
     columns = resolve_columns(train, metadata)
     if target is not None and next(c for c in columns if c.name == target).sdtype not in (
         "numerical",
@@ -207,27 +239,16 @@ def evaluate(
         raise EngineError("No column of the train table is numerical, datetime, categorical or boolean.")
     report("prepare", 1)
 
-    shapes = quality.column_shapes(train_clean, synthetic_clean, columns)
-    report("quality", 0.3)
-    pairs = quality.column_pair_trends(
-        train_clean,
-        synthetic_clean,
-        columns,
-        correlation_threshold=config.real_correlation_threshold,
-        association_threshold=config.real_association_threshold,
-        bins=config.contingency_bins,
+    comparable = _comparable_columns(columns, train_used, metadata)
+    sdmetrics, sdmetrics_reference = _sdmetrics(
+        train_used, [synthetic_used, holdout_used], comparable, config
     )
     report("quality", 0.8)
-    overall = (
-        float(np.nanmean([shapes["score"], pairs["score"]]))
-        if not (math.isnan(shapes["score"]) and math.isnan(pairs["score"]))
-        else math.nan
-    )
     quality_section: dict = {
-        "score": overall,
-        "grade": _quality_grade(overall, config),
-        "column_shapes": shapes,
-        "column_pair_trends": pairs,
+        "sdmetrics_score": sdmetrics["score"],
+        "column_shapes": sdmetrics["column_shapes"],
+        "column_pair_trends": sdmetrics["column_pair_trends"],
+        "sdmetrics_sdtypes": {str(c.name): c.sdtype for c in comparable},
         "coverage": quality.coverage(train_clean, synthetic_clean, columns),
         "validity": quality.validity(
             train_clean,
@@ -238,7 +259,6 @@ def evaluate(
             _key_columns(columns, metadata),
             metadata,
         ),
-        "thresholds": _thresholds(config),
     }
     report("quality", 1)
     learning_seed = int(np.random.default_rng(seeds[3]).integers(2**31 - 1))
@@ -262,9 +282,23 @@ def evaluate(
     else:
         quality_section["ml_efficacy"] = None
     report("ml_efficacy", 0.5)
-    quality_section["discriminator_auc"] = learning.discriminator_auc(
-        synthetic_clean, train_clean, columns, config.learning_max_rows, learning_seed
+    assessment = composite.assess(
+        synthetic_clean,
+        train_clean,
+        holdout_clean,
+        columns,
+        quality_section["ml_efficacy"],
+        config,
+        np.random.default_rng(seeds[6]),
+        learning_seed,
     )
+    quality_section.update(composite.section(assessment, config))
+    quality_section["discriminator_auc"] = {
+        key: assessment["discriminator"][key]
+        for key in ("auc", "reference_auc", "skill", "rows_each", "folds")
+    }
+    quality_section["reference"] = _reference(sdmetrics_reference, quality_section)
+    quality_section["thresholds"] = composite.thresholds(config) | _sdmetrics_thresholds(config)
     report("ml_efficacy", 1)
     plausibility_section = plausibility.assess(
         synthetic_clean, train_clean, holdout_clean, columns, config, np.random.default_rng(seeds[5]), rules

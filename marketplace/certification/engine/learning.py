@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -104,6 +105,7 @@ def ml_efficacy(
         "real_score": real_score,
         "synthetic_score": synthetic_score,
         "ratio": ratio,
+        "trivial_score": trivial_score(kind, test_y),
         "training_rows": rows,
         "test_rows": int(len(test_y)),
     }
@@ -115,32 +117,46 @@ def lookup_labels(values: pd.Series, labels: pd.Index) -> np.ndarray:
     return np.where(codes < 0, len(labels), codes)
 
 
-def discriminator_auc(
-    synthetic: pd.DataFrame, real: pd.DataFrame, columns: tuple[Column, ...], max_rows: int, seed: int
-) -> dict:
-    """AUC of a gradient-boosted classifier telling real from synthetic rows on a 30% held-out split
-    (0.5: indistinguishable, 1.0: always told apart), with equal numbers of rows from each side."""
-    features = [c for c in columns if c.is_continuous or c.is_discrete]
-    rows = min(len(synthetic), len(real), max_rows)
-    rng = np.random.default_rng(seed)
-    synthetic = synthetic.iloc[np.sort(rng.choice(len(synthetic), rows, replace=False))]
-    real = real.iloc[np.sort(rng.choice(len(real), rows, replace=False))]
-    (real_x, synthetic_x), categorical = _features([real, synthetic], features)
-    data = np.vstack([real_x, synthetic_x])
-    labels = np.concatenate([np.zeros(rows), np.ones(rows)])
-    order = rng.permutation(len(data))
-    cut = int(len(data) * 0.7)
-    fit_rows, test_rows = order[:cut], order[cut:]
-    if len(np.unique(labels[test_rows])) < 2:
-        return {"auc": None, "rows_each": rows}
-    model = HistGradientBoostingClassifier(
-        max_iter=_MAX_ITER, categorical_features=categorical, random_state=seed, early_stopping=False
-    )
-    with threadpool_limits(limits=1, user_api="openmp"):
+def _cross_fitted_auc(real: np.ndarray, other: np.ndarray, folds: int, seed: int) -> float:
+    data = np.vstack([real, other])
+    labels = np.concatenate([np.zeros(len(real)), np.ones(len(other))])
+    fold = np.random.default_rng(seed).permutation(len(data)) % folds
+    scores = np.empty(len(data))
+    categorical = np.ones(data.shape[1], dtype=bool)
+    for part in range(folds):
+        fit_rows, test_rows = fold != part, fold == part
+        if len(np.unique(labels[fit_rows])) < 2:
+            return math.nan
+        model = HistGradientBoostingClassifier(
+            max_iter=_MAX_ITER, categorical_features=categorical, random_state=seed, early_stopping=False
+        )
         model.fit(data[fit_rows], labels[fit_rows])
-        auc = float(roc_auc_score(labels[test_rows], model.predict_proba(data[test_rows])[:, 1]))
-    return {
-        "auc": auc,
-        "score": 1.0 - 2.0 * abs(auc - 0.5) if not math.isnan(auc) else None,
-        "rows_each": rows,
-    }
+        scores[test_rows] = model.predict_proba(data[test_rows])[:, 1]
+    return float(roc_auc_score(labels, scores))
+
+
+def discriminator_aucs(
+    real_codes: np.ndarray, other_codes: list[np.ndarray], folds: int, seed: int, n_jobs: int
+) -> list[float]:
+    """Cross-fitted AUC of a gradient-boosted classifier telling each table of ``other_codes`` from
+    ``real_codes`` (binned level codes, all read as categories; equal row counts expected).
+
+    Every row is scored by the model fitted on the other ``folds`` − 1 folds, so small tables use all
+    their rows; 0.5 means indistinguishable, 1.0 always told apart. Tables run on ``n_jobs`` threads with
+    one OpenMP thread each (see :func:`_fit_score`).
+    """
+    with (
+        threadpool_limits(limits=1, user_api="openmp"),
+        ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool,
+    ):
+        return list(pool.map(lambda other: _cross_fitted_auc(real_codes, other, folds, seed), other_codes))
+
+
+def trivial_score(kind: str, labels: np.ndarray) -> float:
+    """What a model that ignores every feature scores on ``labels``: macro F1 of always predicting the most
+    frequent class (classification), R² of predicting the mean (regression, 0)."""
+    if kind != "classification" or len(labels) == 0:
+        return 0.0
+    counts = np.bincount(labels)
+    share = counts.max() / counts.sum()
+    return float(2 * share / (1 + share) / np.count_nonzero(counts))

@@ -278,3 +278,30 @@ def coverage(real: pd.DataFrame, synthetic: pd.DataFrame, columns: tuple[Column,
             )
     scores = [item["score"] for item in details]
     return {"score": float(np.mean(scores)) if scores else math.nan, "details": details}
+
+
+def sdmetrics_report(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    columns: tuple[Column, ...],
+    *,
+    correlation_threshold: float,
+    association_threshold: float,
+    bins: int,
+) -> dict:
+    """The SDMetrics QualityReport figures: column shapes, column pair trends and their mean (``score``)."""
+    shapes = column_shapes(real, synthetic, columns)
+    pairs = column_pair_trends(
+        real,
+        synthetic,
+        columns,
+        correlation_threshold=correlation_threshold,
+        association_threshold=association_threshold,
+        bins=bins,
+    )
+    defined = [value for value in (shapes["score"], pairs["score"]) if not math.isnan(value)]
+    return {
+        "score": float(np.mean(defined)) if defined else math.nan,
+        "column_shapes": shapes,
+        "column_pair_trends": pairs,
+    }

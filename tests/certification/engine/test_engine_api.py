@@ -91,7 +91,7 @@ def test_document_is_strict_json_with_the_contract_fields() -> None:
     document = evaluate(synthetic, train, holdout, target="class", config=CONFIG).to_dict()
     text = json.dumps(document, allow_nan=False)
 
-    assert document["engine"] == {"name": "synthex-engine", "version": "1.0.0"}
+    assert document["engine"] == {"name": "synthex-engine", "version": "2.0.0"}
     assert set(document) == {"quality", "plausibility", "privacy", "charts", "parameters", "engine"}
     assert {
         "score",
@@ -103,6 +103,7 @@ def test_document_is_strict_json_with_the_contract_fields() -> None:
         "ml_efficacy",
     } <= set(document["quality"])
     assert {"discriminator_auc", "thresholds"} <= set(document["quality"])
+    assert {"sdmetrics_score", "reference", "drifted_columns", "fidelity", "diversity"} <= set(document["quality"])
     assert {
         "grade",
         "passed",

@@ -51,7 +51,7 @@ def test_quality_matches_sdmetrics_quality_report(name: str) -> None:
         report.generate(train, synthetic, metadata, verbose=False)
     properties = report.get_properties().set_index("Property")["Score"]
 
-    assert abs(result["score"] - report.get_score()) <= 0.01
+    assert abs(result["sdmetrics_score"] - report.get_score()) <= 0.01
     assert abs(result["column_shapes"]["score"] - properties["Column Shapes"]) <= 0.01
     assert abs(result["column_pair_trends"]["score"] - properties["Column Pair Trends"]) <= 0.01
     shapes = report.get_details("Column Shapes").set_index("Column")["Score"]

@@ -13,11 +13,13 @@ Operators are written with a space on each side; a column name may be wrapped in
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 import pandas as pd
 
+from .config import EngineConfig
 from .errors import EngineError
 from .rules import Coded, Rule, Vocabulary, label
 
@@ -42,12 +44,24 @@ def _numeric(name: str, vocabulary: Vocabulary) -> None:
         raise EngineError(f"The column {name!r} is not numeric.")
 
 
-def _level(name: str, text: str, vocabulary: Vocabulary) -> int:
+def _level(name: str, text: str, vocabulary: Vocabulary, coded: Coded) -> int:
+    """The position of a quoted value among ``name``'s categories; like a discovered rule, a declared one
+    quotes no value seen in fewer than the minimum support of train rows (it is printed in the certificate)."""
     levels = _categorical(name, vocabulary)
     for position, value in enumerate(levels):
         if label(value) == text.strip():
+            if int((coded.codes[name] == position).sum()) < _minimum_support(coded.rows):
+                raise EngineError(
+                    f"The value {text.strip()!r} of {name!r} is seen in fewer than {_minimum_support(coded.rows)} "
+                    "train rows: a certificate quotes no value that rare."
+                )
             return position
     raise EngineError(f"The value {text.strip()!r} is not a value of {name!r} in the train rows.")
+
+
+def _minimum_support(rows: int) -> int:
+    defaults = EngineConfig()
+    return max(defaults.rule_min_support, math.ceil(defaults.rule_min_support_share * rows))
 
 
 def _rule(statement: str, kind: str, columns: tuple[str, ...], broken, coded: Coded) -> Rule:
@@ -145,7 +159,7 @@ def _implication_or_range(
         return None
     first, a_text, arrow, second, operator, b_text = match.groups()
     first, second = _column(first, train), _column(second, train)
-    a = _level(first, a_text, vocabulary)
+    a = _level(first, a_text, vocabulary, coded)
     if operator == "<" and arrow == "<=>":
         _numeric(second, vocabulary)
         try:
@@ -161,7 +175,7 @@ def _implication_or_range(
         return _rule(text, "range", (first, second), threshold_broken, coded)
     if operator != "=" or arrow != "=>":
         return None
-    b = _level(second, b_text, vocabulary)
+    b = _level(second, b_text, vocabulary, coded)
     return _rule(
         text, "implication", (first, second), lambda t: (t.codes[first] == a) & (t.codes[second] != b), coded
     )

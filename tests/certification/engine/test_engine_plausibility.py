@@ -382,3 +382,10 @@ def test_sdv_constraints_express_combinations_and_orders_and_name_the_rest() -> 
         "enforce this rule)",
         "derived:c=a²": "no SDV 2.0 constraint computes a column from others (a formula)",
     }
+
+
+def test_a_declared_rule_cannot_quote_a_rare_value(adult_split) -> None:
+    train, holdout = adult_split
+
+    with pytest.raises(EngineError, match="quotes no value that rare"):
+        _assess(holdout.head(100), train, holdout, {"declared": ["occupation = Armed-Forces => sex = Male"]})

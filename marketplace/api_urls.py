@@ -27,6 +27,11 @@ urlpatterns = [
         name="api-version-rules",
     ),
     path("products/<slug:slug>/generator/", generators_api.GeneratorCreate.as_view(), name="api-generator"),
+    path(
+        "products/<slug:slug>/privacy-budget/",
+        generators_api.PrivacyBudgetView.as_view(),
+        name="api-privacy-budget",
+    ),
     path("", include("exchange.api_urls")),
     path("uploads/", catalog_api.UploadStart.as_view(), name="api-uploads"),
     path("uploads/<str:upload_id>/", catalog_api.UploadDetail.as_view(), name="api-upload"),

@@ -44,6 +44,8 @@ EVENT_KINDS = frozenset(
         "download",
         "download.refused",
         "quota.consumed",
+        "privacy.epsilon_budget_declared",  # the ε ledger (exchange/ledger/privacy.py checks both ways)
+        "privacy.epsilon_spent",
     }
 )
 ENTITLEMENT_EVENTS = ("entitlement.granted", "entitlement.revoked", "entitlement.reinstated")

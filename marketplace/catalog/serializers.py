@@ -114,9 +114,23 @@ class ProductDetailOutputSerializer(ProductOutputSerializer):
     newer draft or failed version never replaces it."""
 
     version_on_sale = serializers.SerializerMethodField()
+    epsilon_total = serializers.SerializerMethodField()
+    epsilon_spent = serializers.SerializerMethodField()
 
     class Meta(ProductOutputSerializer.Meta):
-        fields = [*ProductOutputSerializer.Meta.fields, "version_on_sale"]
+        fields = [*ProductOutputSerializer.Meta.fields, "version_on_sale", "epsilon_total", "epsilon_spent"]
+
+    def get_epsilon_total(self, obj: Product) -> float | None:
+        """The declared total ε of the product's DP fits (null: none declared)."""
+        from marketplace.generators.budget import budget_of
+
+        return budget_of(obj)["epsilon_total"]
+
+    def get_epsilon_spent(self, obj: Product) -> float:
+        """ε spent by the product's DP fits (each spend is a ``privacy.epsilon_spent`` ledger event)."""
+        from marketplace.generators.budget import budget_of
+
+        return float(budget_of(obj)["epsilon_spent"])
 
     @extend_schema_field(
         {

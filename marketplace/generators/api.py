@@ -21,7 +21,7 @@ from marketplace.catalog.uploads import upload_error
 from marketplace.certification.models import Job
 from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
-from marketplace.generators import services
+from marketplace.generators import budget, engines, native, services
 from marketplace.generators.models import GeneratorModel, Synthesizer
 
 
@@ -64,6 +64,19 @@ class GeneratorInput(serializers.Serializer):
     metadata = JsonText(required=False, help_text="Column → SDV sdtype corrections.")
     target = serializers.CharField(required=False, allow_blank=True, max_length=200)
     row_quotas = JsonText(required=False, help_text='Rows per license, e.g. {"standard": 100000}.')
+    epsilon = serializers.FloatField(
+        required=False, help_text="fit with dp_mst: the ε this fit spends from the product's budget."
+    )
+    delta = serializers.FloatField(
+        required=False, help_text="fit with dp_mst: δ < 1/n (default min(1e-6, 0.1/n))."
+    )
+    epsilon_total = serializers.FloatField(
+        required=False, help_text="dp_mst: declare the product's total ε budget (first fit, or to change it)."
+    )
+    public_domain = JsonText(
+        required=False,
+        help_text='chow_liu, dp_mst: public categories or ranges, e.g. {"age": {"min": 0, "max": 120}}.',
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         needed = ("data", "synthesizer") if attrs["mode"] == "fit" else ("model", "train")
@@ -80,6 +93,7 @@ def generator_output(generator: GeneratorModel) -> dict[str, Any]:
         "product": generator.version.product.slug,
         "version": generator.version.number,
         **services.describe(generator),
+        **native.describe(generator),
         "job": (
             {
                 "id": str(job.pk),
@@ -121,7 +135,18 @@ class GeneratorCreate(APIView):
             "row_quotas": values.get("row_quotas"),
         }
         try:
-            if values["mode"] == "fit":
+            if values["mode"] == "fit" and engines.is_native(values["synthesizer"]):
+                generator = native.create_native_generator(
+                    product,
+                    data=values["data"],
+                    synthesizer=values["synthesizer"],
+                    epsilon=values.get("epsilon"),
+                    delta=values.get("delta"),
+                    epsilon_total=values.get("epsilon_total"),
+                    public_domain=values.get("public_domain"),
+                    **common,
+                )
+            elif values["mode"] == "fit":
                 generator = services.create_fitted_generator(
                     product,
                     data=values["data"],
@@ -157,3 +182,34 @@ class GeneratorCreate(APIView):
         if generator is None:
             raise ApiError("This product has no generator yet.", "not_found", status.HTTP_404_NOT_FOUND)
         return Response(generator_output(generator))
+
+
+class PrivacyBudgetInput(serializers.Serializer):
+    epsilon_total = serializers.FloatField(help_text="The product's total ε; DP fits spend from it.")
+
+
+class PrivacyBudgetView(APIView):
+    """`GET` the product's ε budget (`epsilon_total`, `epsilon_spent`, `epsilon_remaining`); `PUT` declares
+    it (the provider; never below what was spent). Each declaration and each spend is a ledger event."""
+
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request, slug: str) -> Response:
+        product = get_object_or_404(Product, slug=slug)
+        return Response({"product": product.slug, **budget.budget_of(product)})
+
+    @extend_schema(request=PrivacyBudgetInput, responses=dict)
+    def put(self, request: Request, slug: str) -> Response:
+        product = get_object_or_404(Product, slug=slug)
+        user = signed_in_user(request)
+        data = PrivacyBudgetInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            services._check_generator_product(product, user)
+            budget.declare_budget(product, data.validated_data["epsilon_total"])
+        except services.GeneratorError as error:
+            raise ApiError(error.message, error.code, error.status) from None
+        except budget.BudgetError as error:
+            raise ApiError(error.message, error.code, error.status) from None
+        return Response({"product": product.slug, **budget.budget_of(product)})

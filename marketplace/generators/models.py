@@ -7,10 +7,12 @@ entitlement by id only (entitlements belong to the exchange, which this package 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
-from marketplace.catalog.models import ProductVersion
+from marketplace.catalog.models import Product, ProductVersion
 
 
 class Synthesizer(models.TextChoices):
@@ -18,6 +20,8 @@ class Synthesizer(models.TextChoices):
     CTGAN = "ctgan", "CTGAN"
     TVAE = "tvae", "TVAE"
     COPULA_GAN = "copula_gan", "CopulaGAN"
+    CHOW_LIU = "chow_liu", "Chow-Liu tree (Synthex)"
+    DP_MST = "dp_mst", "MST, differentially private (Synthex)"
     UPLOADED = "uploaded", "Uploaded SDV synthesizer"
 
 
@@ -64,6 +68,13 @@ class GeneratorModel(models.Model):
     def __str__(self) -> str:
         return f"{self.version} {self.synthesizer} ({self.status})"
 
+    @property
+    def engine(self) -> Any:
+        """The engine that fits and samples this generator (``engines.Engine``: id, name, licence)."""
+        from marketplace.generators.engines import engine_of
+
+        return engine_of(self.synthesizer)
+
 
 class SampleDraw(models.Model):
     """One request for rows. ``rows`` count against the entitlement's quota while queued or running and
@@ -107,3 +118,60 @@ class SampleDraw(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"
+
+
+class PrivacyBudget(models.Model):
+    """A product's declared privacy budget: the total ε its DP fits may spend, and what they spent.
+
+    ε is kept in millionths as integers, so sums are exact and a spend is one conditional UPDATE
+    (``spent + ε ≤ total``); the check constraint holds the same line in the database.
+    """
+
+    product = models.OneToOneField(Product, on_delete=models.CASCADE, related_name="privacy_budget")
+    epsilon_total_micro = models.BigIntegerField(help_text="Declared total ε, in millionths.")
+    epsilon_spent_micro = models.BigIntegerField(default=0, help_text="ε spent by DP fits, in millionths.")
+    declared_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(epsilon_spent_micro__gte=0)
+                & models.Q(epsilon_spent_micro__lte=models.F("epsilon_total_micro")),
+                name="privacy_budget_within_total",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} ε {self.epsilon_spent_micro / 1e6:g}/{self.epsilon_total_micro / 1e6:g}"
+
+    @property
+    def epsilon_total(self) -> float:
+        return self.epsilon_total_micro / 1e6
+
+    @property
+    def epsilon_spent(self) -> float:
+        return self.epsilon_spent_micro / 1e6
+
+    @property
+    def epsilon_remaining(self) -> float:
+        return (self.epsilon_total_micro - self.epsilon_spent_micro) / 1e6
+
+
+class EpsilonSpend(models.Model):
+    """One DP fit's spend: ε (millionths), δ and mechanism, with the ledger event that records it."""
+
+    budget = models.ForeignKey(PrivacyBudget, on_delete=models.PROTECT, related_name="spends")
+    version = models.OneToOneField(ProductVersion, on_delete=models.PROTECT, related_name="epsilon_spend")
+    epsilon_micro = models.BigIntegerField()
+    delta = models.FloatField()
+    mechanism = models.CharField(max_length=40)
+    ledger_leaf = models.BigIntegerField(null=True, blank=True, help_text="Index of the ledger event's leaf.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.CheckConstraint(condition=models.Q(epsilon_micro__gt=0), name="spend_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.version} ε {self.epsilon_micro / 1e6:g}"

@@ -53,6 +53,7 @@ from marketplace.catalog.uploads import HashedFile
 from marketplace.certification import services as certification
 from marketplace.certification.models import Certificate, Job
 from marketplace.core import leases
+from marketplace.generators import engines
 from marketplace.generators.models import GeneratorModel, SampleDraw, Synthesizer
 from marketplace.generators.runner import row_hashes
 from marketplace.generators.sandbox import (
@@ -108,6 +109,14 @@ class SampledFile:
     rows: int
     sha256: str
     size_bytes: int
+
+
+def _check_hosted(synthesizer: str) -> None:
+    """Refuse (403) a synthesizer whose engine this deployment does not host (``SYNTHEX_HOSTED_ENGINES``)."""
+    try:
+        engines.ensure_hosted(synthesizer)
+    except engines.EngineNotAllowed as error:
+        raise GeneratorError(error.code, error.message, 403) from None
 
 
 def sandbox_limits() -> SandboxLimits:
@@ -391,6 +400,7 @@ def create_fitted_generator(
     corrections. All-or-nothing: on a refusal nothing is stored.
     """
     _check_generator_product(product, user)
+    _check_hosted(synthesizer)
     if synthesizer not in (Synthesizer.GAUSSIAN_COPULA, *NEURAL):
         raise GeneratorError(
             "bad_synthesizer", "Pick a synthesizer: gaussian_copula, ctgan, tvae or copula_gan."
@@ -476,6 +486,7 @@ def create_uploaded_generator(
     and queue its checks: loading, embedded-rows scan and evaluation sample in the sandbox, then certification.
     """
     _check_generator_product(product, user)
+    _check_hosted(Synthesizer.UPLOADED)
     quotas = _check_quotas(row_quotas)
     if not model_file.size:
         raise GeneratorError("empty_file", "The synthesizer file is empty.")
@@ -614,6 +625,10 @@ def _fit(
 ) -> pd.DataFrame:
     import numpy as np
 
+    from marketplace.generators import native
+
+    if engines.is_native(generator.synthesizer):
+        return native.fit_generator(generator, train, folder, rows, progress)
     losses: list[dict[str, float]] = []
 
     def on_epoch(epoch: int, epochs: int, loss: dict[str, float]) -> None:
@@ -796,6 +811,9 @@ def _certify(
         ).to_dict()
     except EngineError as error:
         raise GeneratorError("certification_failed", str(error)) from error
+    from marketplace.generators import native
+
+    native.add_certificate_sections(generator, result)
     progress("signing", 96)
     artifact = CertifiedArtifact(
         table_name=f"generator.{generator.synthesizer}",
@@ -834,6 +852,10 @@ def draw_in_sandbox(
     The model's output is read once, through the descriptor ``open_output`` checked (a regular file no
     larger than the disk quota, not a symlink or a FIFO), and copied into ``folder`` while it is hashed.
     """
+    if engines.is_native(generator.synthesizer):
+        from marketplace.generators import native
+
+        return native.draw(generator, rows=rows, seed=seed, conditions=conditions, folder=folder)
     schema = DeclaredSchema.from_sdv_metadata(generator.sdv_metadata)
     limits = limits or sandbox_limits()
     target = folder / f"sample-{secrets.token_hex(6)}.parquet"
@@ -990,6 +1012,7 @@ def sample_rows(
     """
     if generator.status != GeneratorModel.Status.READY:
         raise GeneratorError("generator_not_ready", "This generator is not certified and ready yet.", 409)
+    _check_hosted(generator.synthesizer)
     if isinstance(rows, bool) or not isinstance(rows, int):
         raise GeneratorError("bad_rows", "rows must be a whole number.")
     if rows <= 0:

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from marketplace.catalog.models import Product
 from marketplace.catalog.uploads import upload_error
 from marketplace.core.auth import signed_in_user
-from marketplace.generators import services
+from marketplace.generators import engines, native, services
 
 
 def _json_field(request: HttpRequest, name: str) -> Any:
@@ -53,6 +53,19 @@ def generator_create(request: HttpRequest, slug: str) -> HttpResponse:
                 model_file=request.FILES["model"],  # type: ignore[arg-type]  # hashed by the upload handler
                 train=request.FILES["train"],  # type: ignore[arg-type]
                 holdout=request.FILES.get("holdout"),  # type: ignore[arg-type]
+                **common,
+            )
+        elif engines.is_native(request.POST.get("synthesizer", "")):
+            if "data" not in request.FILES:
+                raise services.GeneratorError("missing_file", "Choose the file of real rows to fit on.")
+            native.create_native_generator(
+                product,
+                data=request.FILES["data"],  # type: ignore[arg-type]  # hashed by the upload handler
+                synthesizer=request.POST.get("synthesizer", ""),
+                epsilon=request.POST.get("epsilon", "").strip() or None,
+                delta=request.POST.get("delta", "").strip() or None,
+                epsilon_total=request.POST.get("epsilon_total", "").strip() or None,
+                public_domain=_json_field(request, "public_domain"),
                 **common,
             )
         else:

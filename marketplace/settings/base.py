@@ -277,6 +277,18 @@ SYNTHEX_JOB_LEASE_SECONDS = env_int("SYNTHEX_JOB_LEASE_SECONDS", 120, minimum=4)
 SYNTHEX_JOB_MAX_ATTEMPTS = env_int("SYNTHEX_JOB_MAX_ATTEMPTS", 3, minimum=1)
 SYNTHEX_SWEEP_SECONDS = env_int("SYNTHEX_SWEEP_SECONDS", 60, minimum=1)
 
+# Generator engines this deployment runs for others (hosted fitting and sampling): sdv (BSL 1.1: hosting it
+# for third parties needs a commercial licence, named by SYNTHEX_SDV_LICENCE), synthex_tree, synthex_mst.
+# Development hosts all three; production defaults to the permissive ones (settings/production.py).
+SYNTHEX_GENERATOR_ENGINES = ("synthex_tree", "synthex_mst", "sdv")
+SYNTHEX_SDV_LICENCE = env_str("SYNTHEX_SDV_LICENCE", "")
+SYNTHEX_HOSTED_ENGINES = env_list("SYNTHEX_HOSTED_ENGINES", list(SYNTHEX_GENERATOR_ENGINES))
+if unknown_engines := sorted(set(SYNTHEX_HOSTED_ENGINES) - set(SYNTHEX_GENERATOR_ENGINES)):
+    raise ImproperlyConfigured(f"SYNTHEX_HOSTED_ENGINES names unknown engines: {', '.join(unknown_engines)}.")
+# The largest ε one DP fit may spend; each product declares its own total on top.
+SYNTHEX_DP_MAX_EPSILON = float(env_int("SYNTHEX_DP_MAX_EPSILON", 20, minimum=1))
+SYNTHEX_EPSILON_LEDGER_HOOK = "exchange.ledger.privacy.record_privacy_event"
+
 # Operations: /metrics (Bearer token, or loopback callers without one) and the Content-Security-Policy.
 SYNTHEX_METRICS_TOKEN = env_str("SYNTHEX_METRICS_TOKEN")
 # Pages keep all script in static files, so script-src has no 'unsafe-inline'. Style *attributes*

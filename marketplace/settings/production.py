@@ -16,6 +16,7 @@ from marketplace.settings.base import (
     DATABASES,
     STORAGES,
     SYNTHEX_CSP,
+    SYNTHEX_SDV_LICENCE,
     SYNTHEX_SIGNING_KEY_PEM,
 )
 from marketplace.settings.env import env_bool, env_int, env_list, env_str
@@ -112,6 +113,18 @@ SYNTHEX_CSP = {
 # drf-spectacular's deploy check reports OpenAPI schema gaps (views without serializers), not deployment
 # risks; `manage.py spectacular --validate` shows them during development.
 SPECTACULAR_SETTINGS = {**SPECTACULAR_SETTINGS, "ENABLE_DJANGO_DEPLOY_CHECK": False}  # noqa: F405
+
+# Hosted generators: SDV's Business Source License 1.1 excludes offering it to third parties as a service, so
+# production hosts the permissive engines only, unless the operator names an SDV commercial licence.
+SYNTHEX_HOSTED_ENGINES = env_list(
+    "SYNTHEX_HOSTED_ENGINES",
+    ["synthex_tree", "synthex_mst", *(["sdv"] if SYNTHEX_SDV_LICENCE else [])],
+)
+if "sdv" in SYNTHEX_HOSTED_ENGINES and not SYNTHEX_SDV_LICENCE:
+    raise ImproperlyConfigured(
+        "SYNTHEX_HOSTED_ENGINES includes sdv (Business Source License 1.1): set SYNTHEX_SDV_LICENCE to the "
+        "reference of your SDV commercial licence, or host the permissive engines only."
+    )
 
 # One JSON object per log line, for the log shipper.
 LOG_FORMAT = env_str("LOG_FORMAT", "json")

@@ -53,7 +53,12 @@
     out.className = "ledger-verify-result small";
     try {
       var head = await getJson("/api/v1/ledger/head/");
-      if (index >= head.size) { throw new Error("not yet covered by a signed head (" + head.size + " entries)"); }
+      if (index >= head.size) {
+        // Not an error: heads are signed every few entries or minutes, and the next one will cover it.
+        out.textContent = "⏳ pending: the next signed head will cover it (the latest covers " + head.size + " entries)";
+        out.className += " pending";
+        return;
+      }
       var entry = await getJson("/api/v1/ledger/entries/" + index + "/");
       var proof = await getJson("/api/v1/ledger/entries/" + index + "/proof/?size=" + head.size);
       var leafHash = await sha256(concat([new Uint8Array([0]), fromBase64(entry.leaf)]));

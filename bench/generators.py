@@ -10,7 +10,11 @@ Prints medians (the machine is shared: medians and ratios, not single runs):
 - sampling: ``--rows`` rows from the same saved model in-process (``model.sample`` in the sandbox's batches
   of 100,000 rows, concatenated) and through the sandbox
   (start, load, sample, Parquet write, schema check on the host), rows per second and their ratio (target
-  sandbox >= 50% of in-process).
+  sandbox >= 50% of in-process);
+- engines: fit and sample times of Synthex's own engines (Chow-Liu tree; MST at ε = 1 and 10, DP) on the same
+  train split, sampled as the worker does (JSON model, Parquet, schema check), beside GaussianCopula; with
+  ``--quality`` each engine's evaluation sample (as many rows as train) is certified against the 20% holdout:
+  quality score and grade, SDMetrics score, privacy grade and verdict.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--starts", type=int, default=10)
+    parser.add_argument("--quality", action="store_true", help="certify each engine's sample (minutes)")
+    parser.add_argument("--epsilons", default="1,10", help="ε of the MST fits, comma-separated")
     arguments = parser.parse_args()
 
     from marketplace.catalog.ingest import profile_table
@@ -146,6 +152,77 @@ def main() -> None:
         f"({rate_inside:,.0f} rows/s; start + load + sample + Parquet + check)"
     )
     print(f"sandbox / in-process throughput: {rate_inside / rate_outside:.0%} (target >= 50%)")
+    _engines(arguments, adult, train, metadata, schema, model, _median(fits), _median(inside))
+
+
+def _engines(
+    arguments: argparse.Namespace,
+    adult: pd.DataFrame,
+    train: pd.DataFrame,
+    metadata: dict,
+    schema: DeclaredSchema,
+    copula: object,
+    copula_fit: float,
+    copula_sample: float,
+) -> None:
+    """Fit and sample times per engine (and, with --quality, certified figures), GaussianCopula first."""
+    from marketplace.generators import dp
+
+    holdout = adult.drop(index=train.index)
+    rows = [("sdv GaussianCopula", None, copula_fit, copula_sample, copula)]
+    for engine, epsilon in [("synthex_tree", None)] + [
+        ("synthex_mst", float(value)) for value in arguments.epsilons.split(",")
+    ]:
+        fits, model = [], None
+        for _ in range(arguments.runs):
+            started = time.perf_counter()
+            model, _ = dp.fit(
+                train, metadata, engine=engine, epsilon=epsilon, delta=1e-6 if epsilon else None
+            )
+            fits.append(time.perf_counter() - started)
+        samples = []
+        for run in range(arguments.runs):
+            started = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix="synthex-bench-tree-") as folder:
+                path = Path(folder) / "sample.parquet"
+                dp.sample(model, arguments.rows, run).to_parquet(path, index=False)
+                check_output(path, schema, arguments.rows)
+            samples.append(time.perf_counter() - started)
+        rows.append((engine, epsilon, _median(fits), _median(samples), model))
+    print(f"engines on Adult train ({len(train):,} rows), {arguments.rows:,} rows sampled:")
+    for name, epsilon, fit, sample, model in rows:
+        label = f"{name}{'' if epsilon is None else f' ε={epsilon:g}'}"
+        line = (
+            f"  {label:<24} fit {fit:6.2f} s   sample {sample:6.1f} s ({arguments.rows / sample:,.0f} rows/s)"
+        )
+        if arguments.quality:
+            line += "   " + _certified(model, train, holdout, metadata)
+        print(line, flush=True)
+
+
+def _certified(model: object, train: pd.DataFrame, holdout: pd.DataFrame, metadata: dict) -> str:
+    from marketplace.certification.engine import EngineConfig, evaluate
+    from marketplace.generators import dp
+
+    if isinstance(model, dict):
+        synthetic = dp.sample(model, len(train), 1)
+    else:
+        with _quiet():
+            made = model.sample(num_rows=len(train))  # type: ignore[attr-defined]
+        synthetic = made[services.TABLE] if isinstance(made, dict) else made
+    result = evaluate(
+        synthetic.reset_index(drop=True),
+        train.reset_index(drop=True),
+        holdout.reset_index(drop=True),
+        target="class",
+        metadata=metadata,
+        config=EngineConfig(seed=1),
+    ).to_dict()
+    quality, privacy = result["quality"], result["privacy"]
+    return (
+        f"quality {quality['score']:.3f} ({quality['grade']}), SDMetrics {quality['sdmetrics_score']:.3f}, "
+        f"privacy {privacy['grade']} ({'passed' if privacy['passed'] else 'failed'})"
+    )
 
 
 if __name__ == "__main__":

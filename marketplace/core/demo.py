@@ -338,4 +338,7 @@ def seed(*, certify: bool = True, log: Callable[[str], None] = print) -> list[Pr
             if job.error:
                 log(f"  {spec.title}: certification failed: {job.error}")
         made.append(product)
+    from marketplace.generators.demo import seed_dp_generator
+
+    made.append(seed_dp_generator(provider, certify=certify, log=log))
     return made

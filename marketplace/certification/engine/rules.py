@@ -613,20 +613,15 @@ def _check_formula(train: Coded, formula: _Formula, tolerance: float, rule: Crit
 
 
 def _drop_implied_formulas(rules: list[Rule]) -> list[Rule]:
-    """With ``c = a`` kept, formulas that merely restate it through the twin column are dropped."""
-    twins = {
-        rule_.columns[0]: rule_.columns[1]
-        for rule_ in rules
-        if rule_.statement.count("=") == 1 and len(rule_.columns) == 2 and "²" not in rule_.statement
-    }
-    twins |= {b: a for a, b in twins.items()}
-    kept = []
+    """One formula per derived column, the simplest (``c = a``, then ``c = a²``, then two operands; then by
+    id): a column that is the product of three others can be written several ways, and each is one fact."""
+    best: dict[str, Rule] = {}
     for rule_ in rules:
-        operands = rule_.columns[1:]
-        if len(rule_.columns) > 2 and any(twins.get(rule_.columns[0]) == name for name in operands):
-            continue
-        kept.append(rule_)
-    return kept
+        key = (len(rule_.columns), "²" not in rule_.statement, rule_.id)
+        current = best.get(rule_.columns[0])
+        if current is None or key < (len(current.columns), "²" not in current.statement, current.id):
+            best[rule_.columns[0]] = rule_
+    return [rule_ for rule_ in rules if best[rule_.columns[0]] is rule_]
 
 
 # --- ranges: a category set by thresholds on a number ---------------------------------------------------------

@@ -30,7 +30,7 @@ from marketplace.core.page_cache import bump_catalog_version
 
 logger = logging.getLogger(__name__)
 
-ENGINE_VERSION = "1.0.0"
+ENGINE_VERSION = "2.0.0"
 PROGRESS_STEP = 2
 
 
@@ -48,6 +48,40 @@ def request_certification(version: ProductVersion) -> Job:
 
         transaction.on_commit(lambda: certify_version_task.delay(str(job.pk)))
     return job
+
+
+class BaselineRefused(CertificationFailed):
+    """The holdout overlaps train beyond the table's own duplicates; ``figures`` are the engine's shares."""
+
+    def __init__(self, message: str, figures: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.figures = figures
+
+
+def check_reference_baseline(version: ProductVersion) -> dict[str, Any] | None:
+    """Measure a version's holdout against its train rows before any job exists; raise BaselineRefused
+    (with the figures) when the holdout overlaps train. None when the version has no holdout or the
+    tables cannot be read (certification then reports the problem itself)."""
+    from marketplace.certification.engine import EngineConfig, EngineError
+    from marketplace.certification.engine.baseline import HoldoutOverlapError, check_holdout
+
+    files = {f.role: f for f in version.files.filter(deleted_at__isnull=True)}
+    if FileRole.TRAIN not in files or FileRole.HOLDOUT not in files:
+        return None
+    sampling: dict[str, dict[str, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="synthex-baseline-") as folder:
+        tables = [
+            _load(_fetch(files[role], Path(folder)), files[role], role, sampling, version.pk)
+            for role in (FileRole.TRAIN, FileRole.HOLDOUT)
+        ]
+    try:
+        return check_holdout(
+            tables[0], tables[1], metadata=version.sdv_metadata or None, config=EngineConfig(seed=version.pk)
+        )
+    except HoldoutOverlapError as error:
+        raise BaselineRefused(str(error), error.figures) from None
+    except EngineError:
+        return None
 
 
 def claim_job(job_id: str) -> Job | None:

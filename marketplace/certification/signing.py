@@ -27,7 +27,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-CERTIFICATE_SCHEMA = "synthex.certificate/v1"
+CERTIFICATE_SCHEMA = "synthex.certificate/v2"
+# Schemas this code reads and verifies: v1 documents (engine 1.x) keep verifying; they are never rewritten.
+CERTIFICATE_SCHEMAS = ("synthex.certificate/v1", "synthex.certificate/v2")
 SIGNATURE_ALGORITHM = "Ed25519"
 SIGNATURE_FIELD = "signature"
 KEY_ID_PREFIX = "ed25519:"

@@ -15,6 +15,7 @@ import pytest
 
 from marketplace.certification import verify
 from marketplace.certification.signing import (
+    CERTIFICATE_SCHEMAS,
     build_certificate,
     canonical_bytes,
     document_bytes,
@@ -96,7 +97,7 @@ def test_build_certificate_has_the_design_shape(tmp_path):
     _, artifact = _artifact(tmp_path)
     certificate = _certificate([artifact])
     assert certificate == {
-        "schema": "synthex.certificate/v1",
+        "schema": "synthex.certificate/v2",
         "id": "cert_01",
         "issued_at": "2026-11-02T09:30:15Z",
         "subject": {"product": "adult-income", "version": 3, "artifacts": [artifact]},
@@ -153,6 +154,15 @@ def test_signed_certificate_verifies_and_original_is_untouched(tmp_path):
     assert signed_bytes(signed) == canonical_bytes(original)
     result = verify_certificate_signature(signed, {key_id(FIXED_KEY.public_key()): FIXED_KEY.public_key()})
     assert (result.ok, result.key_id, result.reasons) == (True, key_id(FIXED_KEY.public_key()), ())
+
+
+def test_a_v1_certificate_still_verifies(tmp_path):
+    _, artifact = _artifact(tmp_path)
+    v1 = {**_certificate([artifact]), "schema": "synthex.certificate/v1"}
+    signed = sign_certificate(v1, FIXED_KEY)
+
+    assert "synthex.certificate/v1" in CERTIFICATE_SCHEMAS
+    assert verify_certificate_signature(signed, keys_document([(FIXED_KEY.public_key(), "active")])).ok
 
 
 def test_verification_accepts_a_keys_document_with_retired_keys(tmp_path):

@@ -39,7 +39,7 @@ from marketplace.core.auth import signed_in_user
 
 
 def _catalog_error(error: services.CatalogError) -> ApiError:
-    return ApiError(error.message, error.code, error.status)
+    return ApiError(error.message, error.code, error.status, extra=error.extra)
 
 
 def _rule_choices(version: ProductVersion, rules: dict[str, Any] | None) -> dict[str, list] | None:

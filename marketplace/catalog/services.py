@@ -49,11 +49,15 @@ SNIFF_BYTES = 64 * 1024
 class CatalogError(Exception):
     """A refused catalog operation: ``code`` is a short slug, ``message`` a sentence for the user."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(
+        self, code: str, message: str, status: int = 400, extra: dict[str, object] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        # Machine-readable figures added to the API error body (e.g. the baseline overlap shares).
+        self.extra = extra or {}
 
 
 @dataclass(frozen=True)
@@ -458,6 +462,13 @@ def submit_version(
             version.rules = {**version.rules, **check_rule_choices(rules)}
         except RuleChoicesRefused as error:
             raise CatalogError("bad_rules", str(error)) from None
+    from marketplace.certification.services import BaselineRefused, check_reference_baseline
+
+    try:
+        # Before any job exists: a holdout that overlaps train makes every privacy figure meaningless.
+        check_reference_baseline(version)
+    except BaselineRefused as error:
+        raise CatalogError("holdout_overlaps_train", str(error), extra={"baseline": error.figures}) from None
     version.status = VersionStatus.SUBMITTED
     version.submitted_at = timezone.now()
     version.save()

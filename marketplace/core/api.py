@@ -14,9 +14,16 @@ from rest_framework.views import exception_handler as drf_exception_handler
 class ApiError(exceptions.APIException):
     """An error with an explicit status, message and machine-readable code."""
 
-    def __init__(self, detail: str, code: str, status_code: int = status.HTTP_400_BAD_REQUEST) -> None:
+    def __init__(
+        self,
+        detail: str,
+        code: str,
+        status_code: int = status.HTTP_400_BAD_REQUEST,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail=detail, code=code)
         self.status_code = status_code
+        self.extra = extra or {}
 
 
 def _first_code(detail: Any) -> str:
@@ -56,5 +63,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             body["errors"] = detail
     else:
         body = {"detail": str(detail), "code": str(getattr(detail, "code", exc.default_code))}
+    body.update(getattr(exc, "extra", None) or {})
     response.data = body
     return response

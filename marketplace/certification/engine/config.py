@@ -80,8 +80,34 @@ class EngineConfig:
     close_record_margin: float = 0.01
     mia_auc_threshold: float = 0.55
     mia_auc_strict: float = 0.53
-    attack_risk_threshold: float = 0.10
-    attack_risk_strict: float = 0.05
+    # Anonymeter-style attacks fail when the lower end of the excess success a − c over the control exceeds this.
+    attack_risk_threshold: float = 0.05
+    attack_risk_strict: float = 0.02
+    # Privacy v2 (docs/engine.md#privacy). Baseline integrity: holdout→train overlap beyond train's own
+    # duplicates by more than max(margin, z standard errors) is refused; near = within the given quantile
+    # of train-to-other-train distances, measured on this many sampled train rows.
+    baseline_margin: float = 0.01
+    baseline_z: float = 4.0
+    baseline_near_quantile: float = 0.05
+    baseline_train_sample: int = 2_000
+    # Synthetic-against-holdout comparisons fail past max(margin, z standard errors of the difference).
+    comparison_z: float = 3.0
+    copy_margin: float = 0.002
+    quasi_copy_margin: float = 0.02
+    unique_quasi_copy_margin: float = 0.005
+    # Quasi-copies: numbers agree when in the same bin of this many train standard deviations.
+    quasi_tolerance: float = 0.02
+    # Too close to holdout: DCR share or the distance attack's AUC below these means real holdout rows.
+    dcr_share_low: float = 0.45
+    mia_auc_low: float = 0.45
+    # Membership attacks: members sampled from train; vulnerable = the isolated share of rows (at least
+    # vulnerable_min_rows holdout rows); a TPR test fails at p < mia_p_value with TPR > mia_tpr_ratio × FPR.
+    membership_max_members: int = 10_000
+    vulnerable_share: float = 0.10
+    vulnerable_min_rows: int = 100
+    mia_p_value: float = 0.001
+    mia_p_value_strict: float = 0.01
+    mia_tpr_ratio: float = 2.0
     # Plausibility rules (docs/engine.md#plausibility): a rule covers at least max(rule_min_support,
     # rule_min_support_share · train rows) rows and quotes no value seen in fewer rows.
     rule_min_support: int = 50

@@ -392,3 +392,43 @@ def test_production_hosts_permissive_engines_unless_an_sdv_licence_is_declared()
     unlicensed = _production_settings({"SYNTHEX_HOSTED_ENGINES": "sdv,synthex_mst"})
     assert unlicensed.returncode != 0
     assert "SYNTHEX_SDV_LICENCE" in unlicensed.stderr
+
+
+# -- the page -------------------------------------------------------------------------------------------------
+
+
+def test_the_fit_form_fits_mst_and_the_page_shows_engine_licence_and_budget(
+    provider: Any,
+    buyer: Any,
+    generator_product: Any,
+    people: pd.DataFrame,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    client = Client()
+    client.force_login(provider)
+    form = client.get(f"/products/{generator_product.slug}/").content.decode()
+    assert "What ε means." in form and 'name="epsilon"' in form
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            f"/products/{generator_product.slug}/generator/",
+            {
+                "mode": "fit",
+                "synthesizer": "dp_mst",
+                "epsilon": "2",
+                "epsilon_total": "5",
+                "data": SimpleUploadedFile("people.csv", people.to_csv(index=False).encode()),
+            },
+        )
+    generator = GeneratorModel.objects.get(version__product=generator_product)
+    assert (generator.status, generator.error) == (GeneratorModel.Status.READY, "")
+    viewer = Client()
+    viewer.force_login(buyer)
+    page = viewer.get(f"/products/{generator_product.slug}/").content.decode()
+    assert "Synthex MST (differentially private)" in page
+    assert "<code>MIT AND BSD-3-Clause</code>" in page
+    assert "MST, ε = 2.0, δ = " in page
+    assert 'data-epsilon-spent="2.0" data-epsilon-total="5.0"' in page
+    assert "spent 2 of 5, 3 remaining" in page

@@ -141,22 +141,16 @@ def _comparable_columns(
 
 
 def _sdmetrics(
-    train: pd.DataFrame, others: list[pd.DataFrame | None], columns: tuple[Column, ...], config: EngineConfig
-) -> list[dict | None]:
-    real = clean_table(train, columns)
-    return [
-        None
-        if other is None
-        else quality.sdmetrics_report(
-            real,
-            clean_table(other, columns),
-            columns,
-            correlation_threshold=config.real_correlation_threshold,
-            association_threshold=config.real_association_threshold,
-            bins=config.contingency_bins,
-        )
-        for other in others
-    ]
+    train: pd.DataFrame, other: pd.DataFrame, columns: tuple[Column, ...], config: EngineConfig
+) -> dict:
+    return quality.sdmetrics_report(
+        clean_table(train, columns),
+        clean_table(other, columns),
+        columns,
+        correlation_threshold=config.real_correlation_threshold,
+        association_threshold=config.real_association_threshold,
+        bins=config.contingency_bins,
+    )
 
 
 def _reference(sdmetrics: dict | None, section: dict) -> dict:
@@ -240,8 +234,9 @@ def evaluate(
     report("prepare", 1)
 
     comparable = _comparable_columns(columns, train_used, metadata)
-    sdmetrics, sdmetrics_reference = _sdmetrics(
-        train_used, [synthetic_used, holdout_used], comparable, config
+    sdmetrics = _sdmetrics(train_used, synthetic_used, comparable, config)
+    sdmetrics_reference = (
+        _sdmetrics(train_used, holdout_used, comparable, config) if holdout_used is not None else None
     )
     report("quality", 0.8)
     quality_section: dict = {

@@ -642,10 +642,10 @@ def _round_between(low: float, high: float) -> float:
 
 def ranges(train: Coded, vocabulary_: Vocabulary, rule: Criteria) -> list[Rule]:
     """A category with 2–6 levels (each seen in ``min_support`` rows) that follows cut points of a numeric
-    column with more than ``rule_max_levels`` values: ``flag = 1 exactly when x < k`` or bands of x."""
+    column with at least three values: ``flag = 1 exactly when x < k`` or bands of x."""
     rules = []
     many_values = [
-        name for name in vocabulary_.numeric if name not in vocabulary_.categories or name in vocabulary_.wide
+        name for name in vocabulary_.numeric if len(np.unique(train.numbers[name][:5000])) >= 3
     ]
     for category, levels in vocabulary_.categories.items():
         codes = train.codes[category]

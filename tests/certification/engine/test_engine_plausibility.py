@@ -389,3 +389,16 @@ def test_a_declared_rule_cannot_quote_a_rare_value(adult_split) -> None:
 
     with pytest.raises(EngineError, match="quotes no value that rare"):
         _assess(holdout.head(100), train, holdout, {"declared": ["occupation = Armed-Forces => sex = Male"]})
+
+
+def test_flags_set_by_a_threshold_on_a_coded_number_are_ranges() -> None:
+    table = adversarial.fair()
+    table["long_marriage"] = (table["yrs_married"] >= 9).astype(int)
+    train, holdout = adversarial.split(table)
+
+    rules = _rules(_assess(adversarial.shuffled(train, len(holdout)), train, holdout))
+
+    rule = rules["range:long_marriage=0<=>yrs_married<7"]
+    assert rule["statement"] == "long_marriage is 0 exactly when yrs_married < 7"
+    assert rule["holdout_violation_rate"] == 0.0 and rule["synthetic_violation_rate"] > 0.3
+    assert "fd:yrs_married->long_marriage" not in rules

@@ -169,11 +169,14 @@ def _engines(
     from marketplace.generators import dp
 
     holdout = adult.drop(index=train.index)
-    rows = [("sdv GaussianCopula", None, copula_fit, copula_sample, copula)]
+    rows: list[tuple[str, float | None, float, float, object]] = [
+        ("sdv GaussianCopula", None, copula_fit, copula_sample, copula)
+    ]
     for engine, epsilon in [("synthex_tree", None)] + [
         ("synthex_mst", float(value)) for value in arguments.epsilons.split(",")
     ]:
-        fits, model = [], None
+        fits: list[float] = []
+        model: dict = {}
         for _ in range(arguments.runs):
             started = time.perf_counter()
             model, _ = dp.fit(
@@ -190,13 +193,13 @@ def _engines(
             samples.append(time.perf_counter() - started)
         rows.append((engine, epsilon, _median(fits), _median(samples), model))
     print(f"engines on Adult train ({len(train):,} rows), {arguments.rows:,} rows sampled:")
-    for name, epsilon, fit, sample, model in rows:
+    for name, epsilon, fit, sample, fitted in rows:
         label = f"{name}{'' if epsilon is None else f' ε={epsilon:g}'}"
         line = (
             f"  {label:<24} fit {fit:6.2f} s   sample {sample:6.1f} s ({arguments.rows / sample:,.0f} rows/s)"
         )
         if arguments.quality:
-            line += "   " + _certified(model, train, holdout, metadata)
+            line += "   " + _certified(fitted, train, holdout, metadata)
         print(line, flush=True)
 
 

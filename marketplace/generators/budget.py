@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils.module_loading import import_string
 
 from marketplace.catalog.models import Product, ProductVersion
+from marketplace.core.page_cache import bump_catalog_version
 from marketplace.generators.models import EpsilonSpend, PrivacyBudget
 
 DEFAULT_LEDGER_HOOK = "exchange.ledger.privacy.record_privacy_event"
@@ -91,6 +92,7 @@ def declare_budget(product: Product, epsilon_total: Any) -> PrivacyBudget:
             "epsilon-budget:{}:{}:{}".format(*declarations),
             {"product": str(product.pk), "epsilon_total": epsilon_text(total)},
         )
+        transaction.on_commit(bump_catalog_version)  # the product page shows the budget
     return budget
 
 

@@ -44,7 +44,8 @@ def test_submitting_a_version_certifies_it_and_lists_its_grades(certified):
     assert certified.status == "certified"
     certificate = certified.certificates.get()
     document = certificate.document
-    assert document["schema"] == "synthex.certificate/v1"
+    assert document["schema"] == "synthex.certificate/v2"
+    assert document["engine"]["version"] == services.ENGINE_VERSION == "2.0.0"
     assert document["subject"]["artifacts"] == [
         {"name": "people", "sha256": certified.files.get(role="synthetic").sha256, "rows": 800, "columns": 6}
     ]
@@ -55,6 +56,34 @@ def test_submitting_a_version_certifies_it_and_lists_its_grades(certified):
     assert product.quality_grade == certificate.quality_grade
     assert product.privacy_grade == certificate.privacy_grade
     assert product.quality_score == pytest.approx(document["quality"]["score"])
+
+
+def test_recertifying_a_version_with_an_engine_1_certificate_makes_a_new_v2_one(certified):
+    current = certified.certificates.get()
+    old_document = signing.sign_certificate(
+        {
+            **current.document,
+            "schema": "synthex.certificate/v1",
+            "engine": {"name": "synthex-engine", "version": "1.0.0"},
+        },
+        keys.active_private_key(),
+    )
+    Certificate.objects.filter(pk=current.pk).update(
+        engine_version="1.0.0", document=old_document, signed_bytes=signing.signed_bytes(old_document)
+    )
+    sections = ("quality", "plausibility", "privacy", "charts", "parameters", "engine")
+    evaluation = {name: current.document[name] for name in sections}
+
+    renewed = services.issue_certificate(
+        certified, evaluation, list(certified.files.filter(role=FileRole.SYNTHETIC))
+    )
+
+    assert renewed.pk != current.pk
+    assert renewed.document["schema"] == "synthex.certificate/v2"
+    assert Certificate.objects.get(pk=current.pk).document == old_document
+    assert signing.verify_certificate_signature(old_document, keys.keys_document()).ok
+    assert signing.verify_certificate_signature(renewed.document, keys.keys_document()).ok
+    assert certified.certificates.count() == 2
 
 
 def test_certificate_never_contains_reference_rows(certified, small_tables):

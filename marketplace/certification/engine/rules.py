@@ -75,7 +75,7 @@ class Vocabulary:
             missing[name] = table[name].isna().to_numpy()
         for name, categories in self.categories.items():
             values = table[name]
-            code = categories.get_indexer(values.where(values.notna(), None)).astype(np.int64)
+            code = categories.get_indexer(values).astype(np.int64)
             code[missing[name]] = len(categories)
             codes[name] = code
         for name in self.numeric:

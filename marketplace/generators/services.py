@@ -814,6 +814,11 @@ def _certify(
     from marketplace.generators import native
 
     native.add_certificate_sections(generator, result)
+    from marketplace.generators import shadow
+
+    result["privacy"] = shadow.with_shadow_attack(
+        result["privacy"], shadow.attack_generator(generator, train, progress)
+    )
     progress("signing", 96)
     artifact = CertifiedArtifact(
         table_name=f"generator.{generator.synthesizer}",

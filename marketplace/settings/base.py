@@ -322,6 +322,8 @@ SYNTHEX_RECEIPT_FINDER = "exchange.downloads.verification.receipt_for_sha256"
 
 # Tables with more rows are certified on a bounded uniform sample (stated in the certificate).
 SYNTHEX_CERTIFY_MAX_ROWS = env_int("SYNTHEX_CERTIFY_MAX_ROWS", 200_000, minimum=1000)
+# Wall-clock budget of the shadow-model attack run after a platform fit (0 turns it off).
+SYNTHEX_SHADOW_BUDGET_SECONDS = env_int("SYNTHEX_SHADOW_BUDGET_SECONDS", 150, minimum=0)
 
 SYNTHEX_DEMO_PASSWORD = env_str("SYNTHEX_DEMO_PASSWORD", "synthex-demo")
 SYNTHEX_SIGNING_KEY_PEM = env_str("SYNTHEX_SIGNING_KEY_PEM")

@@ -16,3 +16,5 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
     "pages": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pages"},
 }
+# The shadow-model attack refits a synthesizer dozens of times; tests that want it turn it on.
+SYNTHEX_SHADOW_BUDGET_SECONDS = 0

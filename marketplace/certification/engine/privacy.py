@@ -21,6 +21,11 @@ from .schema import Column, bounded_sample
 from .stats import Rate, rank_auc, wilson_interval
 
 _QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95)
+_SHADOW_NOT_RUN = {
+    "ran": False,
+    "reason": "The shadow-model attack replays a generator's fit; it runs for SDV generators fitted on the "
+    "platform, not for uploaded datasets or models.",
+}
 
 
 def _summary(distances: np.ndarray) -> dict:
@@ -159,6 +164,7 @@ def assess(
     )
     progress(95)
     result["baseline"] = "holdout"
+    result["shadow_attack"] = _SHADOW_NOT_RUN
     result["baseline_integrity"] = integrity
     result["baseline_statement"] = (
         "Each figure is compared with the same figure for real holdout rows the generator never saw. "
@@ -399,6 +405,7 @@ def _assess_without_holdout(
         linkability=unavailable,
         attribute_inference=unavailable,
         baseline="none",
+        shadow_attack=_SHADOW_NOT_RUN,
         baseline_statement=(
             "No holdout was given, so no figure can be compared with real rows the generator never saw; "
             "only exact copies are tested and the privacy grade is capped at C."

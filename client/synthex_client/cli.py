@@ -278,6 +278,28 @@ def cmd_product_create(context: Context) -> int:
 # --- upload --------------------------------------------------------------------------------------------
 
 
+NO_REFERENCE = (
+    "No reference train rows (--train): certification compares the synthetic tables with the real rows "
+    "they imitate, so a version without them cannot be certified."
+)
+
+
+def _check_product_exists(api: SynthexClient, slug: str) -> None:
+    """Refuse, naming the product, before any byte is sent to a product that is missing or not the user's."""
+    try:
+        api.product(slug)
+    except ApiError as error:
+        if error.status != 404:
+            raise
+        raise ApiError(
+            404,
+            error.code,
+            f"No product {slug!r} you can upload to: `synthex products list` shows the catalog's slugs, "
+            "`synthex product create` makes a product.",
+            error.body,
+        ) from None
+
+
 def cmd_upload(context: Context) -> int:
     arguments = context.arguments
     synthetic = [_existing_file(name) for name in arguments.files]
@@ -293,8 +315,14 @@ def cmd_upload(context: Context) -> int:
         except ValueError:
             raise UsageError("--metadata must be a JSON object mapping columns to SDV sdtypes.") from None
     rules = _rule_choices(arguments.rules)
+    if "train" not in reference:
+        if not arguments.no_submit:
+            raise UsageError(NO_REFERENCE + " Add --train (and --holdout), or --no-submit to keep a draft.")
+        context.err.print(f"warning: {NO_REFERENCE} This draft cannot be submitted.", style="yellow")
     state = uploads.UploadState()
     results: dict[str, uploads.UploadResult] = {}
+    with context.api(need_token=True) as api:
+        _check_product_exists(api, arguments.product)
     with context.api(need_token=True) as api, _transfer_progress(context) as progress:
         for label, path in [*((str(p), p) for p in synthetic), *((role, p) for role, p in reference.items())]:
             task = progress.add_task(path.name, total=path.stat().st_size)
@@ -503,10 +531,38 @@ def cmd_certificate_verify(context: Context) -> int:
 # --- buying --------------------------------------------------------------------------------------------
 
 
+def _version_id(api: SynthexClient, reference: str) -> int:
+    """The id of the version ``reference`` names: ``slug@number``, a bare slug (the version on sale) or an id."""
+    if reference.isdigit():
+        return int(reference)
+    slug, _, number = reference.partition("@")
+    if number:
+        if not number.isdigit():
+            raise UsageError(f"{reference!r}: write PRODUCT@NUMBER, e.g. adult-census@2.")
+        try:
+            return int(api.version(slug, int(number))["id"])
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            raise ApiError(
+                404, error.code, f"No version {number} of product {slug!r} on sale.", error.body
+            ) from None
+    try:
+        product = api.product(slug)
+    except ApiError as error:
+        if error.status != 404:
+            raise
+        raise ApiError(404, error.code, f"No product {slug!r}.", error.body) from None
+    on_sale = product.get("version_on_sale")
+    if not on_sale:
+        raise CheckFailed(f"Product {slug!r} has no version on sale yet.")
+    return int(on_sale["id"])
+
+
 def cmd_buy(context: Context) -> int:
     arguments = context.arguments
     with context.api(need_token=True) as api:
-        order = api.create_order(arguments.version, arguments.license)
+        order = api.create_order(_version_id(api, arguments.version), arguments.license)
         payment = order.get("payment") or {}
         if order["status"] == "pending" and payment.get("local_mode") and not arguments.no_confirm:
             order = api.confirm_order(order["id"], arguments.payment_method)
@@ -969,7 +1025,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     buy = command(commands, "buy", cmd_buy, "buy a version (local mode: pays with a test card)")
-    buy.add_argument("version", type=int, metavar="VERSION_ID", help="the version's id")
+    buy.add_argument(
+        "version",
+        metavar="PRODUCT[@VERSION]",
+        help="product-slug@number (e.g. adult-census@2), a product slug for the version on sale, "
+        "or the version's numeric id",
+    )
     buy.add_argument("--license", required=True, help="standard, commercial or research")
     buy.add_argument(
         "--payment-method", default="pm_card_visa", help="local mode test card (default pm_card_visa)"

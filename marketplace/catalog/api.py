@@ -234,6 +234,9 @@ class VersionCreate(APIView):
                 changelog=values.get("changelog", ""),
             )
             upload_sessions.mark_attached(sessions)
+            if values["submit"] and (missing := selectors.missing_reference(version)):
+                # Refused now (the draft is deleted below) rather than failing in certification later.
+                raise services.CatalogError("reference_required", missing)
             if values["submit"]:
                 version = services.submit_version(
                     version,
@@ -281,6 +284,8 @@ class VersionSubmit(APIView):
         version = get_object_or_404(ProductVersion, product=product, number=number)
         data = VersionSubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if version.status == "draft" and (missing := selectors.missing_reference(version)):
+            raise ApiError(missing, "reference_required", 400)
         try:
             version = services.submit_version(
                 version,

@@ -83,7 +83,8 @@ class VersionUploadForm(forms.Form):
     train = forms.FileField(
         required=False,
         label="Reference train rows (private)",
-        help_text="The real rows the synthesizer learned from.",
+        help_text="The real rows the synthesizer learned from. Needed to certify: without them the version "
+        "is kept as a draft that cannot be submitted.",
     )
     holdout = forms.FileField(
         required=False,

@@ -9,7 +9,15 @@ from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
 from marketplace.accounts.models import User
 from marketplace.catalog.licenses import LICENSES
-from marketplace.catalog.models import Domain, Product, ProductVersion, VersionFile, VersionStatus
+from marketplace.catalog.models import (
+    Domain,
+    FileRole,
+    Product,
+    ProductKind,
+    ProductVersion,
+    VersionFile,
+    VersionStatus,
+)
 
 ORDERINGS: dict[str, tuple[str, ...]] = {
     "relevance": ("-relevance", "-published_at"),
@@ -256,3 +264,19 @@ def can_read_file(user: User | Any, item: VersionFile) -> bool:
     if item.is_reference or item.version.status == VersionStatus.DRAFT:
         return bool(user.is_authenticated and user.is_member_of(product.organization))
     return product.is_listed or can_manage(user, product)
+
+
+MISSING_REFERENCE = (
+    "This version has no reference train rows, so it cannot be certified: certification compares the "
+    "synthetic tables with the real rows they imitate (train, and a holdout the generator never saw). "
+    "Upload the version again with its train file."
+)
+
+
+def missing_reference(version: ProductVersion) -> str:
+    """Why ``version`` cannot be submitted for certification for lack of reference rows, or "" when it has
+    its train file (a holdout is optional). Generator versions bring their reference rows another way."""
+    if version.product.kind != ProductKind.DATASET or version.files.filter(role=FileRole.TRAIN, deleted_at__isnull=True).exists():
+        return ""
+    return MISSING_REFERENCE
+

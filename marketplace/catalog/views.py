@@ -161,8 +161,11 @@ def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpRespons
     files = list(version.files.all())
     synthetic = [f for f in files if f.role == FileRole.SYNTHETIC]
     columns = version.sdv_metadata.get("columns", {})
+    missing_reference = selectors.missing_reference(version)
     error = ""
-    if request.method == "POST":
+    if request.method == "POST" and "discard" not in request.POST and missing_reference:
+        error = missing_reference
+    elif request.method == "POST":
         if "discard" in request.POST:
             services.delete_draft(version, user=signed_in_user(request))
             messages.info(request, f"Draft version {number} discarded.")
@@ -197,6 +200,7 @@ def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpRespons
             "columns": columns,
             "sdtypes": SDTYPES,
             "error": error,
+            "missing_reference": missing_reference,
             **_rules_context(request, version),
         },
         status=400 if error else 200,

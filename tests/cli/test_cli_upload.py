@@ -78,10 +78,14 @@ def test_upload_refusals_leave_no_version(
     cli, provider, buyer, token_for, product_factory, big_csv, chunk_log
 ):
     product = product_factory(provider, "Not yours")
-    refused = cli("upload", product.slug, big_csv, "--chunk-size", MIN_CHUNK_SIZE, token=token_for(buyer))
+    refused = cli(
+        "upload", product.slug, big_csv, "--no-submit", "--chunk-size", MIN_CHUNK_SIZE, token=token_for(buyer)
+    )
     assert refused.code == 3
     assert "(HTTP 403" in refused.err or "(HTTP 404" in refused.err
-    bad_chunk = cli("upload", product.slug, big_csv, "--chunk-size", "10", token=token_for(provider))
+    bad_chunk = cli(
+        "upload", product.slug, big_csv, "--no-submit", "--chunk-size", "10", token=token_for(provider)
+    )
     assert bad_chunk.code == 3
     assert "code bad_chunk_size" in bad_chunk.err
     assert ProductVersion.objects.count() == 0

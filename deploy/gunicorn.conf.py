@@ -24,6 +24,11 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = max_requests // 10
+# gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl), which two instances on a
+# host would share: each instance keeps its own under its var dir.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or str(
+    Path(os.environ.get("SYNTHEX_VAR_DIR") or Path(__file__).resolve().parents[1] / "var") / "gunicorn.ctl"
+)
 
 
 def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature

@@ -77,13 +77,13 @@ def _grade(score: float, config: EngineConfig) -> str:
 
 
 def _reasons(
-    rows: list[dict], synthetic_any: float, reference_any: float, score: float, grade: str
+    rows: list[dict], synthetic_any: float, reference_any: float, score: float, grade: str, reference: str
 ) -> list[str]:
     if not rows:
         return ["No rule was found that the real rows obey with enough support: nothing to break."]
     reasons = [
         f"{synthetic_any:.1%} of synthetic rows break at least one of {len(rows)} rules, against "
-        f"{reference_any:.1%} of real holdout rows: score {score:.2f}, grade {grade}."
+        f"{reference_any:.1%} of real rows ({reference}): score {score:.2f}, grade {grade}."
     ]
     worst = rows[0]
     if worst["synthetic_violation_rate"] > worst["holdout_violation_rate"]:
@@ -243,7 +243,7 @@ def assess(
         "rules": rows,
         "dismissed": dismissed,
         "not_enforced": not_enforced,
-        "reasons": _reasons(rows, synthetic_any, reference_any, score, grade),
+        "reasons": _reasons(rows, synthetic_any, reference_any, score, grade, reference_name),
         "thresholds": _thresholds(config, min_support),
         "rows": {"discovery": len(discovery), "reference": len(reference), "synthetic": len(synthetic)},
         "candidates": len(found),

@@ -243,6 +243,7 @@ def _print_version(context: Context, version: dict[str, Any]) -> None:
         certificate = certification["certificate"]
         context.out.print(
             f"  certificate {certificate['id']}: quality {certificate['quality_grade']}, "
+            f"plausibility {certificate.get('plausibility_grade') or '-'}, "
             f"privacy {certificate['privacy_grade']}{' (revoked)' if certificate['revoked'] else ''}"
         )
 

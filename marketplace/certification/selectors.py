@@ -38,6 +38,7 @@ def certification_summary(version: ProductVersion) -> dict[str, Any] | None:
             "id": certificate.id,
             "quality_score": certificate.quality_score,
             "quality_grade": certificate.quality_grade,
+            "plausibility_grade": (certificate.document.get("plausibility") or {}).get("grade"),
             "privacy_grade": certificate.privacy_grade,
             "privacy_passed": certificate.privacy_passed,
             "dcr_share": certificate.dcr_share,

@@ -87,3 +87,18 @@ def test_certificate_page_lists_rules_in_sentences_worst_first(
     assert "Plausibility F" in page
     assert "A data-entry convention, not a law." in page
     assert certificate.document["plausibility"]["rules"][0]["id"] == "one_to_one:education<->education-num"
+
+
+def test_the_version_api_shows_the_plausibility_grade(
+    provider, product_factory, version_factory, api_client_for
+):
+    version = version_factory(product_factory(provider, "Graded"), provider)
+    issue_certificate(version, EVALUATION, list(version.files.filter(role="synthetic")))
+
+    body = (
+        api_client_for(provider)
+        .get(f"/api/v1/products/{version.product.slug}/versions/{version.number}/")
+        .json()
+    )
+
+    assert body["certification"]["certificate"]["plausibility_grade"] == "F"

@@ -172,7 +172,7 @@ def _implication_or_range(
             present = np.isfinite(x) & (code != len(vocabulary.categories[first]))
             return present & ((x < threshold) != (code == a))
 
-        return _rule(text, "range", (first, second), threshold_broken, coded)
+        return _rule(text, "derived", (first, second), threshold_broken, coded)
     if operator != "=" or arrow != "=>":
         return None
     b = _level(second, b_text, vocabulary, coded)

@@ -289,14 +289,15 @@ def _range_statement(
 
     if len(levels) == 2:
         statement = f"{category} is {label(levels[order[0]])} exactly when {number} < {label(cuts[0])}"
-        identifier = f"range:{category}={label(levels[order[0]])}<=>{number}<{label(cuts[0])}"
+        # A yes/no column set by one threshold is a derived column (flag = (x < k)).
+        identifier = f"derived:{category}={label(levels[order[0]])}<=>{number}<{label(cuts[0])}"
     else:
         bands = ", ".join(label(cut) for cut in cuts)
         statement = f"{category} follows ranges of {number} (cut at {bands})"
         identifier = f"range:{category}<-{number}@{bands.replace(' ', '')}"
     return Rule(
         id=identifier,
-        kind="range",
+        kind="derived" if len(levels) == 2 else "range",
         columns=(category, number),
         statement=statement,
         support=rows,

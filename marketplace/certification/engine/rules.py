@@ -52,24 +52,25 @@ def discover(
         elif len(dependency.columns) == 2:
             determined.add((dependency.columns[0], dependency.columns[1]))
     derived = derived_columns(coded, vocabulary_, rule)
+    cuts = ranges(coded, vocabulary_, rule)
     found = (
         dependencies
         + implications(coded, vocabulary_, rule, determined)
         + orders(coded, vocabulary_, rule)
         + missing_together(coded, rule)
         + derived
-        + ranges(coded, vocabulary_, rule)
+        + cuts
     )
-    return vocabulary_, _without_implied(found, derived)
+    return vocabulary_, _without_implied(found, derived, cuts)
 
 
-def _without_implied(found: list[Rule], derived: list[Rule]) -> list[Rule]:
+def _without_implied(found: list[Rule], derived: list[Rule], cuts: list[Rule]) -> list[Rule]:
     """Drop what a more precise rule already says: an order between columns of one formula, a range on a
     formula's result when its operand carries the same range, a dependency or one-to-one mapping between
     exactly the columns of a formula, a dependency of a category on a number cut into its ranges."""
     related = {frozenset(pair) for formula in derived for pair in combinations(formula.columns, 2)}
     derived_from = {formula.columns[0]: set(formula.columns[1:]) for formula in derived}
-    range_numbers = {(rule_.columns[0], rule_.columns[1]) for rule_ in found if rule_.kind == "range"}
+    range_numbers = {(rule_.columns[0], rule_.columns[1]) for rule_ in cuts}
     # A number cut into ranges also "determines" the category: the range rule says more.
     ranged = {(number, category) for category, number in range_numbers}
     formulas = {frozenset(formula.columns) for formula in derived}
@@ -77,7 +78,7 @@ def _without_implied(found: list[Rule], derived: list[Rule]) -> list[Rule]:
     for rule_ in found:
         if rule_.kind == "order" and frozenset(rule_.columns) in related:
             continue
-        if rule_.kind == "range" and any(
+        if any(rule_ is cut for cut in cuts) and any(
             (rule_.columns[0], operand) in range_numbers for operand in derived_from.get(rule_.columns[1], ())
         ):
             continue

@@ -130,12 +130,13 @@ def test_adult_with_derived_columns_finds_square_product_and_threshold() -> None
 
     assert rules["derived:age_squared=age²"]["synthetic_violation_rate"] > 0.9
     assert rules["derived:effort=education-num×hours-per-week"]["synthetic_violation_rate"] > 0.9
-    assert rules["range:senior=no<=>age<60"]["statement"] == "senior is no exactly when age < 60"
-    assert rules["range:senior=no<=>age<60"]["synthetic_violation_rate"] > 0.1
+    senior = rules["derived:senior=no<=>age<60"]
+    assert senior["statement"] == "senior is no exactly when age < 60" and senior["kind"] == "derived"
+    assert senior["synthetic_violation_rate"] > 0.1
     assert all(
         rules[key]["holdout_violation_rate"] == 0.0 for key in rules if key.startswith(("derived", "range"))
     )
-    assert not any(key.startswith("range:senior") and "age_squared" in key for key in rules)
+    assert not any(key.startswith("derived:senior") and "age_squared" in key for key in rules)
 
 
 def test_two_columns_determine_a_third() -> None:
@@ -398,7 +399,7 @@ def test_flags_set_by_a_threshold_on_a_coded_number_are_ranges() -> None:
 
     rules = _rules(_assess(adversarial.shuffled(train, len(holdout)), train, holdout))
 
-    rule = rules["range:long_marriage=0<=>yrs_married<7"]
+    rule = rules["derived:long_marriage=0<=>yrs_married<7"]
     assert rule["statement"] == "long_marriage is 0 exactly when yrs_married < 7"
     assert rule["holdout_violation_rate"] == 0.0 and rule["synthetic_violation_rate"] > 0.3
     assert "fd:yrs_married->long_marriage" not in rules

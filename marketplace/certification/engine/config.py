@@ -125,6 +125,9 @@ class EngineConfig:
     # The holdout keeps a rule when its violation rate's interval (z = 3.29, 99.9%) meets train's.
     rule_validation_z: float = 3.29
     rule_max_rules: int = 60
+    # Rules are discovered and validated on seeded uniform samples of at most this many rows of each table
+    # (violation rates on synthetic rows use every row).
+    rule_max_rows: int = 50_000
     plausibility_grade_bands: tuple[tuple[str, float], ...] = field(default=PLAUSIBILITY_GRADE_BANDS)
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ from .config import EngineConfig
 from .declared import parse_declared
 from .errors import EngineError
 from .rules import Coded, Rule, Vocabulary, discover
-from .schema import Column, clean_table, resolve_columns
+from .schema import Column, bounded_sample, clean_table, resolve_columns
 from .stats import wilson_interval
 
 GRADE_SOURCE = (
@@ -52,6 +52,19 @@ def _reference(
         train.iloc[np.sort(order[cut:])].reset_index(drop=True),
         "25% of train, not used for discovery",
     )
+
+
+def _bounded(
+    discovery: pd.DataFrame,
+    reference: pd.DataFrame,
+    name: str,
+    config: EngineConfig,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Both tables as seeded uniform samples of at most ``config.rule_max_rows`` rows (row order kept)."""
+    discovery, _ = bounded_sample(discovery, config.rule_max_rows, rng)
+    reference, _ = bounded_sample(reference, config.rule_max_rows, rng)
+    return discovery, reference, name
 
 
 def _validated(rules: list[Rule], train: Coded, reference: Coded, config: EngineConfig) -> list[Rule]:
@@ -200,7 +213,7 @@ def assess(
     that cannot be read raises EngineError. Inputs are cleaned tables (``schema.clean_table``).
     """
     dismissed_request, declared_text = _requested(rules)
-    discovery, reference, reference_name = _reference(train, holdout, rng)
+    discovery, reference, reference_name = _bounded(*_reference(train, holdout, rng), config, rng)
     vocabulary_, found = discover(discovery, columns, config)
     discovery_coded, reference_coded = vocabulary_.code(discovery), vocabulary_.code(reference)
     kept = _validated(found, discovery_coded, reference_coded, config)
@@ -269,7 +282,7 @@ def discover_rules(
     train_clean = clean_table(train, columns)
     holdout_clean = clean_table(holdout, columns) if holdout is not None else None
     rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(6)[5])
-    discovery, reference, _ = _reference(train_clean, holdout_clean, rng)
+    discovery, reference, _ = _bounded(*_reference(train_clean, holdout_clean, rng), config, rng)
     vocabulary_, found = discover(discovery, columns, config)
     discovery_coded, reference_coded = vocabulary_.code(discovery), vocabulary_.code(reference)
     kept = _validated(found, discovery_coded, reference_coded, config)

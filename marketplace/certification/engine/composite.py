@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from . import diversity, drift, fidelity, learning
 from .config import EngineConfig
@@ -188,7 +189,7 @@ def discriminator_part(
     tables = [_take(t, rows, rng) for t in (samples.train, samples.synthetic, samples.holdout)]
     levels = fidelity.levels_for(rows, 1, config.fidelity_bins)
     binned = fidelity.bin_tables(tables[0], tables, columns, levels)
-    folds = 2 if 2 * rows >= config.discriminator_two_fold_rows else 5
+    folds = 1 if 2 * rows >= config.discriminator_split_rows else 5
     auc, reference = learning.discriminator_aucs(
         binned.codes[0], list(binned.codes[1:]), folds, seed, config.n_jobs
     )
@@ -301,6 +302,21 @@ def assess(
     seed: int,
 ) -> dict:
     """Every part, its reference and baseline, the drifted columns, the composite score and grade."""
+    # One BLAS thread: OpenBLAS threads stall on busy cores, and the products here are small.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _assess(synthetic, train, holdout, columns, efficacy, config, rng, seed)
+
+
+def _assess(
+    synthetic: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    columns: tuple[Column, ...],
+    efficacy: dict | None,
+    config: EngineConfig,
+    rng: np.random.Generator,
+    seed: int,
+) -> dict:
     samples = equal_samples(synthetic, train, holdout, config.fidelity_max_rows, rng)
     shapes_and_structure = structure(samples, columns, config, rng)
     discriminator = discriminator_part(samples, columns, config, rng, seed)

@@ -35,13 +35,6 @@ def _features(tables: list[pd.DataFrame], columns: list[Column]) -> tuple[list[n
     return matrices, categorical
 
 
-def _fit_score(kind: str, train_x, train_y, test_x, test_y, categorical, seed: int) -> float:
-    # One OpenMP thread: with torch loaded in the same process (SDV workers) two OpenMP runtimes fight
-    # over the cores and a 1-second fit takes 20.
-    with threadpool_limits(limits=1, user_api="openmp"):
-        return _fit_score_single_thread(kind, train_x, train_y, test_x, test_y, categorical, seed)
-
-
 def _fit_score_single_thread(kind: str, train_x, train_y, test_x, test_y, categorical, seed: int) -> float:
     if kind == "classification":
         model = HistGradientBoostingClassifier(
@@ -95,8 +88,14 @@ def ml_efficacy(
             "ratio": None,
             "reason": "target has a single value",
         }
-    real_score = _fit_score(kind, real_x, real_y, test_x, test_y, categorical, seed)
-    synthetic_score = _fit_score(kind, synthetic_x, synthetic_y, test_x, test_y, categorical, seed)
+    # The two fits run side by side on two threads (scikit-learn's histogram code releases the GIL), each
+    # with one OpenMP thread: with torch loaded in the same process (SDV workers) two OpenMP runtimes fight
+    # over the cores and a 1-second fit takes 20.
+    with threadpool_limits(limits=1, user_api="openmp"), ThreadPoolExecutor(max_workers=2) as pool:
+        real_score, synthetic_score = pool.map(
+            lambda fit: _fit_score_single_thread(kind, fit[0], fit[1], test_x, test_y, categorical, seed),
+            [(real_x, real_y), (synthetic_x, synthetic_y)],
+        )
     ratio = max(synthetic_score, 0.0) / real_score if real_score > 0 else None
     return {
         "task": kind,
@@ -118,10 +117,13 @@ def lookup_labels(values: pd.Series, labels: pd.Index) -> np.ndarray:
 
 
 def _cross_fitted_auc(real: np.ndarray, other: np.ndarray, folds: int, seed: int) -> float:
+    """AUC over rows each scored by a model that did not see them: ``folds`` ≥ 2 folds, every row scored;
+    ``folds`` = 1, one model fitted on a random half and scored on the other half."""
     data = np.vstack([real, other])
     labels = np.concatenate([np.zeros(len(real)), np.ones(len(other))])
-    fold = np.random.default_rng(seed).permutation(len(data)) % folds
-    scores = np.empty(len(data))
+    fold = np.random.default_rng(seed).permutation(len(data)) % max(folds, 2)
+    scored = np.zeros(len(data), dtype=bool)
+    scores = np.zeros(len(data))
     categorical = np.ones(data.shape[1], dtype=bool)
     for part in range(folds):
         fit_rows, test_rows = fold != part, fold == part
@@ -132,7 +134,10 @@ def _cross_fitted_auc(real: np.ndarray, other: np.ndarray, folds: int, seed: int
         )
         model.fit(data[fit_rows], labels[fit_rows])
         scores[test_rows] = model.predict_proba(data[test_rows])[:, 1]
-    return float(roc_auc_score(labels, scores))
+        scored |= test_rows
+    if len(np.unique(labels[scored])) < 2:
+        return math.nan
+    return float(roc_auc_score(labels[scored], scores[scored]))
 
 
 def discriminator_aucs(
@@ -141,9 +146,10 @@ def discriminator_aucs(
     """Cross-fitted AUC of a gradient-boosted classifier telling each table of ``other_codes`` from
     ``real_codes`` (binned level codes, all read as categories; equal row counts expected).
 
-    Every row is scored by the model fitted on the other ``folds`` − 1 folds, so small tables use all
-    their rows; 0.5 means indistinguishable, 1.0 always told apart. Tables run on ``n_jobs`` threads with
-    one OpenMP thread each (see :func:`_fit_score`).
+    With ``folds`` ≥ 2 every row is scored by the model fitted on the other folds, so small tables use all
+    their rows; with 1, half the rows are fitted and the other half scored. 0.5 means indistinguishable,
+    1.0 always told apart. Tables run on ``n_jobs`` threads with
+    one OpenMP thread each (see :func:`ml_efficacy`).
     """
     with (
         threadpool_limits(limits=1, user_api="openmp"),

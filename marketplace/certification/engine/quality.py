@@ -89,10 +89,13 @@ def _pearson(first: np.ndarray, second: np.ndarray) -> float:
         return math.nan
     first = first - first.mean()
     second = second - second.mean()
-    denominator = math.sqrt(float(first @ first) * float(second @ second))
+    # einsum, not BLAS: OpenBLAS runs long dot products on threads, which stall when the cores are busy.
+    denominator = math.sqrt(
+        float(np.einsum("i,i->", first, first)) * float(np.einsum("i,i->", second, second))
+    )
     if denominator == 0:
         return math.nan
-    return max(-1.0, min(1.0, float(first @ second) / denominator))
+    return max(-1.0, min(1.0, float(np.einsum("i,i->", first, second)) / denominator))
 
 
 @dataclass(frozen=True)

@@ -47,16 +47,16 @@ class EngineConfig:
     n_jobs: int = 2
     # Quality v2 (docs/engine.md#quality-grade): equal-size comparisons of synthetic and holdout rows with
     # train rows, binned like mostlyai-qa (10 levels per column), every pair, up to 1,000 column triples.
-    fidelity_max_rows: int = 20_000
+    fidelity_max_rows: int = 10_000
     fidelity_bins: int = 10
     fidelity_max_pairs: int = 5_000
     fidelity_max_triples: int = 1_000
     # A part counts only when fresh real data beats its trivial baseline by at least this much.
     minimum_skill_gap: float = 0.01
-    # The discriminator sees at most this many rows per side, cross-fitted on 2 folds from
-    # discriminator_two_fold_rows pooled rows up (on 5 below, so that small tables use every row).
+    # The discriminator sees at most this many rows per side: fitted on one half and scored on the other from
+    # discriminator_split_rows pooled rows up, cross-fitted on 5 folds below (small tables score every row).
     discriminator_max_rows: int = 3_000
-    discriminator_two_fold_rows: int = 4_000
+    discriminator_split_rows: int = 4_000
     # Coverage / precision: k-nearest-neighbour balls of Naeem et al. 2020 (k = 5), on at most this many rows.
     coverage_neighbours: int = 5
     diversity_max_rows: int = 2_000

@@ -3,9 +3,11 @@
     .venv/bin/python bench/certify.py [--runs 3] [--timeout 120] [--large-rows 1000000] [--skip-large]
 
 Prints, for Adult (train 80% / holdout 20%, GaussianCopula samples of holdout and of train size), the
-median wall time of a full ``evaluate`` and the time SDMetrics / Anonymeter need for the same metric
-("did not finish in N s" past the timeout); then a large table (bootstrapped Adult, jittered) with the
-engine's wall time and peak RSS, measured in a child process.
+median wall time of a full ``evaluate`` and of its quality part, the certificate v2 quality figures (score,
+grade, each part beside its holdout reference, drifted columns) beside SDMetrics' QualityReport (under
+SDV's detected metadata) and mostlyai-qa's accuracy report on the same data, and the time SDMetrics /
+Anonymeter / mostlyai-qa need ("did not finish in N s" past the timeout); then a large table
+(bootstrapped Adult, jittered) with the engine's wall time and peak RSS, measured in a child process.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from marketplace.datasets import adult_csv
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-ADULT = adult_csv()
 
 from marketplace.certification.engine import EngineConfig, evaluate, load_table  # noqa: E402
+from marketplace.datasets import adult_csv  # noqa: E402
+
+ADULT = adult_csv()
 
 
 def _split(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -64,18 +66,47 @@ def _run_child(queue: multiprocessing.Queue, job: str, paths: dict) -> None:
     try:
         _run_job(queue, job, paths)
     except Exception as error:
-        queue.put((f"failed: {type(error).__name__}: {error}"[:200], None))
+        queue.put((f"failed: {type(error).__name__}: {error}"[:200], None, None))
+
+
+def _sdv_metadata(table: pd.DataFrame) -> dict:
+    from sdv.metadata import Metadata
+
+    return Metadata.detect_from_dataframes({"adult": table}).tables["adult"].to_dict()
+
+
+def _mostlyai_qa(synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame) -> dict:
+    from mostlyai import qa
+
+    with tempfile.TemporaryDirectory() as folder:
+        _, metrics = qa.report(
+            syn_tgt_data=synthetic,
+            trn_tgt_data=train,
+            hol_tgt_data=holdout,
+            report_path=Path(folder) / "report.html",
+        )
+    return metrics.model_dump(mode="json") if metrics is not None else {}
 
 
 def _run_job(queue: multiprocessing.Queue, job: str, paths: dict) -> None:
     warnings.simplefilter("ignore")
     synthetic, train, holdout = (pd.read_parquet(paths[k]) for k in ("synthetic", "train", "holdout"))
     metadata = _metadata(train)
+    figures = None
     start = time.perf_counter()
     if job == "sdmetrics_quality":
         from sdmetrics.reports.single_table import QualityReport
 
-        QualityReport().generate(train, synthetic, metadata, verbose=False)
+        report = QualityReport()
+        report.generate(train, synthetic, _sdv_metadata(train), verbose=False)
+        properties = report.get_properties().set_index("Property")["Score"]
+        figures = {
+            "score": report.get_score(),
+            "column_shapes": properties["Column Shapes"],
+            "column_pair_trends": properties["Column Pair Trends"],
+        }
+    elif job == "mostlyai_qa":
+        figures = _mostlyai_qa(synthetic, train, holdout)
     elif job == "sdmetrics_dcr_overfitting":
         from sdmetrics.single_table import DCROverfittingProtection
 
@@ -107,12 +138,14 @@ def _run_job(queue: multiprocessing.Queue, job: str, paths: dict) -> None:
                 ).evaluate(n_jobs=2)
     else:
         evaluate(synthetic, train, holdout, target="class", config=EngineConfig())
-    queue.put((time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    queue.put(
+        (time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, figures)
+    )
 
 
-def _timed(job: str, paths: dict, timeout: float) -> tuple[float | str | None, float | None]:
-    """Wall seconds and peak RSS (MiB) of one job in a fresh process, (None, None) past ``timeout``,
-    or the error text when the job failed."""
+def _timed(job: str, paths: dict, timeout: float) -> tuple[float | str | None, float | None, dict | None]:
+    """Wall seconds, peak RSS (MiB) and figures of one job in a fresh process, (None, None, None) past
+    ``timeout``, or the error text when the job failed."""
     queue: multiprocessing.Queue = multiprocessing.Queue()
     process = multiprocessing.get_context("fork").Process(target=_run_child, args=(queue, job, paths))
     process.start()
@@ -120,8 +153,8 @@ def _timed(job: str, paths: dict, timeout: float) -> tuple[float | str | None, f
     if process.is_alive():
         process.kill()
         process.join()
-        return None, None
-    return queue.get() if not queue.empty() else ("failed: no result", None)
+        return None, None, None
+    return queue.get() if not queue.empty() else ("failed: no result", None, None)
 
 
 def _save(folder: Path, name: str, tables: dict[str, pd.DataFrame]) -> dict:
@@ -156,6 +189,86 @@ def _plausibility_seconds(
     return statistics.median(times)
 
 
+JOBS = (
+    ("sdmetrics_quality", "SDMetrics QualityReport (column shapes + pair trends)"),
+    ("mostlyai_qa", "mostlyai-qa report (accuracy, similarity, distances)"),
+    ("sdmetrics_dcr_overfitting", "SDMetrics DCROverfittingProtection (DCR vs holdout, all rows)"),
+    ("anonymeter_singling_out", "Anonymeter singling-out, multivariate, 1000 attacks"),
+    ("anonymeter_linkability", "Anonymeter linkability, 1000 attacks"),
+    ("anonymeter_inference", "Anonymeter inference, every column as secret, 1000 attacks"),
+)
+
+
+def _timed_evaluate(synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame) -> tuple:
+    """One full evaluation: total seconds, seconds of its quality part (prepare done → ML efficacy and
+    the quality composite done) and the document."""
+    marks: dict[str, float] = {}
+    start = time.perf_counter()
+
+    def progress(stage: str, percent: int) -> None:
+        marks.setdefault(stage, time.perf_counter() - start)
+        marks[f"{stage}_last"] = time.perf_counter() - start
+
+    result = evaluate(synthetic, train, holdout, target="class", progress=progress)
+    total = time.perf_counter() - start
+    quality_seconds = marks.get("ml_efficacy_last", total) - marks.get("prepare_last", 0.0)
+    return total, quality_seconds, result.to_dict()
+
+
+def _print_quality(document: dict, sdmetrics: dict | None, mostly: dict | None) -> None:
+    section = document["quality"]
+    fidelity = section["fidelity"]
+    print(
+        f"    quality v2: score {section['score']:.3f} grade {section['grade']} (band {fidelity['band_grade']}, "
+        f"defects {fidelity['defects'] or 'none'}); marginals {fidelity['marginals']:.3f}, structure "
+        f"{fidelity['structure']:.3f}, overall {fidelity['overall']:.3f}"
+    )
+    print(f"      {'part':<15}{'synthetic':>10}{'holdout':>10}{'baseline':>10}{'skill':>8}")
+    for name, part in fidelity["parts"].items():
+        print(
+            f"      {name:<15}{part['value']:>10.3f}{part['reference']:>10.3f}{part['baseline']:>10.3f}"
+            f"{part['skill']:>8.3f}"
+        )
+    diversity = section["diversity"]
+    print(
+        "      distinct rows {:.3f} (holdout {:.3f}), coverage {:.3f} ({:.3f}), precision {:.3f} ({:.3f})".format(
+            diversity["distinct_share"]["value"],
+            diversity["distinct_share"]["reference"],
+            diversity["coverage"]["value"],
+            diversity["coverage"]["reference"],
+            diversity["precision"]["value"],
+            diversity["precision"]["reference"],
+        )
+    )
+    print(f"      drifted columns: {[d['statement'] for d in section['drifted_columns']] or 'none'}")
+    print(f"      misshapen columns: {[d['column'] for d in section['misshapen_columns']] or 'none'}")
+    reference = section["reference"]
+    print(
+        f"    engine's SDMetrics figures: score {section['sdmetrics_score']:.4f} (holdout "
+        f"{reference['sdmetrics_score']:.4f}), shapes {section['column_shapes']['score']:.4f}, pair trends "
+        f"{section['column_pair_trends']['score']:.4f}"
+    )
+    if sdmetrics:
+        print(
+            f"    SDMetrics QualityReport (SDV-detected metadata): score {sdmetrics['score']:.4f}, shapes "
+            f"{sdmetrics['column_shapes']:.4f}, pair trends {sdmetrics['column_pair_trends']:.4f} "
+            f"(difference {section['sdmetrics_score'] - sdmetrics['score']:+.4f})"
+        )
+    if mostly:
+        accuracy = mostly.get("accuracy") or {}
+        print(
+            "    mostlyai-qa accuracy: overall {}, univariate {}, bivariate {}, trivariate {}, "
+            "discriminator-free holdout max {}".format(
+                accuracy.get("overall"),
+                accuracy.get("univariate"),
+                accuracy.get("bivariate"),
+                accuracy.get("trivariate"),
+                accuracy.get("overall_max"),
+            )
+        )
+        print(f"    mostlyai-qa other figures: { {k: v for k, v in mostly.items() if k != 'accuracy'} }")
+
+
 def _adult(folder: Path, runs: int, timeout: float) -> None:
     table = load_table(ADULT)
     train, holdout = _split(table)
@@ -163,35 +276,23 @@ def _adult(folder: Path, runs: int, timeout: float) -> None:
     print(f"Adult: train {len(train)} rows, holdout {len(holdout)} rows, {len(table.columns)} columns")
     for label, synthetic in (("holdout-size", small), ("train-size", large)):
         paths = _save(folder, f"adult-{label}", {"synthetic": synthetic, "train": train, "holdout": holdout})
-        times = []
+        totals, quality_parts = [], []
         for _ in range(runs):
-            start = time.perf_counter()
-            result = evaluate(synthetic, train, holdout, target="class")
-            times.append(time.perf_counter() - start)
-        document = result.to_dict()
+            total, quality_seconds, document = _timed_evaluate(synthetic, train, holdout)
+            totals.append(total)
+            quality_parts.append(quality_seconds)
         print(
-            f"\n  synthetic {label} ({len(synthetic)} rows): engine median {statistics.median(times):.2f} s over {runs} runs"
+            f"\n  synthetic {label} ({len(synthetic)} rows): engine median {statistics.median(totals):.2f} s "
+            f"(quality part {statistics.median(quality_parts):.2f} s) over {runs} runs"
         )
         print(
-            f"    quality {document['quality']['score']:.3f} ({document['quality']['grade']}), "
-            f"privacy {document['privacy']['grade']} passed={document['privacy']['passed']}, "
-            f"dcr_share {document['privacy']['dcr_share']:.3f}, exact copies {document['privacy']['exact_match_rate']:.4f}"
+            f"    privacy {document['privacy']['grade']} passed={document['privacy']['passed']}, "
+            f"plausibility {document.get('plausibility', {}).get('grade')}"
         )
-        rules = document["plausibility"]
-        print(
-            f"    plausibility {rules['score']:.3f} ({rules['grade']}), {len(rules['rules'])} rules, rows breaking any: "
-            f"synthetic {rules['rows_violating_any']:.3f}, holdout {rules['holdout_rows_violating_any']:.3f}; "
-            f"rule discovery + rates alone {_plausibility_seconds(synthetic, train, holdout, runs):.2f} s (median)"
-        )
-        for job, what in (
-            ("sdmetrics_quality", "SDMetrics QualityReport (column shapes + pair trends)"),
-            ("sdmetrics_dcr_overfitting", "SDMetrics DCROverfittingProtection (DCR vs holdout, all rows)"),
-            ("anonymeter_singling_out", "Anonymeter singling-out, multivariate, 1000 attacks"),
-            ("anonymeter_linkability", "Anonymeter linkability, 1000 attacks"),
-            ("anonymeter_inference", "Anonymeter inference, every column as secret, 1000 attacks"),
-        ):
-            seconds, _ = _timed(job, paths, timeout)
-            print(f"    {what:<62} {_fmt(seconds, timeout)}")
+        timings = {job: _timed(job, paths, timeout) for job, _ in JOBS}
+        _print_quality(document, timings["sdmetrics_quality"][2], timings["mostlyai_qa"][2])
+        for job, what in JOBS:
+            print(f"    {what:<62} {_fmt(timings[job][0], timeout)}")
 
 
 def _large(folder: Path, rows: int, timeout: float) -> None:
@@ -208,7 +309,7 @@ def _large(folder: Path, rows: int, timeout: float) -> None:
     train, holdout, synthetic = jittered(rows), jittered(rows // 4), jittered(rows)
     paths = _save(folder, "large", {"synthetic": synthetic, "train": train, "holdout": holdout})
     del train, holdout, synthetic
-    seconds, peak = _timed("engine", paths, timeout=max(timeout, 600))
+    seconds, peak, _ = _timed("engine", paths, timeout=max(timeout, 600))
     print(
         f"\nLarge: synthetic {rows} rows, train {rows} rows, holdout {rows // 4} rows, {len(table.columns)} columns"
     )

@@ -24,6 +24,7 @@ class FakeSandbox:
         self.fail = False
         self.seconds = 0.0
         self.calls = 0
+        self.rows_made = 0
 
     def __call__(
         self, generator: Any, *, rows: int, seed: int, conditions: Any, folder: Path, limits: Any = None
@@ -31,6 +32,7 @@ class FakeSandbox:
         from marketplace.generators import services
 
         self.calls += 1
+        self.rows_made = rows
         time.sleep(self.seconds)
         if self.fail:
             raise services.GeneratorError("sandbox_failed", "The model stopped with an error.", 500)

@@ -264,13 +264,16 @@ def omitted(anchor: np.ndarray, key: bytes, rate: float) -> np.ndarray:
 class Marker:
     """Makes one key's copy of a table batch by batch: :meth:`mark` returns each batch without the rows
     that key omits, every other row and value untouched (:meth:`count` is kept for the two-pass callers
-    and only counts rows)."""
+    and does nothing). With ``max_rows`` the copy stops after that many rows (a generator draw makes spare
+    rows so that the copy still holds the rows the buyer asked for)."""
 
-    def __init__(self, plan: FingerprintPlan, key: bytes) -> None:
+    def __init__(self, plan: FingerprintPlan, key: bytes, max_rows: int | None = None) -> None:
         self.plan = plan
         self.key = key
+        self.max_rows = max_rows
         self._rows = 0
         self._omitted = 0
+        self._kept = 0
 
     def count(self, batch: pa.RecordBatch) -> None:
         """First pass: nothing to prepare (a row's fate depends on its anchor alone)."""
@@ -280,7 +283,11 @@ class Marker:
         drop = omitted(anchors(batch, self.plan), self.key, self.plan.omit_rate)
         self._rows += batch.num_rows
         self._omitted += int(drop.sum())
-        return batch.filter(pa.array(~drop)) if drop.any() else batch
+        kept = batch.filter(pa.array(~drop)) if drop.any() else batch
+        if self.max_rows is not None:
+            kept = kept.slice(0, max(0, self.max_rows - self._kept))
+        self._kept += kept.num_rows
+        return kept
 
     @property
     def stats(self) -> MarkStats:

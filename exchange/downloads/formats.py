@@ -193,16 +193,17 @@ def convert(
     plan: FingerprintPlan,
     key: bytes,
     dtypes: Mapping[str, str] | None = None,
+    max_rows: int | None = None,
 ) -> Converted:
     """Write ``source`` to ``target`` in ``target_format``, marked with ``key`` (the rows that key omits are
     left out), hashing on the way.
 
-    Rows kept keep their order and values, columns their names and order. Raises ValueError for an unknown
-    format.
+    Rows kept keep their order and values, columns their names and order; with ``max_rows`` the copy ends
+    after that many rows. Raises ValueError for an unknown format.
     """
     if target_format not in FORMATS:
         raise ValueError(f"unknown format {target_format!r}; use one of {', '.join(FORMATS)}")
-    marker = Marker(plan, key)
+    marker = Marker(plan, key, max_rows)
     sink = _HashingFile(target)
     rows = 0
     writer: _Writer | None = None

@@ -328,7 +328,15 @@ def _prepare(entitlement: Entitlement, source_file: _Source, fmt: str) -> Delive
         )
         target = scratch / f"copy.{fmt}"
         converted = formats.convert(
-            source, source_file.format, target, fmt, plan=plan, key=fingerprint.key, dtypes=dtypes
+            source,
+            source_file.format,
+            target,
+            fmt,
+            plan=plan,
+            key=fingerprint.key,
+            dtypes=dtypes,
+            # A draw holds spare rows: the buyer's copy is cut back to the rows they asked for.
+            max_rows=source_file.draw.rows if source_file.draw is not None else None,
         )
         name = f"deliveries/{source_file.sha256[:2]}/{source_file.sha256}/{fingerprint.id}.{fmt}"
         if cached is not None:

@@ -55,6 +55,7 @@ def test_a_buyer_draws_rows_from_the_page_and_downloads_the_copy(
     assert download.status_code == 302 and download["Location"].startswith("/api/v1/downloads/")
     delivery = Delivery.objects.get(draw=draw, format="csv")
     assert delivery.sha256 != draw.sha256
+    assert (sandbox.rows_made, delivery.rows) == (300 + 30 + 16, 300)  # the copy holds every row asked for
 
 
 @pytest.mark.parametrize(

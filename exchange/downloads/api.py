@@ -13,6 +13,7 @@ from django.http import FileResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -27,6 +28,7 @@ from exchange.downloads.constants import CONTENT_TYPES, FORMATS
 from exchange.downloads.models import Delivery, Download
 from marketplace.accounts.models import User
 from marketplace.core.api import ApiError
+from marketplace.core.schema import BINARY, ERRORS, SIGNED_DOCUMENT
 
 STREAM_CHUNK_BYTES = 256 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -112,12 +114,33 @@ def link_payload(request: Request, delivery: Delivery, link: services.Link) -> d
     }
 
 
+class LinkOutput(serializers.Serializer):
+    """A signed link to the buyer's own copy (the fields of :func:`link_payload`)."""
+
+    url = serializers.URLField()
+    expires_at = serializers.DateTimeField()
+    format = serializers.ChoiceField(choices=FORMATS)
+    file = serializers.IntegerField(allow_null=True)
+    draw = serializers.CharField(allow_null=True)
+    filename = serializers.CharField()
+    delivery = serializers.CharField()
+    sha256 = serializers.CharField()
+    blake3 = serializers.CharField(allow_null=True)
+    size_bytes = serializers.IntegerField()
+    rows = serializers.IntegerField(allow_null=True)
+    receipt_url = serializers.URLField()
+
+
+REDIRECT_TO_LINK = OpenApiResponse(description="Redirect (Location) to a fresh signed download link.")
+
+
 class EntitlementLinks(ThrottledDownloads):
     """``POST {format, file? | draw?}`` → a signed link to the buyer's fingerprinted copy of a catalog file or
     of one of the entitlement's succeeded generator draws, valid 15 minutes."""
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=LinkInput, responses={201: LinkOutput, 429: ERRORS[400], **ERRORS})
     def post(self, request: Request, entitlement_id: str) -> Response:
         entitlement = _own_entitlement(request, entitlement_id)
         data = LinkInput(data=request.data)
@@ -133,6 +156,7 @@ class EntitlementFile(ThrottledDownloads):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={302: REDIRECT_TO_LINK, 200: BINARY, **ERRORS})
     def get(self, request: Request, entitlement_id: str, file_id: int, fmt: str) -> HttpResponseRedirect:
         entitlement = _own_entitlement(request, entitlement_id)
         if fmt not in FORMATS:
@@ -312,6 +336,14 @@ class DownloadFile(ThrottledDownloads):
 
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        responses={
+            200: BINARY,
+            206: OpenApiResponse(BINARY.response, description="The requested byte range."),
+            302: OpenApiResponse(description="On S3: redirect to a presigned URL of the copy."),
+            **ERRORS,
+        }
+    )
     def get(self, request: Request, token: str) -> Any:
         try:
             claims = services.read_link(token)
@@ -346,6 +378,7 @@ class DeliveryReceipt(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={200: SIGNED_DOCUMENT, **ERRORS})
     def get(self, request: Request, delivery_id: str) -> Response:
         delivery = get_object_or_404(Delivery, pk=delivery_id, entitlement__buyer=request.user)
         response = Response(delivery.receipt)

@@ -124,7 +124,20 @@ class LedgerProof(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(parameters=[OpenApiParameter("size", int, required=False)])
+    @extend_schema(
+        parameters=[OpenApiParameter("size", int, required=False)],
+        responses=inline_serializer(
+            "LedgerInclusionProof",
+            {
+                "index": serializers.IntegerField(),
+                "size": serializers.IntegerField(),
+                "leaf_hash": serializers.CharField(help_text="hex"),
+                "proof": serializers.ListField(child=serializers.CharField(), help_text="hex node hashes"),
+                "root": serializers.CharField(help_text="hex"),
+                "checkpoint": serializers.CharField(allow_null=True),
+            },
+        ),
+    )
     def get(self, request: Request, index: int) -> Response:
         size = _int_param(request, "size", None if request.query_params.get("size") else _latest_size())
         tree = selectors.log_tree()
@@ -155,7 +168,17 @@ class LedgerConsistency(APIView):
         parameters=[
             OpenApiParameter("first", int, required=True),
             OpenApiParameter("second", int, required=False),
-        ]
+        ],
+        responses=inline_serializer(
+            "LedgerConsistencyProof",
+            {
+                "first": serializers.IntegerField(),
+                "second": serializers.IntegerField(),
+                "first_root": serializers.CharField(help_text="hex"),
+                "second_root": serializers.CharField(help_text="hex"),
+                "proof": serializers.ListField(child=serializers.CharField(), help_text="hex node hashes"),
+            },
+        ),
     )
     def get(self, request: Request) -> Response:
         first = _int_param(request, "first")

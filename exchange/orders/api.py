@@ -10,6 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -22,6 +23,7 @@ from exchange.orders.models import Order
 from exchange.orders.webhooks import receive_event
 from marketplace.accounts.models import User
 from marketplace.core.api import ApiError
+from marketplace.core.schema import ERRORS, SIGNED_DOCUMENT
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +98,11 @@ class OrderListCreate(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(operation_id="orders_list", responses={200: OrderOutput(many=True), **ERRORS})
     def get(self, request: Request) -> Response:
         return Response(OrderOutput(selectors.orders_of(_signed_in(request)), many=True).data)
 
+    @extend_schema(request=OrderCreateInput, responses={201: OrderOutput, 200: OrderOutput, **ERRORS})
     def post(self, request: Request) -> Response:
         values = OrderCreateInput(data=request.data)
         values.is_valid(raise_exception=True)
@@ -119,6 +123,7 @@ class OrderListCreate(APIView):
 class OrderDetail(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={200: OrderOutput, **ERRORS})
     def get(self, request: Request, order_id: str) -> Response:
         return _output(_order(request, order_id).id)
 
@@ -133,6 +138,7 @@ class OrderConfirm(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=ConfirmInput, responses={200: OrderOutput, 402: OrderOutput, **ERRORS})
     def post(self, request: Request, order_id: str) -> Response:
         order = _order(request, order_id)
         values = ConfirmInput(data=request.data)
@@ -153,6 +159,7 @@ class OrderAuthenticate(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=AuthenticateInput, responses={200: OrderOutput, **ERRORS})
     def post(self, request: Request, order_id: str) -> Response:
         order = _order(request, order_id)
         values = AuthenticateInput(data=request.data)
@@ -168,11 +175,19 @@ class RefundInput(serializers.Serializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True)
 
 
+class RefundOutput(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.CharField()
+    amount_minor = serializers.IntegerField(help_text="Integer minor units of the currency.")
+    currency = serializers.CharField()
+
+
 class OrderRefund(APIView):
     """Refund request under the policy (whole order, within the refund window, before any download)."""
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=RefundInput, responses={201: RefundOutput, **ERRORS})
     def post(self, request: Request, order_id: str) -> Response:
         order = _order(request, order_id)
         values = RefundInput(data=request.data)
@@ -197,6 +212,7 @@ class ReceiptDetail(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={200: SIGNED_DOCUMENT, **ERRORS})
     def get(self, request: Request, order_id: str) -> Response:
         order = _order(request, order_id)
         if order.paid_at is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -21,6 +21,7 @@ from marketplace.certification import keys, signing
 from marketplace.certification.delivered import check_file
 from marketplace.certification.models import Certificate, Job
 from marketplace.core.api import ApiError
+from marketplace.core.schema import ERRORS, SIGNED_DOCUMENT
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -61,6 +62,10 @@ class CertificateDetail(APIView):
 
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        parameters=[OpenApiParameter("as", str, enum=["jcs"], required=False)],
+        responses={200: SIGNED_DOCUMENT, **ERRORS},
+    )
     def get(self, request: Request, certificate_id: str) -> Any:
         certificate = get_object_or_404(
             Certificate.objects.select_related("version__product"), pk=certificate_id
@@ -77,15 +82,51 @@ class CertificateDetail(APIView):
         return response
 
 
+class CertificateStatusOutput(serializers.Serializer):
+    certificate_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["valid", "revoked"])
+
+
 class CertificateStatus(APIView):
+    """``{"certificate_id", "status": "valid"}``, or the signed revocation document of a revoked one."""
+
     permission_classes = [AllowAny]
 
+    @extend_schema(responses={200: CertificateStatusOutput, **ERRORS})
     def get(self, request: Request, certificate_id: str) -> Response:
         certificate = get_object_or_404(Certificate, pk=certificate_id)
         revocation = getattr(certificate, "revocation", None)
         if revocation is None:
             return Response({"certificate_id": certificate.id, "status": "valid"})
         return Response(revocation.document)
+
+
+class CertificateVerifyInput(serializers.Serializer):
+    """JSON: ``certificate`` as an object; multipart: ``certificate`` as a file and any ``data`` files."""
+
+    certificate = serializers.JSONField(help_text="The certificate (a JSON object, or a file in multipart).")
+    data = serializers.ListField(
+        child=serializers.FileField(), required=False, help_text="Files to check against the certificate."
+    )
+
+
+class VerifiedFileOutput(serializers.Serializer):
+    name = serializers.CharField()
+    sha256 = serializers.CharField()
+    matches = serializers.BooleanField()
+    artifact = serializers.CharField(allow_null=True)
+    delivery = serializers.JSONField(
+        allow_null=True, help_text="The delivery receipt body of a buyer's copy."
+    )
+
+
+class CertificateVerifyOutput(serializers.Serializer):
+    valid = serializers.BooleanField()
+    signature_valid = serializers.BooleanField()
+    key_id = serializers.CharField(allow_null=True)
+    revoked = serializers.BooleanField()
+    files = VerifiedFileOutput(many=True)
+    reasons = serializers.ListField(child=serializers.CharField())
 
 
 class CertificateVerify(APIView):
@@ -96,6 +137,10 @@ class CertificateVerify(APIView):
     permission_classes = [AllowAny]
     parser_classes = [JSONParser, MultiPartParser]
 
+    @extend_schema(
+        request={"application/json": CertificateVerifyInput, "multipart/form-data": CertificateVerifyInput},
+        responses={200: CertificateVerifyOutput, 413: ERRORS[400], **ERRORS},
+    )
     def post(self, request: Request) -> Response:
         if not hasattr(request.data, "get"):
             raise ApiError("Send an object with a 'certificate' member (or a multipart form).", "bad_request")

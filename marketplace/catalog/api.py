@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -36,6 +38,8 @@ from marketplace.certification.plausibility import (
 )
 from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
+from marketplace.core.page_cache import public_api_cache
+from marketplace.core.schema import ERRORS
 
 
 def _catalog_error(error: services.CatalogError) -> ApiError:
@@ -58,6 +62,8 @@ def _licenses(items: list[dict[str, Any]]) -> list[services.LicensePrice]:
     return [services.LicensePrice(i["code"], i["price_minor"], i["currency"]) for i in items]
 
 
+# Anonymous searches are the same for everyone: served from the page cache, invalidated by any catalog change.
+@method_decorator(public_api_cache, name="dispatch")
 class ProductListCreate(generics.ListAPIView):
     """Search the catalog (`q`, `domain`, `license`, `format`, `provider`, `kind`, `min_price`, `max_price`,
     `rows`, `min_quality`, `privacy_grade`, `ordering`) or create a product."""
@@ -372,6 +378,43 @@ def _upload_body(upload: Upload) -> dict[str, Any]:
     }
 
 
+class UploadValidationOutput(serializers.Serializer):
+    status = serializers.CharField()
+    progress = serializers.IntegerField()
+    format = serializers.CharField(allow_null=True)
+    rows = serializers.IntegerField(allow_null=True)
+    columns = serializers.ListField(child=serializers.CharField())
+    code = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+
+
+class UploadOutput(serializers.Serializer):
+    """An upload session (:func:`_upload_body`)."""
+
+    id = serializers.CharField()
+    filename = serializers.CharField()
+    size = serializers.IntegerField()
+    chunk_size = serializers.IntegerField()
+    chunks = serializers.IntegerField()
+    transport = serializers.ChoiceField(choices=["server", "s3"])
+    part_urls = serializers.ListField(child=serializers.URLField(), allow_null=True)
+    received_bytes = serializers.IntegerField()
+    next_chunk = serializers.IntegerField()
+    chunk_sha256 = serializers.ListField(child=serializers.CharField())
+    chunk_md5 = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    sha256 = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    validation = UploadValidationOutput()
+
+
+class VersionRulesOutput(serializers.Serializer):
+    rules = serializers.ListField(
+        child=serializers.DictField(), help_text="Rules found on the reference rows."
+    )
+    choices = serializers.DictField(help_text="The provider's choices: dismissed and declared rules.")
+    sdv = serializers.DictField(help_text="Which rules SDV constraints could enforce.")
+
+
 def _own_upload(request: Request, upload_id: str) -> Upload:
     upload = Upload.objects.filter(pk=upload_id, owner=signed_in_user(request)).first()
     if upload is None:
@@ -397,7 +440,7 @@ class UploadStart(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=UploadStartSerializer)
+    @extend_schema(request=UploadStartSerializer, responses={201: UploadOutput, 413: ERRORS[400], **ERRORS})
     def post(self, request: Request) -> Response:
         data = UploadStartSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -424,9 +467,11 @@ class UploadStart(APIView):
 class UploadDetail(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={200: UploadOutput, **ERRORS})
     def get(self, request: Request, upload_id: str) -> Response:
         return Response(_upload_body(_own_upload(request, upload_id)))
 
+    @extend_schema(responses={204: None, **ERRORS})
     def delete(self, request: Request, upload_id: str) -> Response:
         upload = _own_upload(request, upload_id)
         if upload.status == Upload.Status.ATTACHED:
@@ -444,6 +489,11 @@ class UploadChunk(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes: list[Any] = []
 
+    @extend_schema(
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        parameters=[OpenApiParameter("X-Chunk-SHA256", str, OpenApiParameter.HEADER, required=False)],
+        responses={200: UploadOutput, 411: ERRORS[400], 413: ERRORS[400], **ERRORS},
+    )
     def put(self, request: Request, upload_id: str, index: int) -> Response:
         upload = _own_upload(request, upload_id)
         raw = request._request
@@ -472,7 +522,7 @@ class UploadComplete(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=UploadCompleteSerializer)
+    @extend_schema(request=UploadCompleteSerializer, responses={200: UploadOutput, **ERRORS})
     def post(self, request: Request, upload_id: str) -> Response:
         data = UploadCompleteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -491,6 +541,7 @@ class VersionRules(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={200: VersionRulesOutput, **ERRORS})
     def get(self, request: Request, slug: str, number: int) -> Response:
         product = get_object_or_404(Product, slug=slug)
         services.ensure_can_manage(signed_in_user(request), product)

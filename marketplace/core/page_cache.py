@@ -64,3 +64,46 @@ def anonymous_page_cache(view: Callable[..., HttpResponse]) -> Callable[..., Htt
         return response
 
     return wrapped
+
+
+def public_api_cache(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Serve a public read API (``view`` is a DRF view's ``dispatch``) from the page cache, for GET requests
+    without credentials (no ``Authorization`` header, no cookie) that do not ask for the HTML browsable API.
+
+    Same keys and invalidation as :func:`anonymous_page_cache`: the path with its query, under the catalog
+    version token, so a catalog change is seen at once. Only 200 JSON bodies are stored.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if (
+            request.method != "GET"
+            or request.COOKIES
+            or "HTTP_AUTHORIZATION" in request.META
+            or "text/html" in request.headers.get("Accept", "")
+        ):
+            return view(request, *args, **kwargs)
+        digest = hashlib.sha256(f"{request.get_host()} {request.get_full_path()}".encode()).hexdigest()
+        key = f"api:{_version()}:{digest}"
+        cached = _cache().get(key)
+        if cached is not None:
+            status, content_type, body = cached
+            response = HttpResponse(body, status=status, content_type=content_type)
+            response["X-Synthex-Cache"] = "hit"
+            return response
+        response = view(request, *args, **kwargs)
+        render = getattr(response, "render", None)
+        if render is not None and not getattr(response, "is_rendered", True):
+            render()
+        if (
+            response.status_code == 200
+            and response.get("Content-Type", "").startswith("application/json")
+            and not response.cookies
+        ):
+            _cache().set(
+                key, (200, response["Content-Type"], response.content), settings.SYNTHEX_PAGE_CACHE_SECONDS
+            )
+            response["X-Synthex-Cache"] = "miss"
+        return response
+
+    return wrapped

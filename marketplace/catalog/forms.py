@@ -1,15 +1,27 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 
 from marketplace.accounts.models import Organization, User
 from marketplace.catalog.licenses import LICENSES
-from marketplace.catalog.models import Domain
+from marketplace.catalog.models import Domain, Product
 from marketplace.catalog.services import LicensePrice
 
 CURRENCIES = [("USD", "USD"), ("EUR", "EUR"), ("GBP", "GBP")]
+
+
+def to_minor(amount: Decimal) -> int:
+    """A price people typed in major units (``12.50``) as integer minor units (``1250``); the form's
+    currencies all have two decimals and the field allows no more."""
+    return int((amount * 100).to_integral_value())
+
+
+def to_major(amount_minor: int) -> Decimal:
+    """Integer minor units (``1250``) as the major-unit amount a form shows (``12.50``)."""
+    return (Decimal(amount_minor) / 100).quantize(Decimal("0.01"))
 
 
 class ProductForm(forms.Form):
@@ -30,7 +42,7 @@ class ProductForm(forms.Form):
             organization_field.queryset = user.provider_organizations()
         for code, lic in LICENSES.items():
             self.fields[f"price_{code}"] = forms.DecimalField(
-                label=f"{lic.name} price",
+                label=f"{lic.name} price (in the currency above, e.g. 12.50)",
                 required=False,
                 min_value=0,
                 max_digits=12,
@@ -47,10 +59,11 @@ class ProductForm(forms.Form):
         return data
 
     def licenses(self) -> list[LicensePrice]:
+        """The offered licenses, prices typed in major units (``12.50``) turned into integer minor units."""
         currency = self.cleaned_data["currency"]
         return [
             LicensePrice(
-                code=code, price_minor=int(self.cleaned_data[f"price_{code}"] * 100), currency=currency
+                code=code, price_minor=to_minor(self.cleaned_data[f"price_{code}"]), currency=currency
             )
             for code in LICENSES
             if self.cleaned_data.get(f"price_{code}") is not None
@@ -58,6 +71,24 @@ class ProductForm(forms.Form):
 
     def tag_list(self) -> list[str]:
         return [t.strip() for t in self.cleaned_data.get("tags", "").split(",") if t.strip()]
+
+
+class ProductEditForm(ProductForm):
+    """Change a product's description and prices (people type prices in major units, currency shown)."""
+
+    def __init__(self, *args: Any, user: User, product: Product, **kwargs: Any) -> None:
+        licenses = list(product.licenses.all())
+        initial = {
+            "title": product.title,
+            "summary": product.summary,
+            "description_md": product.description_md,
+            "domain": product.domain,
+            "tags": ", ".join(product.tags or []),
+            "currency": licenses[0].currency if licenses else "USD",
+            **{f"price_{item.code}": to_major(item.price_minor) for item in licenses},
+        }
+        super().__init__(*args, user=user, initial=initial, **kwargs)
+        del self.fields["organization"]
 
 
 class MultipleFileInput(forms.ClearableFileInput):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
@@ -58,8 +59,12 @@ class CatalogQuery:
     errors: tuple[str, ...] = field(default=())
 
     @classmethod
-    def from_params(cls, params: Any) -> CatalogQuery:
-        """Parse query parameters; unknown or malformed values are dropped and reported in ``errors``."""
+    def from_params(cls, params: Any, *, prices_in_major_units: bool = False) -> CatalogQuery:
+        """Parse query parameters; unknown or malformed values are dropped and reported in ``errors``.
+
+        ``min_price``/``max_price`` are integer minor units (the API's rule), or with
+        ``prices_in_major_units`` amounts as people write them (``12.50``: the web page's filter). The
+        catalog's currencies (USD, EUR, GBP) all have two decimals."""
         errors: list[str] = []
 
         def choice(name: str, allowed: Any) -> str:
@@ -75,13 +80,21 @@ class CatalogQuery:
                 return None
             try:
                 value = kind(raw)
-            except ValueError:
+                if value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
+                    raise ValueError(raw)
+            except (ValueError, InvalidOperation):
                 errors.append(f"{name} must be a number.")
                 return None
             if value < 0:
                 errors.append(f"{name} must not be negative.")
                 return None
             return value
+
+        def price(name: str) -> int | None:
+            if not prices_in_major_units:
+                return number(name, int)
+            amount = number(name, Decimal)
+            return None if amount is None else int((amount * 100).to_integral_value(ROUND_HALF_EVEN))
 
         min_quality = number("min_quality", float)
         if min_quality is not None and min_quality > 1:
@@ -93,8 +106,8 @@ class CatalogQuery:
             format=choice("format", FORMATS),
             provider=(params.get("provider") or "").strip()[:60],
             kind=choice("kind", ("dataset", "generator")),
-            min_price_minor=number("min_price", int),
-            max_price_minor=number("max_price", int),
+            min_price_minor=price("min_price"),
+            max_price_minor=price("max_price"),
             rows=choice("rows", ROW_BUCKETS),
             min_quality=min_quality,
             privacy_grade=choice("privacy_grade", PRIVACY_GRADES),

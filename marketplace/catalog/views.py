@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from marketplace.catalog import selectors, services
-from marketplace.catalog.forms import ProductForm, VersionUploadForm
+from marketplace.catalog.forms import ProductEditForm, ProductForm, VersionUploadForm
 from marketplace.catalog.ingest import IngestError
 from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.models import Domain, FileRole, Product, ProductVersion, VersionStatus
@@ -29,7 +29,7 @@ SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id")
 
 @anonymous_page_cache
 def home(request: HttpRequest) -> HttpResponse:
-    query = selectors.CatalogQuery.from_params(request.GET)
+    query = selectors.CatalogQuery.from_params(request.GET, prices_in_major_units=True)
     results = selectors.search_products(query)
     page = Paginator(results, 12).get_page(request.GET.get("page"))
     params = request.GET.copy()
@@ -105,6 +105,38 @@ def product_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Product created. Now upload its first version.")
             return redirect("catalog:version_upload", slug=product.slug)
     return render(request, "catalog/product_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+def product_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    """The provider edits a product's description and license prices (major units, currency shown)."""
+    product = get_object_or_404(Product, slug=slug)
+    user = signed_in_user(request)
+    services.ensure_can_manage(user, product)
+    form = ProductEditForm(request.POST or None, user=user, product=product)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_product(
+                product,
+                user=user,
+                title=form.cleaned_data["title"],
+                summary=form.cleaned_data["summary"],
+                description_md=form.cleaned_data["description_md"],
+                domain=form.cleaned_data["domain"],
+                tags=form.tag_list(),
+                licenses=form.licenses(),
+            )
+        except services.CatalogError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, "Saved. New prices apply to orders from now on.")
+            return redirect("catalog:product_detail", slug=product.slug)
+    return render(
+        request,
+        "catalog/product_form.html",
+        {"form": form, "product": product},
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required

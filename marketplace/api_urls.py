@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from marketplace.catalog import api as catalog_api
+from marketplace.catalog import relational_api
 from marketplace.certification import api as certification_api
 from marketplace.generators import api as generators_api
 
@@ -20,6 +21,11 @@ urlpatterns = [
         "products/<slug:slug>/versions/<int:number>/submit/",
         catalog_api.VersionSubmit.as_view(),
         name="api-version-submit",
+    ),
+    path(
+        "products/<slug:slug>/versions/<int:number>/metadata/",
+        relational_api.VersionMetadata.as_view(),
+        name="api-version-metadata",
     ),
     path(
         "products/<slug:slug>/versions/<int:number>/rules/",

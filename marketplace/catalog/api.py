@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.accounts.models import Organization
-from marketplace.catalog import direct_uploads, selectors, services, upload_sessions
+from marketplace.catalog import direct_uploads, relational_api, selectors, services, upload_sessions
 from marketplace.catalog.models import Product, ProductLicense, ProductVersion, Upload
 from marketplace.catalog.serializers import (
     ProductDetailOutputSerializer,
@@ -196,6 +196,8 @@ class VersionCreate(APIView):
         product = get_object_or_404(Product, slug=slug)
         user = signed_in_user(request)
         services.ensure_can_manage(user, product)
+        if relational_api.is_relational_request(request):
+            return relational_api.create_relational(request, product, user)
         sessions: list[upload_sessions.SessionUploadedFile] = []
         if request.content_type.startswith("application/json"):
             references = VersionFromUploadsSerializer(data=request.data)

@@ -142,6 +142,10 @@ def run_certification(job: Job) -> Certificate:
     from marketplace.certification.engine import EngineConfig, EngineError, evaluate
 
     version = job.version
+    if isinstance((version.sdv_metadata or {}).get("tables"), dict):
+        from marketplace.certification.relational import run_relational_certification
+
+        return run_relational_certification(job)
     files = {f.role: f for f in version.files.filter(deleted_at__isnull=True)}
     synthetic_files = list(version.files.filter(role=FileRole.SYNTHETIC).order_by("table_name"))
     if FileRole.TRAIN not in files:
@@ -200,8 +204,10 @@ def issue_certificate(
     synthetic_files: list[VersionFile],
     *,
     sampling: dict[str, dict[str, int]] | None = None,
+    extra_sections: dict[str, Any] | None = None,
 ) -> Certificate:
-    """Sign ``evaluation`` as the certificate of ``version``; idempotent per engine version."""
+    """Sign ``evaluation`` as the certificate of ``version``; idempotent per engine version.
+    ``extra_sections`` adds top-level sections (a relational version's ``tables`` and ``relational``)."""
     existing = Certificate.objects.filter(version=version, engine_version=ENGINE_VERSION).first()
     if existing is not None:
         return existing
@@ -224,6 +230,7 @@ def issue_certificate(
             "sampling": {"method": "uniform", "seed": version.pk, "tables": sampling} if sampling else None,
         },
     )
+    unsigned.update({key: value for key, value in (extra_sections or {}).items() if key not in unsigned})
     document = signing.sign_certificate(unsigned, keys.active_private_key())
     quality, privacy = document["quality"], document["privacy"]
     try:

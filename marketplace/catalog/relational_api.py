@@ -1,0 +1,109 @@
+"""REST API for relational versions (issue 20): several synthetic tables with SDV multi-table metadata.
+
+``POST /api/v1/products/{slug}/versions/`` becomes relational when the multipart body carries several
+``train`` files or a ``metadata`` JSON object with a ``tables`` mapping (``VersionCreate`` hands it here):
+``synthetic``, ``train`` and optional ``holdout`` are one file per table (named as the tables), ``metadata``
+optional (detected otherwise), ``submit`` (default true). ``PUT .../versions/{n}/metadata/`` confirms or
+corrects a draft's metadata. Refusals are 400 with ``problems`` naming table, column and count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketplace.accounts.models import User
+from marketplace.catalog import relational, services
+from marketplace.catalog.models import Product, ProductVersion
+from marketplace.catalog.serializers import VersionOutputSerializer
+from marketplace.catalog.uploads import upload_error
+from marketplace.core.api import ApiError
+from marketplace.core.auth import signed_in_user
+
+
+def _refused(error: services.CatalogError) -> ApiError:
+    return ApiError(error.message, error.code, error.status, extra=error.extra)
+
+
+def is_relational_request(request: Request) -> bool:
+    """A multipart version upload with several train files or multi-table metadata."""
+    if not request.content_type.startswith("multipart/"):
+        return False
+    if len(request.FILES.getlist("train")) > 1:
+        return True
+    try:
+        metadata = relational.parse_metadata_text(request.data.get("metadata"))
+    except services.CatalogError:
+        return False
+    return relational.is_relational_metadata(metadata)
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value in (None, ""):
+        return default
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def create_relational(request: Request, product: Product, user: User) -> Response:
+    """Create (and by default submit) a relational version from the multipart request."""
+    problem = upload_error(request._request)
+    if problem is not None:
+        raise ApiError(problem.message, problem.code, 413 if problem.code == "too_large" else 400)
+    files = request.FILES
+    version: ProductVersion | None = None
+    try:
+        version = relational.create_relational_version(
+            product,
+            user=user,
+            synthetic=files.getlist("synthetic"),
+            train=files.getlist("train"),
+            holdout=files.getlist("holdout"),
+            metadata=relational.parse_metadata_text(request.data.get("metadata")),
+            changelog=str(request.data.get("changelog") or ""),
+        )
+        if _flag(request.data.get("submit"), True):
+            version = services.submit_version(version, user=user)
+    except services.CatalogError as error:
+        if version is not None and version.status == "draft":
+            services.delete_draft(version, user=user)
+        raise _refused(error) from None
+    return Response(VersionOutputSerializer(version, context={"show_reference": True}).data, status=201)
+
+
+class MetadataInputSerializer(serializers.Serializer):
+    metadata = serializers.JSONField()
+
+
+class VersionMetadata(APIView):
+    """Confirm or correct a relational draft's SDV multi-table metadata (tables, keys, sdtypes)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=MetadataInputSerializer, responses=VersionOutputSerializer)
+    def put(self, request: Request, slug: str, number: int) -> Response:
+        product = get_object_or_404(Product, slug=slug)
+        user = signed_in_user(request)
+        services.ensure_can_manage(user, product)
+        version = get_object_or_404(ProductVersion, product=product, number=number)
+        data = MetadataInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            metadata = relational.parse_metadata_text(data.validated_data["metadata"]) or {}
+            version = relational.confirm_metadata(version, metadata, user=user)
+        except services.CatalogError as error:
+            raise _refused(error) from None
+        return Response(VersionOutputSerializer(version, context={"show_reference": True}).data)
+
+    @extend_schema(responses={200: MetadataInputSerializer})
+    def get(self, request: Request, slug: str, number: int) -> Response:
+        product = get_object_or_404(Product, slug=slug)
+        services.ensure_can_manage(signed_in_user(request), product)
+        version = get_object_or_404(ProductVersion, product=product, number=number)
+        return Response({"metadata": version.sdv_metadata})

@@ -394,9 +394,16 @@ def fit_tree(
     rho_part = rho / 3.0
     report("measuring 1-way marginals")
     groups, marginals, compressed = [], [], np.empty_like(codes)
+    # A merged group (each member under 3σ) holding only the missing value is noise: it is never sampled.
+    dropped: list[list[int]] = []
     for column in range(d):
         noisy = noise.gaussian(_counts(codes, [column], sizes), rho_part / d, f"1-way {column}")
-        column_groups, column_counts = _compress(noisy, noise.steps[-1]["sigma"])
+        sigma = noise.steps[-1]["sigma"]
+        column_groups, column_counts = _compress(noisy, sigma)
+        merged_only_missing = noisy[sizes[column] - 1] < 3 * sigma and column_groups[-1] == [
+            sizes[column] - 1
+        ]
+        dropped.append([len(column_groups) - 1] if merged_only_missing else [])
         lookup = np.empty(sizes[column], dtype=np.int64)
         for new, group in enumerate(column_groups):
             lookup[group] = new
@@ -430,11 +437,6 @@ def fit_tree(
             None,
         )
         for edge in tree
-    ]
-    # A merged group holding only the missing value is noise (each member under 3σ): it is never sampled.
-    dropped = [
-        [code for code, group in enumerate(column_groups) if group == [sizes[column] - 1]]
-        for column, column_groups in enumerate(groups)
     ]
     return {
         "groups": groups,
@@ -589,14 +591,15 @@ def _draw(rng: np.random.Generator, probabilities: np.ndarray, rows: int) -> np.
 
 def _ungroup(rng: np.random.Generator, groups: list[list[int]], fitted: np.ndarray) -> np.ndarray:
     """Fitted codes back to original codes (uniform within a merged group)."""
-    out = np.empty(len(fitted), dtype=np.int64)
     missing = max(code for group in groups for code in group)
-    for code, group in enumerate(groups):
-        # A merged group of rare values stands for those values; it yields "missing" only when that is all
-        # it holds (a rule on the codes alone: post-processing).
-        members = [member for member in group if member != missing] or group
-        where = np.flatnonzero(fitted == code)
-        out[where] = np.asarray(members)[rng.integers(0, len(members), size=len(where))]
+    # A merged group of rare values stands for those values; it yields "missing" only when that is all it
+    # holds (a rule on the codes alone: post-processing).
+    members = [[member for member in group if member != missing] or group for group in groups]
+    out = np.asarray([group[0] for group in members], dtype=np.int64)[fitted]
+    for code, group in enumerate(members):
+        if len(group) > 1:
+            where = np.flatnonzero(fitted == code)
+            out[where] = np.asarray(group)[rng.integers(0, len(group), size=len(where))]
     return out
 
 
@@ -606,15 +609,17 @@ def _decode(rng: np.random.Generator, spec: Mapping[str, Any], codes: np.ndarray
     if spec["kind"] == "categorical":
         categories = list(spec["values"])
         missing = codes >= len(categories)
-        picked = [None if m else categories[c] for c, m in zip(codes, missing, strict=True)]
         kinds = {type(v) for v in categories}
+        if not kinds <= {bool, int, float}:
+            categories = [str(v) for v in categories]
+        picked = np.asarray([*categories, None], dtype=object)[np.minimum(codes, len(categories))]
         if kinds <= {bool}:
             return pd.Series(picked, dtype="boolean" if missing.any() else "bool")
         if kinds <= {int}:
             return pd.Series(picked, dtype="Int64" if missing.any() else "int64")
         if kinds <= {int, float}:
             return pd.Series(picked, dtype="float64")
-        return pd.Series([None if v is None else str(v) for v in picked], dtype="object")
+        return pd.Series(picked, dtype="object")
     bounds = np.asarray(spec["edges"])
     bins = len(bounds) - 1
     missing = codes >= bins

@@ -128,6 +128,7 @@ class EngineConfig:
     # Rules are discovered and validated on seeded uniform samples of at most this many rows of each table
     # (violation rates on synthetic rows use every row).
     rule_max_rows: int = 50_000
+    rule_max_cells: int = 1_500_000
     plausibility_grade_bands: tuple[tuple[str, float], ...] = field(default=PLAUSIBILITY_GRADE_BANDS)
 
     def __post_init__(self) -> None:

@@ -61,9 +61,12 @@ def _bounded(
     config: EngineConfig,
     rng: np.random.Generator,
 ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Both tables as seeded uniform samples of at most ``config.rule_max_rows`` rows (row order kept)."""
-    discovery, _ = bounded_sample(discovery, config.rule_max_rows, rng)
-    reference, _ = bounded_sample(reference, config.rule_max_rows, rng)
+    """Both tables as seeded uniform samples of at most ``config.rule_max_rows`` rows (row order kept), and
+    on wide tables of at most ``config.rule_max_cells`` cells (never below 10,000 rows): the searches are
+    pairwise in the columns."""
+    limit = min(config.rule_max_rows, max(10_000, config.rule_max_cells // max(1, len(discovery.columns))))
+    discovery, _ = bounded_sample(discovery, limit, rng)
+    reference, _ = bounded_sample(reference, limit, rng)
     return discovery, reference, name
 
 

@@ -22,6 +22,7 @@ from .config import EngineConfig
 from .schema import Column
 
 _MAX_WIDE_LEVELS = 500
+MAX_RULE_COLUMNS = 60
 
 
 @dataclass(frozen=True)
@@ -78,19 +79,24 @@ def vocabulary(train: pd.DataFrame, columns: tuple[Column, ...], config: EngineC
     """Discrete columns, and numeric ones with at most ``rule_max_levels`` distinct train values, are read
     as categories (ordered by train frequency, then value); continuous columns are also read as numbers.
     Numbers with up to ``_MAX_WIDE_LEVELS`` values are coded too, for functional dependencies only (a state
-    determining its tax rate); no implication quotes their values."""
+    determining its tax rate); no implication quotes their values. At most ``MAX_RULE_COLUMNS`` columns of
+    each reading are searched (in table order), which bounds the pairwise searches on wide tables."""
     categories: dict[str, pd.Index] = {}
     numeric, wide = [], set()
     for column in columns:
-        if column.name not in train.columns:
+        if column.name not in train.columns or (
+            len(categories) >= MAX_RULE_COLUMNS and len(numeric) >= MAX_RULE_COLUMNS
+        ):
             continue
         values = train[column.name].dropna()
         levels = values.nunique()
-        if column.is_continuous:
+        if column.is_continuous and len(numeric) < MAX_RULE_COLUMNS:
             numeric.append(column.name)
             if config.rule_max_levels < levels <= _MAX_WIDE_LEVELS:
                 wide.add(column.name)
-        if column.is_discrete or (column.is_continuous and levels <= _MAX_WIDE_LEVELS):
+        if len(categories) < MAX_RULE_COLUMNS and (
+            column.is_discrete or (column.is_continuous and levels <= _MAX_WIDE_LEVELS)
+        ):
             counts = values.value_counts(sort=False)
             order = sorted(counts.index, key=lambda value: (-counts[value], str(value)))
             categories[column.name] = pd.Index(order, dtype=object if column.is_discrete else None)

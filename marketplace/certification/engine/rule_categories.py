@@ -16,7 +16,8 @@ import pandas as pd
 
 from .rule_base import Coded, Criteria, Rule, Vocabulary, label
 
-_MAX_PAIR_LHS = 400
+# Two-column left-hand sides × right-hand sides tried at most (the first pairs in table order).
+_MAX_PAIR_CHECKS = 6_000
 
 
 # --- functional dependencies, one-to-one mappings -------------------------------------------------------------
@@ -134,7 +135,7 @@ def functional_dependencies(train: Coded, vocabulary_: Vocabulary, rule: Criteri
         pair
         for pair in combinations(small, 2)
         if (pair[0], pair[1]) not in determined and (pair[1], pair[0]) not in determined
-    ][:_MAX_PAIR_LHS]
+    ][: _MAX_PAIR_CHECKS // max(1, len(names))]
     for dependency in _dependencies(train, vocabulary_, rule, pairs, names):
         if any((name, dependency.rhs) in determined for name in dependency.lhs):
             continue

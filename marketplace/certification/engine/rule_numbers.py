@@ -211,18 +211,32 @@ def ranges(train: Coded, vocabulary_: Vocabulary, rule: Criteria) -> list[Rule]:
     column with at least three values: ``flag = 1 exactly when x < k`` or bands of x."""
     rules = []
     many_values = [name for name in vocabulary_.numeric if len(np.unique(train.numbers[name][:5000])) >= 3]
+    # Rows sorted by each number once (missing values last): along it, a category that follows ranges of the
+    # number changes level about once per cut, plus twice per violating row; anything else is screened out.
+    orders = {name: np.argsort(train.numbers[name], kind="stable") for name in many_values}
     for category, levels in vocabulary_.categories.items():
         codes = train.codes[category]
         level_counts = np.bincount(codes, minlength=len(levels) + 1)[:-1]
         if not 2 <= len(levels) <= _MAX_RANGE_LEVELS or level_counts.min() < rule.min_support:
             continue
         for number in many_values:
-            if number == category:
+            if number == category or not _few_changes(
+                train, codes, len(levels), orders[number], number, rule
+            ):
                 continue
             found = _range_rule(train, category, levels, number, rule)
             if found is not None:
                 rules.append(found)
     return rules
+
+
+def _few_changes(
+    train: Coded, codes: np.ndarray, level_count: int, order: np.ndarray, number: str, rule: Criteria
+) -> bool:
+    along = codes[order]
+    along = along[np.isfinite(train.numbers[number][order]) & (along >= 0) & (along < level_count)]
+    changes = int(np.count_nonzero(along[1:] != along[:-1]))
+    return changes <= level_count - 1 + 2 * rule.max_violation * len(along)
 
 
 def _range_rule(train: Coded, category: str, levels: pd.Index, number: str, rule: Criteria) -> Rule | None:

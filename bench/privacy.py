@@ -57,11 +57,11 @@ def _other(job: str, synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.D
     if job == "sdmetrics_dcr_baseline":
         from sdmetrics.single_table import DCRBaselineProtection
 
-        DCRBaselineProtection.compute_breakdown(train, synthetic, metadata)
+        DCRBaselineProtection.compute_breakdown(train, synthetic, metadata, "adult")
     elif job == "sdmetrics_dcr_overfitting":
         from sdmetrics.single_table import DCROverfittingProtection
 
-        DCROverfittingProtection.compute_breakdown(train, synthetic, holdout, metadata)
+        DCROverfittingProtection.compute_breakdown(train, synthetic, holdout, metadata, "adult")
     else:
         from anonymeter.evaluators import InferenceEvaluator, LinkabilityEvaluator, SinglingOutEvaluator
 

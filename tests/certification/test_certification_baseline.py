@@ -140,3 +140,23 @@ def test_certify_command_exits_with_the_figures_and_writes_nothing(small_tables,
             str(output),
         )
     assert not output.exists()
+
+
+def test_the_certificate_page_shows_the_privacy_tests_with_their_ids_and_the_baseline(
+    provider, product_factory, version_factory, django_capture_on_commit_callbacks, client
+):
+    product = product_factory(provider, "Certified page")
+    with django_capture_on_commit_callbacks(execute=True):
+        version = version_factory(product, provider, submit=True, target="class")
+    certificate = Certificate.objects.get(version=version)
+    privacy = certificate.document["privacy"]
+
+    page = client.get(f"/certificates/{certificate.id}/").content.decode()
+
+    assert privacy["baseline_integrity"]["overlapping"] is False
+    assert privacy["shadow_attack"]["ran"] is False
+    assert "unique_exact_match/v1" in page
+    assert "membership_density_vulnerable_tpr_at_1pct/v1" in page
+    assert "density ratio (DOMIAS)" in page
+    assert "Shadow-model attack: not run" in page
+    assert "Holdout and train" in page

@@ -108,8 +108,12 @@ def compare(
         size, chunks = max(size_synthetic, size_baseline, 1), (1, 1)
     synthetic_hits, synthetic_distinct = _distinct_hits(synthetic_flags, synthetic_keys, size, chunks[0], rng)
     holdout_hits, holdout_distinct = _distinct_hits(baseline_flags, baseline_keys, size, chunks[1], rng)
-    pooled = (synthetic_hits + holdout_hits) / max(synthetic_distinct + holdout_distinct, 1)
-    error = math.sqrt(pooled * (1 - pooled) * (1 / max(synthetic_distinct, 1) + 1 / max(holdout_distinct, 1)))
+    # The noise is the baseline's, Laplace-smoothed so that a baseline without a hit still has some; a pooled
+    # rate would let a leak widen its own allowance.
+    reference = (holdout_hits + 1) / (holdout_distinct + 2)
+    error = math.sqrt(
+        reference * (1 - reference) * (1 / max(synthetic_distinct, 1) + 1 / max(holdout_distinct, 1))
+    )
     return Comparison(
         synthetic_rate=synthetic_hits / max(synthetic_distinct, 1),
         holdout_rate=holdout_hits / max(holdout_distinct, 1),

@@ -166,13 +166,18 @@ def trial_totals(lines: Sequence[BalanceLine]) -> dict[str, tuple[int, int]]:
 
 @dataclass(frozen=True)
 class ProviderSummary:
-    """An organization's money in one currency, minor units: gross sales, platform fees kept, refunds
-    charged back, earned (payable), paid out, and still owed (earned - paid out)."""
+    """An organization's money in one currency, minor units, read from the ledger alone. The columns add up:
+    ``gross_sales - refunds + covered - platform_fees = payable`` (earned) and ``payable - paid_out = owed``.
+
+    ``refunds_minor`` is what buyers got back for the organization's sales; ``platform_fees_minor`` the fees
+    the platform kept, net of the fee part of refunds; ``covered_minor`` the part of refunds the platform
+    bore (the provider had been paid out already)."""
 
     currency: str
     gross_sales_minor: int
     platform_fees_minor: int
     refunds_minor: int
+    covered_minor: int
     payable_minor: int
     paid_out_minor: int
     owed_minor: int
@@ -180,12 +185,25 @@ class ProviderSummary:
     paid_out_account_id: int | None
 
 
+def _sum(postings: QuerySet[Posting]) -> int:
+    return int(postings.aggregate(total=Sum("amount_minor"))["total"] or 0)
+
+
+def _refund_transactions(sale_transactions: QuerySet[Posting]) -> QuerySet[EntryRef]:
+    """The leaves of the refund transactions of the orders the given sale transactions were for."""
+    orders = EntryRef.objects.filter(leaf_id__in=sale_transactions.values("transaction_id"), key="order")
+    return EntryRef.objects.filter(
+        key="order", value__in=orders.values("value"), leaf__transaction__kind="refund"
+    ).values("leaf_id")
+
+
 def provider_summaries(organization: Organization) -> list[ProviderSummary]:
     """One summary per currency the organization has ledger accounts in.
 
-    Sales and fees come from the transactions that credit the organization's payable account: its credit is
-    the provider's share and the platform fee revenue credited in the same transaction is the fee (each sale
-    transaction pays one organization). Debits to payable (refund clawbacks) are refunds.
+    Sales are the transactions that credit the organization's payable account (each pays one organization):
+    its credit is the provider's share and the platform fee revenue credited with it the fee. Refunds are the
+    ``refund`` transactions of the same orders (found by their ``order`` ref): Stripe clearing credited is
+    what the buyer got back, fee revenue debited the fee returned, the refunds expense what the platform bore.
     """
     summaries = []
     accounts = Account.objects.filter(organization=organization)
@@ -193,31 +211,27 @@ def provider_summaries(organization: Organization) -> list[ProviderSummary]:
         by_kind = {account.kind: account for account in accounts.filter(currency=currency)}
         payable = by_kind.get(AccountKind.PROVIDER_PAYABLE)
         paid_out = by_kind.get(AccountKind.PROVIDER_PAID_OUT)
-        share = refunds = fees = 0
+        gross = refunded = covered = fees = 0
         if payable is not None:
             credits = Posting.objects.filter(account=payable, amount_minor__lt=0)
-            share = -(credits.aggregate(total=Sum("amount_minor"))["total"] or 0)
-            refunds = (
-                Posting.objects.filter(account=payable, amount_minor__gt=0).aggregate(
-                    total=Sum("amount_minor")
-                )["total"]
-                or 0
+            in_sales = Posting.objects.filter(transaction_id__in=credits.values("transaction_id"))
+            fees = -_sum(in_sales.filter(account__kind=AccountKind.PLATFORM_FEE_REVENUE, currency=currency))
+            gross = -_sum(credits) + fees
+            in_refunds = Posting.objects.filter(
+                transaction_id__in=_refund_transactions(credits), currency=currency
             )
-            fees = -(
-                Posting.objects.filter(
-                    transaction_id__in=credits.values("transaction_id"),
-                    account__kind=AccountKind.PLATFORM_FEE_REVENUE,
-                ).aggregate(total=Sum("amount_minor"))["total"]
-                or 0
-            )
+            refunded = -_sum(in_refunds.filter(account__kind=AccountKind.STRIPE_CLEARING))
+            covered = _sum(in_refunds.filter(account__kind=AccountKind.REFUNDS))
+            fees -= _sum(in_refunds.filter(account__kind=AccountKind.PLATFORM_FEE_REVENUE))
         payable_minor = -_balance(payable)
         paid_out_minor = _balance(paid_out)
         summaries.append(
             ProviderSummary(
                 currency,
-                share + fees,
+                gross,
                 fees,
-                refunds,
+                refunded,
+                covered,
                 payable_minor,
                 paid_out_minor,
                 payable_minor - paid_out_minor,

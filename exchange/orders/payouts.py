@@ -21,7 +21,7 @@ from django.utils import timezone
 from exchange.ledger.services import Posting, account_for, post_transaction
 from exchange.orders import stripe_gateway as gateway
 from exchange.orders.models import Order, Payout, PayoutAccount, PayoutRun, Refund
-from marketplace.accounts.models import Organization, User
+from marketplace.accounts.models import Membership, Organization, User
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,62 @@ def payable_balances(organization: Organization | None = None) -> list[Balance]:
     for row in paid_out.values("organization_id", "currency").annotate(total=Sum("amount_minor")):
         totals[(row["organization_id"], row["currency"])] -= row["total"]
     return [Balance(org, currency, amount) for (org, currency), amount in sorted(totals.items())]
+
+
+class OnboardingRefused(Exception):
+    """A provider may not (or need not) start payout onboarding; ``message`` says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _check_can_onboard(organization: Organization, user: User) -> None:
+    if not organization.is_provider:
+        raise OnboardingRefused(f"{organization.name} is not a provider organization.")
+    is_owner = organization.memberships.filter(user=user, role=Membership.Role.OWNER).exists()
+    if not (is_owner or user.is_staff):
+        raise OnboardingRefused(f"Only an owner of {organization.name} can set where its payouts go.")
+    if PayoutAccount.objects.filter(organization=organization).exists():
+        raise OnboardingRefused(f"{organization.name} already has a payout account.")
+
+
+def start_payout_onboarding(organization: Organization, *, user: User) -> str | None:
+    """Begin Stripe Connect onboarding for ``organization`` (its owners, or staff): with real Stripe, create an
+    Express account and return its id (the caller sends the owner to :func:`onboarding_link`); in local mode
+    return None (a stand-in page finishes with :func:`link_local_payout_account`)."""
+    _check_can_onboard(organization, user)
+    if gateway.is_local_mode():
+        return None
+    account = gateway.create_connect_account(email=user.email, organization_name=organization.name)
+    return account.id
+
+
+def onboarding_link(account_id: str, *, refresh_url: str, return_url: str) -> str:
+    """Stripe's hosted onboarding page for the account (a fresh link each time: they are single use)."""
+    return gateway.create_account_link(account_id=account_id, refresh_url=refresh_url, return_url=return_url)
+
+
+def finish_payout_onboarding(
+    organization: Organization, *, user: User, account_id: str
+) -> PayoutAccount | None:
+    """Link the Connect account once Stripe says its holder finished onboarding; None while they have not.
+    ``account_id`` must come from :func:`start_payout_onboarding` for this organization (kept server-side)."""
+    _check_can_onboard(organization, user)
+    if not gateway.retrieve_connect_account(account_id).details_submitted:
+        return None
+    return PayoutAccount.objects.create(organization=organization, stripe_account_id=account_id)
+
+
+def link_local_payout_account(organization: Organization, *, user: User) -> PayoutAccount:
+    """Local mode's stand-in for Stripe's hosted onboarding: a test Connect account id that localstripe's
+    transfer endpoint accepts, so payout runs reach the provider as in production."""
+    if not gateway.is_local_mode():
+        raise OnboardingRefused("Payout accounts are linked through Stripe's onboarding.")
+    _check_can_onboard(organization, user)
+    return PayoutAccount.objects.create(
+        organization=organization, stripe_account_id=f"acct_local_{secrets.token_hex(8)}"
+    )
 
 
 def start_payout_run(*, created_by: User | None = None) -> PayoutRun:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from exchange.ledger.services import build_receipt, entries_for
-from exchange.orders.models import Order, Payout
-from exchange.orders.payouts import payable_balances
+from exchange.orders.models import Order, Payout, Refund
 from marketplace.accounts.models import Organization, User
 
 
@@ -59,19 +59,46 @@ def signed_receipt(order: Order) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SalesSummary:
-    """One currency of an organization's sales, in minor units."""
+    """One currency of an organization's sales, in minor units. The columns add up, and they are the
+    ledger's figures (``exchange.ledger.selectors.provider_summaries``):
+    ``gross - refunded - fees + covered = earned`` and ``earned - paid_out = owed``.
+
+    ``refunded_minor`` is what buyers got back (whole refunds); ``fees_minor`` the platform fees kept (net of
+    the fee part of refunds); ``covered_minor`` the part of refunds Synthex bore because the provider had
+    already been paid out; ``pending_payout_minor`` is part of ``owed_minor`` already on its way."""
 
     currency: str
     orders: int
     gross_minor: int
-    fees_minor: int
     refunded_minor: int
-    payable_minor: int
+    fees_minor: int
+    covered_minor: int
+    earned_minor: int
     paid_out_minor: int
+    owed_minor: int
+    pending_payout_minor: int
+
+
+def _refund_totals(organization: Organization) -> dict[str, dict[str, int]]:
+    rows = (
+        Refund.objects.filter(order__seller=organization, status=Refund.Status.SUCCEEDED)
+        .values("currency")
+        .annotate(fees=Sum("platform_fee_minor"), covered=Sum("platform_covered_minor"))
+    )
+    return {row["currency"]: {"fees": row["fees"] or 0, "covered": row["covered"] or 0} for row in rows}
+
+
+def _payout_totals(organization: Organization, status: str) -> dict[str, int]:
+    return dict(
+        Payout.objects.filter(organization=organization, status=status)
+        .values("currency")
+        .annotate(total=Sum("amount_minor"))
+        .values_list("currency", "total")
+    )
 
 
 def sales_summary(organization: Organization) -> list[SalesSummary]:
-    """Per currency: paid orders, gross, platform fees, refunds, what is still payable, what was paid out."""
+    """Per currency: paid orders, gross, refunded, net fees, covered refunds, earned, paid out, owed."""
     sold = (
         Order.objects.filter(seller=organization, paid_at__isnull=False)
         .values("currency")
@@ -81,31 +108,54 @@ def sales_summary(organization: Organization) -> list[SalesSummary]:
             fees=Sum("platform_fee_minor"),
             refunded=Sum("refunded_minor"),
         )
+        .order_by("currency")
     )
-    paid = dict(
-        Payout.objects.filter(organization=organization, status=Payout.Status.PAID)
-        .values("currency")
-        .annotate(total=Sum("amount_minor"))
-        .values_list("currency", "total")
-    )
-    payable = {b.currency: b.amount_minor for b in payable_balances(organization)}
-    return [
-        SalesSummary(
-            currency=row["currency"],
-            orders=row["orders"],
-            gross_minor=row["gross"] or 0,
-            fees_minor=row["fees"] or 0,
-            refunded_minor=row["refunded"] or 0,
-            payable_minor=payable.get(row["currency"], 0),
-            paid_out_minor=paid.get(row["currency"], 0),
+    refunds = _refund_totals(organization)
+    paid = _payout_totals(organization, Payout.Status.PAID)
+    pending = _payout_totals(organization, Payout.Status.PENDING)
+    summaries = []
+    for row in sold:
+        currency = row["currency"]
+        refund = refunds.get(currency, {"fees": 0, "covered": 0})
+        gross, refunded = row["gross"] or 0, row["refunded"] or 0
+        fees = (row["fees"] or 0) - refund["fees"]
+        earned = gross - refunded - fees + refund["covered"]
+        paid_out = paid.get(currency, 0)
+        summaries.append(
+            SalesSummary(
+                currency=currency,
+                orders=row["orders"],
+                gross_minor=gross,
+                refunded_minor=refunded,
+                fees_minor=fees,
+                covered_minor=refund["covered"],
+                earned_minor=earned,
+                paid_out_minor=paid_out,
+                owed_minor=earned - paid_out,
+                pending_payout_minor=pending.get(currency, 0),
+            )
         )
-        for row in sold
-    ]
+    return summaries
 
 
 def sales_of(organization: Organization) -> QuerySet[Order]:
-    return Order.objects.filter(seller=organization, paid_at__isnull=False).select_related(
-        "product", "version"
+    """Paid orders with their net figures: ``fee_net_minor`` (fee less the fee part of refunds) and
+    ``share_net_minor`` (share less the provider part of refunds the provider bore), so that
+    ``amount - refunded - fee_net = share_net - covered`` on each row."""
+    succeeded = Refund.objects.filter(order=OuterRef("pk"), status=Refund.Status.SUCCEEDED)
+
+    def refund_sum(expression: Any) -> Any:
+        total = succeeded.values("order").annotate(total=Sum(expression)).values("total")
+        return Coalesce(Subquery(total), Value(0))
+
+    return (
+        Order.objects.filter(seller=organization, paid_at__isnull=False)
+        .select_related("product", "version")
+        .annotate(
+            fee_net_minor=F("platform_fee_minor") - refund_sum("platform_fee_minor"),
+            share_net_minor=F("provider_share_minor")
+            - refund_sum(F("provider_share_minor") - F("platform_covered_minor")),
+        )
     )
 
 

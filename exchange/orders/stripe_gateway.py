@@ -315,6 +315,65 @@ def create_transfer(
     return _transfer_view(transfer)
 
 
+@dataclass(frozen=True)
+class ConnectAccountView:
+    """A Stripe Connect account: its id and whether its holder finished onboarding (payouts can reach it)."""
+
+    id: str
+    details_submitted: bool
+    payouts_enabled: bool
+
+
+def create_connect_account(*, email: str, organization_name: str) -> ConnectAccountView:
+    """Create an Express Connect account for a provider organization (real Stripe only: localstripe has no
+    Connect accounts; local mode onboards with a stand-in page instead)."""
+    try:
+        account = _client().v1.accounts.create(
+            params={
+                "type": "express",
+                "email": email or None,
+                "business_profile": {"name": organization_name},
+                "capabilities": {"transfers": {"requested": True}},
+            }
+        )
+    except stripe.StripeError as error:
+        raise _translate(error) from error
+    return _account_view(account)
+
+
+def retrieve_connect_account(account_id: str) -> ConnectAccountView:
+    try:
+        account = _client().v1.accounts.retrieve(account_id)
+    except stripe.StripeError as error:
+        raise _translate(error) from error
+    return _account_view(account)
+
+
+def create_account_link(*, account_id: str, refresh_url: str, return_url: str) -> str:
+    """The URL of Stripe's hosted onboarding for ``account_id`` (single use, expires in minutes)."""
+    try:
+        link = _client().v1.account_links.create(
+            params={
+                "account": account_id,
+                "refresh_url": refresh_url,
+                "return_url": return_url,
+                "type": "account_onboarding",
+            }
+        )
+    except stripe.StripeError as error:
+        raise _translate(error) from error
+    return str(_plain(link)["url"])
+
+
+def _account_view(obj: Any) -> ConnectAccountView:
+    data = _plain(obj)
+    return ConnectAccountView(
+        id=str(data["id"]),
+        details_submitted=bool(data.get("details_submitted")),
+        payouts_enabled=bool(data.get("payouts_enabled")),
+    )
+
+
 def charge_from_event_object(data: Mapping[str, Any]) -> ChargeView:
     """Read a Charge from the ``data.object`` of a verified webhook event.
 

@@ -14,4 +14,14 @@ urlpatterns = [
     path("orders/<str:order_id>/authenticate/", views.order_authenticate, name="order_authenticate"),
     path("orders/<str:order_id>/refund/", views.order_refund, name="order_refund"),
     path("sales/", views.sales, name="sales"),
+    path("sales/<slug:slug>/payouts/onboard/", views.payout_onboarding_start, name="payout_onboarding_start"),
+    path(
+        "sales/<slug:slug>/payouts/refresh/",
+        views.payout_onboarding_refresh,
+        name="payout_onboarding_refresh",
+    ),
+    path(
+        "sales/<slug:slug>/payouts/return/", views.payout_onboarding_return, name="payout_onboarding_return"
+    ),
+    path("sales/<slug:slug>/payouts/local/", views.payout_onboarding_local, name="payout_onboarding_local"),
 ]

@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from exchange.downloads.constants import FORMATS
-from exchange.orders import selectors, services
+from exchange.orders import payouts, selectors, services
 from exchange.orders import stripe_gateway as gateway
 from exchange.orders.models import Order
-from marketplace.accounts.models import User
+from marketplace.accounts.models import Organization, User
 from marketplace.catalog.models import FileRole
 
 # The test payment methods the local-mode checkout offers (Stripe's names; see stripe_gateway).
@@ -169,3 +169,98 @@ def sales(request: HttpRequest) -> HttpResponse:
         for organization in _signed_in(request).provider_organizations()
     ]
     return render(request, "orders/sales.html", {"organizations": organizations})
+
+
+def _owned_organization(request: HttpRequest, slug: str) -> Organization:
+    organization = _signed_in(request).provider_organizations().filter(slug=slug).first()
+    if organization is None:
+        raise Http404("No such provider organization of yours.")
+    return organization
+
+
+_ONBOARDING_SESSION_KEY = "payout_onboarding"
+
+
+@login_required
+@require_POST
+def payout_onboarding_start(request: HttpRequest, slug: str) -> HttpResponse:
+    """ "Set up payouts": Stripe's hosted Connect onboarding (a local stand-in page in local mode)."""
+    organization = _owned_organization(request, slug)
+    try:
+        account_id = payouts.start_payout_onboarding(organization, user=_signed_in(request))
+        if account_id is None:
+            return redirect("exchange:payout_onboarding_local", slug=slug)
+        # The account id stays server-side: the return page links only the account this session created.
+        request.session[_ONBOARDING_SESSION_KEY] = {slug: account_id}
+        url = payouts.onboarding_link(
+            account_id,
+            refresh_url=request.build_absolute_uri(
+                reverse("exchange:payout_onboarding_refresh", args=[slug])
+            ),
+            return_url=request.build_absolute_uri(reverse("exchange:payout_onboarding_return", args=[slug])),
+        )
+    except payouts.OnboardingRefused as error:
+        messages.error(request, error.message)
+        return redirect("exchange:sales")
+    except gateway.GatewayError as error:
+        messages.error(request, f"Stripe could not start onboarding: {error}")
+        return redirect("exchange:sales")
+    return redirect(url)
+
+
+@login_required
+def payout_onboarding_refresh(request: HttpRequest, slug: str) -> HttpResponse:
+    """Stripe's ``refresh_url`` (the link expired): a fresh link for the same account."""
+    _owned_organization(request, slug)
+    account_id = (request.session.get(_ONBOARDING_SESSION_KEY) or {}).get(slug)
+    if not account_id:
+        return redirect("exchange:sales")
+    url = payouts.onboarding_link(
+        account_id,
+        refresh_url=request.build_absolute_uri(reverse("exchange:payout_onboarding_refresh", args=[slug])),
+        return_url=request.build_absolute_uri(reverse("exchange:payout_onboarding_return", args=[slug])),
+    )
+    return redirect(url)
+
+
+@login_required
+def payout_onboarding_return(request: HttpRequest, slug: str) -> HttpResponse:
+    """Stripe's ``return_url``: link the account once its holder finished onboarding."""
+    organization = _owned_organization(request, slug)
+    account_id = (request.session.get(_ONBOARDING_SESSION_KEY) or {}).get(slug)
+    if not account_id:
+        messages.error(request, "No payout onboarding in progress; start it again.")
+        return redirect("exchange:sales")
+    try:
+        linked = payouts.finish_payout_onboarding(
+            organization, user=_signed_in(request), account_id=account_id
+        )
+    except (payouts.OnboardingRefused, gateway.GatewayError) as error:
+        messages.error(request, str(error))
+        return redirect("exchange:sales")
+    if linked is None:
+        messages.info(
+            request, "Stripe still needs some details before payouts can start: continue onboarding."
+        )
+    else:
+        request.session.pop(_ONBOARDING_SESSION_KEY, None)
+        messages.success(request, f"Payouts for {organization.name} now go to your Stripe account.")
+    return redirect("exchange:sales")
+
+
+@login_required
+def payout_onboarding_local(request: HttpRequest, slug: str) -> HttpResponse:
+    """Local mode's stand-in for Stripe's hosted Connect onboarding."""
+    organization = _owned_organization(request, slug)
+    if request.method == "POST":
+        try:
+            account = payouts.link_local_payout_account(organization, user=_signed_in(request))
+        except payouts.OnboardingRefused as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(
+                request,
+                f"Payouts for {organization.name} now go to test account {account.stripe_account_id}.",
+            )
+        return redirect("exchange:sales")
+    return render(request, "orders/payout_onboarding_local.html", {"organization": organization})

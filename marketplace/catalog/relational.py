@@ -154,7 +154,7 @@ def create_relational_version(
     }
     try:
         _same_tables(by_role)
-        sets = {role.value: _frames(items) for role, items in by_role.items() if items}
+        sets = {str(role): _frames(items) for role, items in by_role.items() if items}
         if metadata is None:
             metadata = detect_metadata(sets["synthetic"])
         check_sets(metadata, sets)

@@ -1,9 +1,10 @@
 """REST API for relational versions (issue 20): several synthetic tables with SDV multi-table metadata.
 
-``POST /api/v1/products/{slug}/versions/`` becomes relational when the multipart body carries several
-``train`` files or a ``metadata`` JSON object with a ``tables`` mapping (``VersionCreate`` hands it here):
-``synthetic``, ``train`` and optional ``holdout`` are one file per table (named as the tables), ``metadata``
-optional (detected otherwise), ``submit`` (default true). ``PUT .../versions/{n}/metadata/`` confirms or
+``POST /api/v1/products/{slug}/versions/`` becomes relational when the body carries several ``train``
+files (multipart), a list of ``train`` upload ids (JSON) or a ``metadata`` object with a ``tables`` mapping
+(``VersionCreate`` hands it here): ``synthetic``, ``train`` and optional ``holdout`` are one file per table
+(named as the tables), ``metadata`` optional (detected otherwise), ``submit`` (default true). Upload
+sessions must have come through the server (the S3 transport's bytes are not read by the web process). ``PUT .../versions/{n}/metadata/`` confirms or
 corrects a draft's metadata. Refusals are 400 with ``problems`` naming table, column and count.
 """
 
@@ -20,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.accounts.models import User
-from marketplace.catalog import relational, services
+from marketplace.catalog import relational, services, upload_sessions
 from marketplace.catalog.models import Product, ProductVersion
 from marketplace.catalog.serializers import VersionOutputSerializer
 from marketplace.catalog.uploads import upload_error
@@ -33,10 +34,13 @@ def _refused(error: services.CatalogError) -> ApiError:
 
 
 def is_relational_request(request: Request) -> bool:
-    """A multipart version upload with several train files or multi-table metadata."""
-    if not request.content_type.startswith("multipart/"):
+    """A version upload with several train files (multipart) or upload ids (JSON), or multi-table metadata."""
+    if request.content_type.startswith("application/json"):
+        if isinstance(request.data.get("train"), list):
+            return True
+    elif not request.content_type.startswith("multipart/"):
         return False
-    if len(request.FILES.getlist("train")) > 1:
+    elif len(request.FILES.getlist("train")) > 1:
         return True
     try:
         metadata = relational.parse_metadata_text(request.data.get("metadata"))
@@ -51,23 +55,52 @@ def _flag(value: Any, default: bool) -> bool:
     return str(value).lower() in ("1", "true", "yes", "on")
 
 
+class SetFromUploadsSerializer(serializers.Serializer):
+    synthetic = serializers.ListField(
+        child=serializers.CharField(max_length=40), allow_empty=False, max_length=50
+    )
+    train = serializers.ListField(
+        child=serializers.CharField(max_length=40), allow_empty=False, max_length=50
+    )
+    holdout = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=50)
+
+
+def _session_files(request: Request, user: User) -> tuple[dict[str, list[Any]], list[Any]]:
+    """Completed upload sessions (ids per role), in the order given; table names come from their file names."""
+    data = SetFromUploadsSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    ids = {role: list(data.validated_data.get(role) or []) for role in ("synthetic", "train", "holdout")}
+    sessions = upload_sessions.completed_uploads(user, [*ids["synthetic"], *ids["train"], *ids["holdout"]])
+    files: dict[str, list[Any]] = {}
+    start = 0
+    for role in ("synthetic", "train", "holdout"):
+        files[role] = sessions[start : start + len(ids[role])]
+        start += len(ids[role])
+    return files, sessions
+
+
 def create_relational(request: Request, product: Product, user: User) -> Response:
     """Create (and by default submit) a relational version from the multipart request."""
-    problem = upload_error(request._request)
-    if problem is not None:
-        raise ApiError(problem.message, problem.code, 413 if problem.code == "too_large" else 400)
-    files = request.FILES
     version: ProductVersion | None = None
+    sessions: list[upload_sessions.SessionUploadedFile] = []
     try:
+        if request.content_type.startswith("application/json"):
+            files, sessions = _session_files(request, user)
+        else:
+            problem = upload_error(request._request)
+            if problem is not None:
+                raise ApiError(problem.message, problem.code, 413 if problem.code == "too_large" else 400)
+            files = {role: list(request.FILES.getlist(role)) for role in ("synthetic", "train", "holdout")}
         version = relational.create_relational_version(
             product,
             user=user,
-            synthetic=files.getlist("synthetic"),
-            train=files.getlist("train"),
-            holdout=files.getlist("holdout"),
+            synthetic=files["synthetic"],
+            train=files["train"],
+            holdout=files["holdout"],
             metadata=relational.parse_metadata_text(request.data.get("metadata")),
             changelog=str(request.data.get("changelog") or ""),
         )
+        upload_sessions.mark_attached(sessions)
         if _flag(request.data.get("submit"), True):
             version = services.submit_version(version, user=user)
     except services.CatalogError as error:

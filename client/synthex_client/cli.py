@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +112,33 @@ def _keys_document(context: Context) -> dict[str, Any]:
         return api.keys_document()
 
 
+# ISO 4217 currencies whose minor unit is not a hundredth (the API's amounts are integer minor units).
+_EXPONENTS = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND"), 0),
+    **dict.fromkeys(("VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+
+
 def _money(amount_minor: int | None, currency: str | None) -> str:
+    """Integer minor units as people read them: ``_money(1250, "USD")`` → ``"12.50 USD"``."""
     if amount_minor is None or not currency:
         return "-"
-    return f"{amount_minor / 100:,.2f} {currency}"
+    exponent = _EXPONENTS.get(currency.upper(), 2)
+    return f"{Decimal(amount_minor).scaleb(-exponent):,.{exponent}f} {currency}"
+
+
+def _to_minor(amount: str, currency: str) -> int:
+    """``"12.50"`` of ``currency`` in integer minor units (1250); more decimals than the currency has are refused."""
+    exponent = _EXPONENTS.get(currency, 2)
+    try:
+        value = Decimal(amount.replace(",", ""))
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{amount!r} is not an amount (write e.g. 12.50)") from None
+    minor = value.scaleb(exponent)
+    if not value.is_finite() or value < 0 or minor != minor.to_integral_value():
+        raise argparse.ArgumentTypeError(f"{amount!r} is not an amount of {currency} (write e.g. 12.50)")
+    return int(minor)
 
 
 def _report(context: Context, outcome: verification.Outcome, data: dict[str, Any]) -> int:
@@ -201,6 +225,13 @@ def _product_table(context: Context, products: list[dict[str, Any]], total: int 
 def cmd_products_list(context: Context) -> int:
     arguments = context.arguments
     filters = {name: getattr(arguments, name) for name in _FILTERS}
+    # People write prices in major units; the API takes integer minor units (catalog currencies: 2 decimals).
+    for name in ("min_price", "max_price"):
+        if getattr(arguments, name, None) is not None:
+            try:
+                filters[name] = _to_minor(getattr(arguments, name), "USD")
+            except argparse.ArgumentTypeError as error:
+                raise UsageError(f"--{name.replace('_', '-')}: {error}") from None
     with context.api() as api:
         page = api.search_products(q=getattr(arguments, "query", None), page=arguments.page, **filters)
     context.emit(page, lambda: _product_table(context, page["results"], page.get("count")))
@@ -249,12 +280,16 @@ def _print_version(context: Context, version: dict[str, Any]) -> None:
 
 
 def _license(value: str) -> dict[str, Any]:
-    parts = value.split(":")
-    if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 3:
+    """``CODE:PRICE[:CURRENCY]`` or ``CODE:PRICE CURRENCY`` with the price in major units (``standard:12.50``,
+    ``standard:12.50:EUR``, ``"standard:12.50 EUR"``; USD when no currency is given) → the API's license."""
+    code, _, rest = value.partition(":")
+    amount, _, currency = rest.replace(":", " ").strip().partition(" ")
+    currency = (currency.strip() or "USD").upper()
+    if not code or not amount or len(currency) != 3 or not currency.isalpha():
         raise argparse.ArgumentTypeError(
-            f"{value!r}: write CODE:PRICE_MINOR:CURRENCY, e.g. standard:2500:USD (25.00 USD)"
+            f"{value!r}: write CODE:PRICE or CODE:PRICE:CURRENCY, e.g. standard:25.00:USD"
         )
-    return {"code": parts[0], "price_minor": int(parts[1]), "currency": parts[2].upper()}
+    return {"code": code, "price_minor": _to_minor(amount, currency), "currency": currency}
 
 
 def cmd_product_create(context: Context) -> int:
@@ -272,7 +307,13 @@ def cmd_product_create(context: Context) -> int:
             fields[name] = getattr(arguments, name)
     with context.api(need_token=True) as api:
         product = api.create_product(fields)
-    context.emit(product, lambda: context.out.print(f"Created product {product['slug']}: {product['title']}"))
+
+    def human() -> None:
+        context.out.print(f"Created product {product['slug']}: {product['title']}")
+        for item in product.get("licenses", []):
+            context.out.print(f"  license {item['code']}: {_money(item['price_minor'], item['currency'])}")
+
+    context.emit(product, human)
     return EXIT_OK
 
 
@@ -949,6 +990,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("query", help="words to look for")
         for flag in _FILTERS:
             sub.add_argument(f"--{flag.replace('_', '-')}", dest=flag)
+        for flag in ("min_price", "max_price"):
+            sub.add_argument(f"--{flag.replace('_', '-')}", dest=flag, metavar="PRICE", help="e.g. 12.50")
         sub.add_argument("--page", type=int, default=1)
     show = command(products, "show", cmd_products_show, "one product, and a version with --version")
     show.add_argument("slug")
@@ -961,8 +1004,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--domain", required=True)
     create.add_argument("--kind", choices=("dataset", "generator"), default="dataset")
     create.add_argument(
-        "--license", type=_license, action="append", required=True, metavar="CODE:PRICE_MINOR:CUR",
-        help="e.g. standard:2500:USD (repeatable; codes standard, commercial, research)",
+        "--license", type=_license, action="append", required=True, metavar="CODE:PRICE[:CUR]",
+        help="price in major units, e.g. standard:25.00:USD or 'standard:25 EUR' (repeatable; codes "
+        "standard, commercial, research; USD when no currency is given)",
     )  # fmt: skip
     create.add_argument("--description", help="Markdown")
     create.add_argument("--tag", action="append", default=[])

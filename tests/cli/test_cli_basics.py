@@ -87,7 +87,7 @@ def test_product_create_show_search(cli, provider, token_for):
     token = token_for(provider)
     created = cli(
         "product", "create", "--title", "Census people", "--summary", "Adult-like rows", "--domain", "census",
-        "--license", "standard:2500:USD", "--license", "commercial:9900:USD", "--tag", "census", "--json",
+        "--license", "standard:25.00:USD", "--license", "commercial:99 USD", "--tag", "census", "--json",
         token=token,
     )  # fmt: skip
     assert created.code == 0, created.err
@@ -110,6 +110,15 @@ def test_product_create_show_search(cli, provider, token_for):
     assert (found.code, [p["slug"] for p in found.json()["results"]]) == (0, [slug])
     table = cli("products", "list", "--domain", "census")
     assert "census-people" in table.out and "25.00 USD" in table.out
+    # People's units in and out: major units with the currency; the API underneath takes minor units.
+    assert cli("products", "list", "--min-price", "25.01", "--json").json()["count"] == 0
+    assert cli("products", "list", "--min-price", "25", "--max-price", "25.00", "--json").json()["count"] == 1
+    human = cli("product", "create", "--title", "Euro rows", "--summary", "S", "--domain", "census",
+                "--license", "standard:12.50:EUR", token=token)  # fmt: skip
+    assert "license standard: 12.50 EUR" in human.out
+    refused = cli("product", "create", "--title", "T", "--summary", "S", "--domain", "census",
+                  "--license", "standard:12.505:USD", token=token)  # fmt: skip
+    assert refused.code == 2
 
 
 @pytest.mark.parametrize(

@@ -73,14 +73,11 @@ NOT_DETECTED = {
     ("randhie", "one_category_changed_10pct"),
     ("randhie", "verbatim_5pct"),
     ("adult_categorical", "one_category_changed_10pct"),
-    ("breast_cancer", "rare_rows_exact_2pct"),
     ("breast_cancer", "rare_rows_noise_2pct"),
-    ("breast_cancer", "rare_rows_category_2pct"),
     ("wine", "rare_rows_exact_2pct"),
     ("wine", "rare_rows_noise_2pct"),
     ("wine", "rare_rows_category_2pct"),
     ("anes96", "rare_rows_noise_2pct"),
-    ("anes96", "rare_rows_category_2pct"),
 }
 
 

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from marketplace.catalog import selectors, services
+from marketplace.catalog import relational, relational_views, selectors, services
 from marketplace.catalog.forms import ProductEditForm, ProductForm, VersionUploadForm
 from marketplace.catalog.ingest import IngestError
 from marketplace.catalog.licenses import LICENSES
@@ -190,6 +190,8 @@ def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpRespons
     version = get_object_or_404(ProductVersion, product=product, number=number)
     if version.status != VersionStatus.DRAFT:
         return redirect(f"{reverse('catalog:product_detail', args=[slug])}?version={number}")
+    if relational.is_relational(version):
+        return relational_views.confirm_tables(request, product, version)
     files = list(version.files.all())
     synthetic = [f for f in files if f.role == FileRole.SYNTHETIC]
     columns = version.sdv_metadata.get("columns", {})

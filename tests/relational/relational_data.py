@@ -159,8 +159,7 @@ def leak_entities(
     copied = train["persons"].iloc[rng.choice(len(train["persons"]), count, replace=False)]
     copied_years = train["years"][train["years"]["person_id"].isin(copied["person_id"])].copy()
     copied_years["year_id"] = copied_years["year_id"] + 10_000_000
-    return {
-        "plans": synthetic["plans"].copy(),
-        "persons": pd.concat([persons[~persons["person_id"].isin(dropped)], copied], ignore_index=True),
-        "years": pd.concat([years[~years["person_id"].isin(dropped)], copied_years], ignore_index=True),
-    }
+    result = {name: table.copy() for name, table in synthetic.items()}
+    result["persons"] = pd.concat([persons[~persons["person_id"].isin(dropped)], copied], ignore_index=True)
+    result["years"] = pd.concat([years[~years["person_id"].isin(dropped)], copied_years], ignore_index=True)
+    return result

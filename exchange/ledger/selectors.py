@@ -189,7 +189,7 @@ def _sum(postings: QuerySet[Posting]) -> int:
     return int(postings.aggregate(total=Sum("amount_minor"))["total"] or 0)
 
 
-def _refund_transactions(sale_transactions: QuerySet[Posting]) -> QuerySet[EntryRef]:
+def _refund_transactions(sale_transactions: QuerySet[Posting]) -> QuerySet[EntryRef, Any]:
     """The leaves of the refund transactions of the orders the given sale transactions were for."""
     orders = EntryRef.objects.filter(leaf_id__in=sale_transactions.values("transaction_id"), key="order")
     return EntryRef.objects.filter(

@@ -327,15 +327,15 @@ class ConnectAccountView:
 def create_connect_account(*, email: str, organization_name: str) -> ConnectAccountView:
     """Create an Express Connect account for a provider organization (real Stripe only: localstripe has no
     Connect accounts; local mode onboards with a stand-in page instead)."""
+    params: Any = {
+        "type": "express",
+        "business_profile": {"name": organization_name},
+        "capabilities": {"transfers": {"requested": True}},
+    }
+    if email:
+        params["email"] = email
     try:
-        account = _client().v1.accounts.create(
-            params={
-                "type": "express",
-                "email": email or None,
-                "business_profile": {"name": organization_name},
-                "capabilities": {"transfers": {"requested": True}},
-            }
-        )
+        account = _client().v1.accounts.create(params=params)
     except stripe.StripeError as error:
         raise _translate(error) from error
     return _account_view(account)

@@ -101,13 +101,22 @@ class CertificateStatus(APIView):
         return Response(revocation.document)
 
 
-class CertificateVerifyInput(serializers.Serializer):
-    """JSON: ``certificate`` as an object; multipart: ``certificate`` as a file and any ``data`` files."""
-
-    certificate = serializers.JSONField(help_text="The certificate (a JSON object, or a file in multipart).")
-    data = serializers.ListField(
-        child=serializers.FileField(), required=False, help_text="Files to check against the certificate."
-    )
+# JSON: `certificate` as an object; multipart: `certificate` as a file and any `data` files to check.
+CERTIFICATE_VERIFY_REQUEST = {
+    "application/json": {
+        "type": "object",
+        "properties": {"certificate": {"type": "object", "description": "The signed certificate."}},
+        "required": ["certificate"],
+    },
+    "multipart/form-data": {
+        "type": "object",
+        "properties": {
+            "certificate": {"type": "string", "format": "binary"},
+            "data": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        },
+        "required": ["certificate"],
+    },
+}
 
 
 class VerifiedFileOutput(serializers.Serializer):
@@ -138,7 +147,7 @@ class CertificateVerify(APIView):
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
-        request={"application/json": CertificateVerifyInput, "multipart/form-data": CertificateVerifyInput},
+        request=CERTIFICATE_VERIFY_REQUEST,
         responses={200: CertificateVerifyOutput, 413: ERRORS[400], **ERRORS},
     )
     def post(self, request: Request) -> Response:

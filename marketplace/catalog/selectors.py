@@ -289,7 +289,9 @@ MISSING_REFERENCE = (
 def missing_reference(version: ProductVersion) -> str:
     """Why ``version`` cannot be submitted for certification for lack of reference rows, or "" when it has
     its train file (a holdout is optional). Generator versions bring their reference rows another way."""
-    if version.product.kind != ProductKind.DATASET or version.files.filter(role=FileRole.TRAIN, deleted_at__isnull=True).exists():
+    if (
+        version.product.kind != ProductKind.DATASET
+        or version.files.filter(role=FileRole.TRAIN, deleted_at__isnull=True).exists()
+    ):
         return ""
     return MISSING_REFERENCE
-

@@ -41,7 +41,9 @@ def test_seed_demo_makes_certified_products_and_sales(settings, capsys):
     assert Order.objects.filter(buyer=demo_buyer, status="paid").count() == 4
     dp_product = Product.objects.get(kind="generator", title__contains="differentially private")
     assert (dp_product.privacy_budget.epsilon_spent, dp_product.privacy_budget.epsilon_total) == (1.0, 3.0)
-    statement = Certificate.objects.get(version__product=dp_product).document["privacy"]["differential_privacy"]
+    statement = Certificate.objects.get(version__product=dp_product).document["privacy"][
+        "differential_privacy"
+    ]
     assert (statement["epsilon"], statement["delta"]) == (1.0, 1e-6)
     call_command("audit_ledger")
     call_command("seed_demo", "--if-empty")

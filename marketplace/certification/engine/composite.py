@@ -413,8 +413,8 @@ def thresholds(config: EngineConfig) -> dict:
         "grade_bands": [{"grade": g, "min_score": m} for g, m in config.composite_grade_bands],
         "grade_source": (
             "Synthex choice on the skill scale (1 = fresh real rows, 0 = a trivial baseline): A within 10% of "
-            "fresh real data; B, C at 70% and 50% of the way; D from 30% (clearly more than a trivial "
-            "generator keeps); F below. docs/engine.md#quality-grade"
+            "fresh real data; B, C at 70% and 50% of the way; D from a quarter of the way (clearly more "
+            "than a trivial generator keeps); F below. docs/engine.md#quality-grade"
         ),
         "weights": [{"part": name, "weight": weight} for name, weight in config.composite_weights],
         "weights_source": "equal: no part is privileged; parts that cannot be measured are left out",

@@ -13,7 +13,7 @@ COMPOSITE_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("ml_efficacy", 1.0),
     ("coverage", 1.0),
 )
-COMPOSITE_GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 0.90), ("B", 0.70), ("C", 0.50), ("D", 0.30))
+COMPOSITE_GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 0.90), ("B", 0.70), ("C", 0.50), ("D", 0.25))
 # Plausibility grade bands over (1 − synthetic share breaking any rule) / (1 − real holdout share breaking any).
 PLAUSIBILITY_GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 0.95), ("B", 0.85), ("C", 0.70), ("D", 0.50))
 

@@ -29,7 +29,10 @@ def certificate_detail(request: HttpRequest, certificate_id: str) -> HttpRespons
     certificate = _visible(request, certificate_id)
     return render(
         request,
-        "certification/certificate.html",
+        # A set of related tables (issue 20) has its own page: per-table grades, keys and entities.
+        "certification/certificate_relational.html"
+        if "relational" in certificate.document
+        else "certification/certificate.html",
         {
             "certificate": certificate,
             "doc": certificate.document,

@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+from django.urls import reverse
 from relational_data import independent, metadata, randhie
 
 from marketplace.catalog.models import ProductVersion, VersionFile
@@ -85,6 +86,10 @@ def test_a_three_table_set_is_detected_confirmed_and_certified(
     assert set(document["tables"]) == {"plans", "persons", "years"}
     assert document["privacy"]["entity_level"]["entity_table"] == "persons"
     assert signing.signed_bytes(document) == bytes(version.certificates.get().signed_bytes)
+    page = client.get(reverse("certification:detail", args=[document["id"]]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "data-relational" in text and "<code>years.person_id</code>" in text
 
 
 def _orphans(sets: dict) -> dict:

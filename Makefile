@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test venv venv-dev system-deps lint typecheck pytest test-integration bench clean
+.PHONY: run test check venv venv-dev system-deps lint typecheck pytest test-integration bench clean
 
 # The virtualenv is rebuilt only when the requirements change (a stamp per requirements hash).
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
@@ -34,8 +34,9 @@ system-deps:
 	bash scripts/system-deps.sh
 
 lint: venv-dev
-	$(VENV)/bin/ruff check marketplace exchange client tests bench
-	$(VENV)/bin/ruff format --check marketplace exchange client tests bench
+	$(VENV)/bin/ruff check marketplace exchange client tests bench scripts
+	$(VENV)/bin/ruff format --check marketplace exchange client tests bench scripts
+	$(VENV)/bin/lint-imports
 
 typecheck: venv-dev
 	$(VENV)/bin/mypy marketplace exchange client/synthex_client
@@ -51,6 +52,11 @@ test-integration: venv-dev
 	$(VENV)/bin/pytest tests/integration -m integration -q
 
 test: system-deps venv-dev lint typecheck pytest test-integration
+
+# The fast subset, without the Debian packages (no browser, no PostgreSQL/Redis/S3 servers, nothing slow):
+# lint (ruff, import contracts), types and the unit and API tests.
+check: venv-dev lint typecheck
+	$(VENV)/bin/pytest -q -m "not e2e and not integration and not slow"
 
 bench: venv-dev
 	for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

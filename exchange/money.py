@@ -176,3 +176,16 @@ def format_money(money: Money) -> str:
     sign = "-" if money.amount_minor < 0 else ""
     symbol = _SYMBOLS.get(money.currency)
     return f"{sign}{symbol}{number}" if symbol else f"{sign}{money.currency} {number}"
+
+
+def refund_split(fee_minor: int, share_minor: int, before_minor: int, amount_minor: int) -> tuple[int, int]:
+    """The (fee, provider share) parts of refunding ``amount_minor`` after ``before_minor`` was refunded.
+
+    ``fee_minor`` and ``share_minor`` are the sale's split in integer minor units. Allocating cumulative
+    totals (two weights: each part is monotone in the total) makes any series of partial refunds add up to
+    exactly the sale's fee and provider share.
+    """
+    weights = [fee_minor, share_minor]
+    before = allocate(before_minor, weights)
+    after = allocate(before_minor + amount_minor, weights)
+    return after[0] - before[0], after[1] - before[1]

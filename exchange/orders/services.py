@@ -34,8 +34,9 @@ from exchange.delivery.models import Entitlement
 from exchange.delivery.services import grant_entitlement, reinstate_entitlement, revoke_entitlement
 from exchange.ledger.models import LedgerEvent
 from exchange.ledger.services import Posting, account_for, entries_for, post_transaction
-from exchange.money import allocate, split
+from exchange.money import refund_split, split
 from exchange.orders import stripe_gateway as gateway
+from exchange.orders.ids import new_id
 from exchange.orders.models import Order, Payment, Refund
 from exchange.orders.payouts import payable_balances
 from marketplace.accounts.models import User
@@ -67,23 +68,6 @@ class OrderResult:
 
     order: Order
     created: bool
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
-
-
-def sellable_certificate(version: ProductVersion) -> Certificate | None:
-    """The version's latest certificate when it makes the version sellable (privacy passed, not revoked)."""
-    latest = (
-        Certificate.objects.filter(version=version)
-        .select_related("revocation")
-        .order_by("-issued_at")
-        .first()
-    )
-    if latest is None or not latest.privacy_passed or hasattr(latest, "revocation"):
-        return None
-    return latest
 
 
 def _check_sellable(version: ProductVersion, buyer: User) -> None:
@@ -166,7 +150,7 @@ def _open_order(
         cancel_order(existing, reason="price changed")
     rate = settings.SYNTHEX_PLATFORM_FEE_RATE
     fee_minor, share_minor = split(amount_minor, rate)
-    order_id = _new_id("ord")
+    order_id = new_id("ord")
     try:
         with transaction.atomic():
             order = Order.objects.create(
@@ -499,18 +483,6 @@ def cancel_order(order: Order, *, reason: str) -> Order:
 # Refunds ---------------------------------------------------------------------------------------------
 
 
-def _refund_split(order: Order, before_minor: int, amount_minor: int) -> tuple[int, int]:
-    """The (fee, provider) parts of refunding ``amount_minor`` after ``before_minor`` was already refunded.
-
-    Allocating cumulative totals (two weights: each part is monotone in the total) makes any series of
-    partial refunds add up to exactly the order's fee and provider share.
-    """
-    weights = [order.platform_fee_minor, order.provider_share_minor]
-    before = allocate(before_minor, weights)
-    after = allocate(before_minor + amount_minor, weights)
-    return after[0] - before[0], after[1] - before[1]
-
-
 def refund_order(
     order: Order,
     *,
@@ -565,8 +537,10 @@ def refund_order(
                 400,
                 {"refundable_minor": remaining},
             )
-        fee_part, share_part = _refund_split(locked, already, amount)
-        refund_id = _new_id("rfd")
+        fee_part, share_part = refund_split(
+            locked.platform_fee_minor, locked.provider_share_minor, already, amount
+        )
+        refund_id = new_id("rfd")
         refund = Refund.objects.create(
             id=refund_id,
             order=locked,

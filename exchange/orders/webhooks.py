@@ -18,8 +18,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from exchange.ledger.services import LedgerError
+from exchange.money import refund_split
 from exchange.orders import payouts
 from exchange.orders import stripe_gateway as gateway
+from exchange.orders.ids import new_id
 from exchange.orders.models import Order, Payment, Refund, WebhookEvent
 from exchange.orders.services import (
     ORDER_METADATA_KEY,
@@ -146,8 +148,6 @@ def _apply_stripe_refund(data: dict[str, Any]) -> Outcome:
 
 def _refund_made_at_stripe(order: Order, view: gateway.RefundView) -> Outcome:
     """A refund made outside Synthex (dashboard): record it with the proportional split, then apply it."""
-    from exchange.orders.services import OrderError, _new_id, _refund_split
-
     if view.currency != order.currency or order.status != Order.Status.PAID:
         logger.error("stripe refund %s does not fit order %s", view.id, order.id)
         return Outcome(WebhookEvent.Status.REJECTED, f"refund {view.id} does not fit order {order.id}")
@@ -157,11 +157,10 @@ def _refund_made_at_stripe(order: Order, view: gateway.RefundView) -> Outcome:
             "stripe refund %s of %s exceeds what order %s has left", view.id, view.amount_minor, order.id
         )
         return Outcome(WebhookEvent.Status.REJECTED, f"refund {view.id} exceeds the refundable amount")
-    try:
-        fee_part, share_part = _refund_split(order, order.refunded_minor, view.amount_minor)
-    except OrderError as error:
-        return Outcome(WebhookEvent.Status.REJECTED, error.message)
-    refund_id = _new_id("rfd")
+    fee_part, share_part = refund_split(
+        order.platform_fee_minor, order.provider_share_minor, order.refunded_minor, view.amount_minor
+    )
+    refund_id = new_id("rfd")
     refund = Refund.objects.create(
         id=refund_id,
         order=order,

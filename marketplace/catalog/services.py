@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Min
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -35,10 +35,9 @@ from marketplace.catalog.models import (
     VersionStatus,
 )
 from marketplace.catalog.profiles import stored_reference_profile
-from marketplace.catalog.selectors import version_on_sale
+from marketplace.catalog.summary import refresh_product_summary
 from marketplace.catalog.uploads import HashedFile
 from marketplace.core.memory import release_freed_memory
-from marketplace.core.page_cache import bump_catalog_version
 
 logger = logging.getLogger(__name__)
 
@@ -504,42 +503,3 @@ def delete_reference_data(version: ProductVersion, *, user: User) -> int:
             transaction.on_commit(partial(storages["reference"].delete, item.storage_name))
         count += 1
     return count
-
-
-def refresh_product_summary(product: Product) -> None:
-    """Recompute the catalog's denormalized fields of ``product`` from the version buyers see: the latest
-    one on sale, else the latest submitted one that has not failed."""
-    latest = version_on_sale(product) or (
-        product.versions.exclude(status__in=[VersionStatus.DRAFT, VersionStatus.FAILED])
-        .order_by("-number")
-        .first()
-    )
-    prices = product.licenses.aggregate(low=Min("price_minor"))
-    currency = product.licenses.values_list("currency", flat=True).first() or ""
-    columns: list[str] = []
-    if latest is not None:
-        synthetic = [f for f in latest.files.all() if f.role == FileRole.SYNTHETIC]
-        product.formats = "," + ",".join(sorted({f.format for f in synthetic})) + ","
-        product.row_count = sum(f.rows for f in synthetic)
-        product.column_count = sum(f.column_count for f in synthetic)
-        for item in synthetic:
-            columns.extend(c["name"] for c in item.profile.get("columns", []))
-        first_published = product.versions.exclude(submitted_at=None).aggregate(t=Min("submitted_at"))["t"]
-        product.published_at = first_published
-    else:
-        product.formats, product.row_count, product.column_count, product.published_at = "", None, None, None
-    product.price_from_minor = prices["low"]
-    product.price_currency = currency
-    product.search_text = " ".join(
-        [product.title, product.summary, " ".join(product.tags), " ".join(columns), product.organization.name]
-    ).lower()
-    bump_catalog_version()
-    Product.objects.filter(pk=product.pk).update(
-        formats=product.formats,
-        row_count=product.row_count,
-        column_count=product.column_count,
-        published_at=product.published_at,
-        price_from_minor=product.price_from_minor,
-        price_currency=product.price_currency,
-        search_text=product.search_text,
-    )

@@ -22,7 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from marketplace.catalog.models import FileRole, Product, ProductVersion, VersionFile, VersionStatus
-from marketplace.catalog.services import refresh_product_summary
+from marketplace.catalog.summary import refresh_product_summary
 from marketplace.certification import keys, signing
 from marketplace.certification.models import Certificate, Job, Revocation
 from marketplace.core import leases

@@ -22,7 +22,7 @@ class Command(BaseCommand):
         if not settings.DEBUG:
             raise CommandError("seed_demo refuses to run with DEBUG off: demo users have a known password.")
         from exchange.orders.demo import seed_sales
-        from marketplace.core import demo
+        from marketplace.demo import products as demo
 
         titles = [p.title for p in demo.PRODUCTS]
         if (

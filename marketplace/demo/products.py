@@ -1,4 +1,4 @@
-"""Demo content for `make run`: providers, buyers and certified products made from real public tables.
+"""Demo products for `make run`: providers, buyers and certified products made from real public tables.
 
 Real rows come from Adult (shipped compressed in marketplace/datasets/, UCI, CC BY 4.0) and from datasets
 bundled inside scikit-learn (nothing is downloaded). Each table is split 80/20 into train and holdout; an SDV GaussianCopula fitted on train makes

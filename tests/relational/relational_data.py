@@ -156,9 +156,15 @@ def leak_entities(
     persons, years = synthetic["persons"], synthetic["years"]
     count = int(round(len(persons) * share))
     dropped = persons["person_id"].to_numpy()[:count]
-    copied = train["persons"].iloc[rng.choice(len(train["persons"]), count, replace=False)]
+    copied = train["persons"].iloc[rng.choice(len(train["persons"]), count, replace=False)].copy()
     copied_years = train["years"][train["years"]["person_id"].isin(copied["person_id"])].copy()
-    copied_years["year_id"] = copied_years["year_id"] + 10_000_000
+    # New keys (the generator's own may overlap train's); keys are ids, left out of every figure.
+    new_ids = dict(
+        zip(copied["person_id"], int(persons["person_id"].max()) + 1 + np.arange(count), strict=True)
+    )
+    copied["person_id"] = copied["person_id"].map(new_ids)
+    copied_years["person_id"] = copied_years["person_id"].map(new_ids)
+    copied_years["year_id"] = int(years["year_id"].max()) + 1 + np.arange(len(copied_years))
     result = {name: table.copy() for name, table in synthetic.items()}
     result["persons"] = pd.concat([persons[~persons["person_id"].isin(dropped)], copied], ignore_index=True)
     result["years"] = pd.concat([years[~years["person_id"].isin(dropped)], copied_years], ignore_index=True)

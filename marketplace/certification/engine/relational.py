@@ -245,7 +245,13 @@ def evaluate_relational(
     else:
         reference_train, reference_holdout, reference_source = train, holdout, "holdout"
     relational = relational_quality.assess(
-        synthetic, reference_train, reference_holdout, schema, config, np.random.default_rng(seeds[0])
+        synthetic,
+        reference_train,
+        reference_holdout,
+        schema,
+        config,
+        np.random.default_rng(seeds[0]),
+        frozenset(schema.order) - split_tables,
     ) | {"reference_source": reference_source, "entity_table": chosen}
     report("entity_privacy", 0.9)
     if holdout is None:

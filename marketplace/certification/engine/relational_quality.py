@@ -222,8 +222,14 @@ def _level_codes(tables: list[pd.DataFrame], columns: tuple[Column, ...]) -> lis
     return codes
 
 
-def _cardinality(sets: dict[str, Mapping[str, pd.DataFrame]], relationship: Relationship, gap: float) -> dict:
+def _cardinality(
+    sets: dict[str, Mapping[str, pd.DataFrame]], relationship: Relationship, gap: float, relative: bool
+) -> dict:
     counts = {label: child_counts(tables, relationship) for label, tables in sets.items()}
+    if relative:
+        # A lookup parent (plans) is whole in train and holdout while its children are split by entity:
+        # the holdout's counts are a share of train's, so shapes are compared on counts over their mean.
+        counts = {label: c / c.mean() if len(c) and c.mean() > 0 else c for label, c in counts.items()}
     constant = np.full(len(counts["train"]), float(np.round(counts["train"].mean())))
     value = ks_complement(counts["synthetic"], counts["train"])
     reference = ks_complement(counts["holdout"], counts["train"])
@@ -323,6 +329,7 @@ def assess(
     schema: RelationalSchema,
     config: EngineConfig,
     rng: np.random.Generator,
+    lookup_tables: frozenset[str] = frozenset(),
 ) -> dict:
     """The ``relational`` section: per relationship the three figures with their references, and
     ``score`` = √(cardinality skill × joint skill), joint = mean of the pair-trends,
@@ -335,7 +342,9 @@ def assess(
             _columns(schema, relationship.parent, train[relationship.parent]),
             _columns(schema, relationship.child, train[relationship.child]),
         )
-        cardinality = _cardinality(sets, relationship, config.minimum_skill_gap)
+        cardinality = _cardinality(
+            sets, relationship, config.minimum_skill_gap, relationship.parent in lookup_tables
+        ) | {"relative": relationship.parent in lookup_tables}
         if columns[0] and columns[1] and min(len(t[relationship.child]) for t in sets.values()) >= 10:
             trends, siblings, discriminator = _joint(sets, relationship, columns, config, rng)
         else:

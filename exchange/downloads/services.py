@@ -70,17 +70,17 @@ class LinkClaims:
 
 def link_seconds() -> int:
     """How long a link works, in seconds (setting ``SYNTHEX_DOWNLOAD_LINK_SECONDS``, default 15 minutes)."""
-    return int(getattr(settings, "SYNTHEX_DOWNLOAD_LINK_SECONDS", 900))
+    return int(settings.SYNTHEX_DOWNLOAD_LINK_SECONDS)
 
 
 def presigned_seconds() -> int:
     """How long an S3 presigned URL handed out after the checks works (``SYNTHEX_DOWNLOAD_PRESIGN_SECONDS``)."""
-    return int(getattr(settings, "SYNTHEX_DOWNLOAD_PRESIGN_SECONDS", 60))
+    return int(settings.SYNTHEX_DOWNLOAD_PRESIGN_SECONDS)
 
 
 def download_limit(license_code: str) -> int | None:
     """Full downloads allowed per file under a license (``SYNTHEX_DOWNLOAD_LIMITS``), None when unlimited."""
-    limit = dict(getattr(settings, "SYNTHEX_DOWNLOAD_LIMITS", {})).get(license_code)
+    limit = dict(settings.SYNTHEX_DOWNLOAD_LIMITS).get(license_code)
     return None if limit is None else int(limit)
 
 

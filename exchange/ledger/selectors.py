@@ -14,7 +14,6 @@ from django.db.models import QuerySet, Sum
 
 from exchange.ledger.merkle import EMPTY_ROOT, MerkleTree
 from exchange.ledger.models import (
-    ACCOUNT_RULES,
     DEBIT,
     Account,
     AccountBalance,
@@ -246,11 +245,6 @@ def _balance(account: Account | None) -> int:
     if account is None:
         return 0
     return AccountBalance.objects.filter(pk=account.pk).values_list("balance_minor", flat=True).first() or 0
-
-
-def account_rules_table() -> list[tuple[str, str, str, bool]]:
-    """``(kind, type, normal side, may go negative)`` for the docs and the explorer."""
-    return [(kind, rule.type, rule.normal_side, rule.may_go_negative) for kind, rule in ACCOUNT_RULES.items()]
 
 
 def latest_head() -> TreeHead | None:

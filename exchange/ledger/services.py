@@ -80,15 +80,15 @@ class Posting:
 
 def ledger_origin() -> str:
     """The log's origin line in checkpoints (setting ``SYNTHEX_LEDGER_ORIGIN``)."""
-    return getattr(settings, "SYNTHEX_LEDGER_ORIGIN", DEFAULT_ORIGIN) or DEFAULT_ORIGIN
+    return settings.SYNTHEX_LEDGER_ORIGIN or DEFAULT_ORIGIN
 
 
 def _head_every_entries() -> int:
-    return int(getattr(settings, "SYNTHEX_LEDGER_HEAD_EVERY_ENTRIES", 100))
+    return int(settings.SYNTHEX_LEDGER_HEAD_EVERY_ENTRIES)
 
 
 def _head_every_minutes() -> int:
-    return int(getattr(settings, "SYNTHEX_LEDGER_HEAD_EVERY_MINUTES", 10))
+    return int(settings.SYNTHEX_LEDGER_HEAD_EVERY_MINUTES)
 
 
 class _Log:

@@ -16,7 +16,6 @@ from marketplace.catalog.models import (
     Product,
     ProductKind,
     ProductVersion,
-    VersionFile,
     VersionStatus,
 )
 
@@ -268,15 +267,6 @@ def default_version(versions: list[ProductVersion], on_sale: ProductVersion | No
 
 def can_manage(user: User | Any, product: Product) -> bool:
     return bool(user.is_authenticated and (user.is_staff or user.is_member_of(product.organization)))
-
-
-def can_read_file(user: User | Any, item: VersionFile) -> bool:
-    """Reference files are readable only by the owning organization's members; synthetic rows by anyone
-    who can see the version (previews; full downloads go through entitlements)."""
-    product = item.version.product
-    if item.is_reference or item.version.status == VersionStatus.DRAFT:
-        return bool(user.is_authenticated and user.is_member_of(product.organization))
-    return product.is_listed or can_manage(user, product)
 
 
 MISSING_REFERENCE = (

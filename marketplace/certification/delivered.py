@@ -48,7 +48,7 @@ class FileCheck:
 
 def find_receipt(sha256: str) -> dict[str, Any] | None:
     """The signed delivery receipt of the copy whose SHA-256 is ``sha256``, or ``None``."""
-    finder = getattr(settings, "SYNTHEX_RECEIPT_FINDER", "")
+    finder = settings.SYNTHEX_RECEIPT_FINDER
     return import_string(finder)(sha256) if finder else None
 
 

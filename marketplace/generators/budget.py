@@ -23,7 +23,6 @@ from marketplace.catalog.models import Product, ProductVersion
 from marketplace.core.page_cache import bump_catalog_version
 from marketplace.generators.models import EpsilonSpend, PrivacyBudget
 
-DEFAULT_LEDGER_HOOK = "exchange.ledger.privacy.record_privacy_event"
 SPENT_KIND = "privacy.epsilon_spent"
 DECLARED_KIND = "privacy.epsilon_budget_declared"
 MAX_EPSILON_TOTAL = 1000.0
@@ -51,7 +50,7 @@ def epsilon_text(micro: int) -> str:
 
 
 def _record(kind: str, key: str, refs: dict[str, str]) -> int | None:
-    hook = getattr(settings, "SYNTHEX_EPSILON_LEDGER_HOOK", DEFAULT_LEDGER_HOOK)
+    hook = settings.SYNTHEX_EPSILON_LEDGER_HOOK
     if not hook:
         return None
     return int(import_string(hook)(idempotency_key=key, kind=kind, refs=refs))

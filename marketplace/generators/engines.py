@@ -94,8 +94,8 @@ def is_native(synthesizer: str) -> bool:
 
 
 def hosted_engines() -> list[str]:
-    """The engine ids of ``SYNTHEX_HOSTED_ENGINES`` (every engine when the setting is absent)."""
-    return list(getattr(settings, "SYNTHEX_HOSTED_ENGINES", list(ENGINES)))
+    """The engine ids of ``SYNTHEX_HOSTED_ENGINES``."""
+    return list(settings.SYNTHEX_HOSTED_ENGINES)
 
 
 def ensure_hosted(synthesizer: str) -> Engine:

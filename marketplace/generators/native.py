@@ -88,7 +88,7 @@ COVERED = {
 
 def max_epsilon() -> float:
     """The largest ε one fit may spend (setting ``SYNTHEX_DP_MAX_EPSILON``, default 20)."""
-    return float(getattr(settings, "SYNTHEX_DP_MAX_EPSILON", 20.0))
+    return float(settings.SYNTHEX_DP_MAX_EPSILON)
 
 
 def _number(value: Any, name: str) -> float | None:

@@ -120,17 +120,16 @@ def _check_hosted(synthesizer: str) -> None:
 
 
 def sandbox_limits() -> SandboxLimits:
-    """The sandbox limits of this deployment (settings ``SYNTHEX_SANDBOX_*`` override the defaults)."""
-    defaults = SandboxLimits()
+    """The sandbox limits of this deployment (settings ``SYNTHEX_SANDBOX_*``)."""
     return SandboxLimits(
-        wall_seconds=float(getattr(settings, "SYNTHEX_SANDBOX_WALL_SECONDS", defaults.wall_seconds)),
-        cpu_seconds=int(getattr(settings, "SYNTHEX_SANDBOX_CPU_SECONDS", defaults.cpu_seconds)),
-        address_space_bytes=int(getattr(settings, "SYNTHEX_SANDBOX_AS_BYTES", defaults.address_space_bytes)),
-        memory_bytes=int(getattr(settings, "SYNTHEX_SANDBOX_MEMORY_BYTES", defaults.memory_bytes)),
-        file_size_bytes=int(getattr(settings, "SYNTHEX_SANDBOX_FILE_BYTES", defaults.file_size_bytes)),
-        disk_bytes=int(getattr(settings, "SYNTHEX_SANDBOX_DISK_BYTES", defaults.disk_bytes)),
-        scratch_bytes=int(getattr(settings, "SYNTHEX_SANDBOX_SCRATCH_BYTES", defaults.scratch_bytes)),
-        processes=int(getattr(settings, "SYNTHEX_SANDBOX_PROCESSES", defaults.processes)),
+        wall_seconds=float(settings.SYNTHEX_SANDBOX_WALL_SECONDS),
+        cpu_seconds=int(settings.SYNTHEX_SANDBOX_CPU_SECONDS),
+        address_space_bytes=int(settings.SYNTHEX_SANDBOX_AS_BYTES),
+        memory_bytes=int(settings.SYNTHEX_SANDBOX_MEMORY_BYTES),
+        file_size_bytes=int(settings.SYNTHEX_SANDBOX_FILE_BYTES),
+        disk_bytes=int(settings.SYNTHEX_SANDBOX_DISK_BYTES),
+        scratch_bytes=int(settings.SYNTHEX_SANDBOX_SCRATCH_BYTES),
+        processes=int(settings.SYNTHEX_SANDBOX_PROCESSES),
     )
 
 

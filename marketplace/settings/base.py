@@ -288,6 +288,17 @@ if unknown_engines := sorted(set(SYNTHEX_HOSTED_ENGINES) - set(SYNTHEX_GENERATOR
 # The largest ε one DP fit may spend; each product declares its own total on top.
 SYNTHEX_DP_MAX_EPSILON = float(env_int("SYNTHEX_DP_MAX_EPSILON", 20, minimum=1))
 SYNTHEX_EPSILON_LEDGER_HOOK = "exchange.ledger.privacy.record_privacy_event"
+# The sandbox that runs uploaded generator files (marketplace.generators.sandbox.SandboxLimits has the same
+# defaults): wall-clock and CPU seconds per run, address space, memory (cgroup), each file written, what the
+# run leaves on disk, the tmpfs job folder, processes.
+SYNTHEX_SANDBOX_WALL_SECONDS = env_int("SYNTHEX_SANDBOX_WALL_SECONDS", 900, minimum=1)
+SYNTHEX_SANDBOX_CPU_SECONDS = env_int("SYNTHEX_SANDBOX_CPU_SECONDS", 1800, minimum=1)
+SYNTHEX_SANDBOX_AS_BYTES = env_int("SYNTHEX_SANDBOX_AS_BYTES", 8 * 1024**3, minimum=1)
+SYNTHEX_SANDBOX_MEMORY_BYTES = env_int("SYNTHEX_SANDBOX_MEMORY_BYTES", 4 * 1024**3, minimum=1)
+SYNTHEX_SANDBOX_FILE_BYTES = env_int("SYNTHEX_SANDBOX_FILE_BYTES", 4 * 1024**3, minimum=1)
+SYNTHEX_SANDBOX_DISK_BYTES = env_int("SYNTHEX_SANDBOX_DISK_BYTES", 4 * 1024**3, minimum=1)
+SYNTHEX_SANDBOX_SCRATCH_BYTES = env_int("SYNTHEX_SANDBOX_SCRATCH_BYTES", 256 * 1024**2, minimum=1)
+SYNTHEX_SANDBOX_PROCESSES = env_int("SYNTHEX_SANDBOX_PROCESSES", 64, minimum=1)
 
 # Operations: /metrics (Bearer token, or loopback callers without one) and the Content-Security-Policy.
 SYNTHEX_METRICS_TOKEN = env_str("SYNTHEX_METRICS_TOKEN")
@@ -317,6 +328,8 @@ SYNTHEX_LEDGER_HEAD_EVERY_MINUTES = env_int("SYNTHEX_LEDGER_HEAD_EVERY_MINUTES",
 # Downloads: signed links expire after this many seconds; S3 presigned URLs after the checks live shorter.
 SYNTHEX_DOWNLOAD_LINK_SECONDS = env_int("SYNTHEX_DOWNLOAD_LINK_SECONDS", 900, minimum=1)
 SYNTHEX_DOWNLOAD_PRESIGN_SECONDS = env_int("SYNTHEX_DOWNLOAD_PRESIGN_SECONDS", 60, minimum=1)
+# Full downloads allowed per file under a license code, e.g. {"research": 5}; a license not named is unlimited.
+SYNTHEX_DOWNLOAD_LIMITS: dict[str, int] = {}
 # How certificate verification finds a buyer's delivered copy by its SHA-256 (marketplace.certification.delivered).
 SYNTHEX_RECEIPT_FINDER = "exchange.downloads.verification.receipt_for_sha256"
 

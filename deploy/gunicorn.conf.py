@@ -22,8 +22,11 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
-max_requests_jitter = max_requests // 10
+# A worker is replaced after this many requests (a bound on slow leaks). Replacing one costs seconds of imports
+# (post_worker_init below), so the bound is high enough for cached API reads at ~1,000 req/s not to recycle
+# workers every few seconds, and the jitter wide enough that two workers are rarely replaced at once.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 2
 # gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl), which two instances on a
 # host would share: each instance keeps its own under its var dir.
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or str(
@@ -44,3 +47,12 @@ def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signat
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    # Import every view (the URLconf reaches pandas, scikit-learn and SciPy: seconds of imports) before this
+    # worker accepts its first request; a worker restarted by max_requests warms up while the others serve.
+    from django.urls import get_resolver
+
+    patterns = get_resolver().url_patterns
+    worker.log.debug("worker %s warmed up: %d URL patterns", worker.pid, len(patterns))

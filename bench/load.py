@@ -7,6 +7,7 @@ Each backend gets a fresh database with 200 certified products (certificates sig
 figures fixed), one paid order whose success webhook is replayed (the idempotent path every redelivery
 takes), and gunicorn with 2 workers x 4 threads (production-like: DEBUG off). PostgreSQL comes from
 scripts/services.sh (started and stopped here). wrk runs on the same machine and takes CPU from the server.
+Each scenario is measured after 2 s of unmeasured warm-up (caches filled, every worker serving).
 Needs Debian's `wrk`.
 """
 
@@ -187,6 +188,7 @@ def run_backend(
             ("webhook ingestion (replay)", f"{base}/api/v1/stripe/webhook/", folder / "webhook.lua"),
         ]
         for label, url, script in scenarios:
+            wrk(url, 2, connections, script)  # warm-up, not measured: caches filled, every worker serving
             rps, p95, errors = wrk(url, seconds, connections, script)
             results.append((label, rps, p95, errors))
             print(

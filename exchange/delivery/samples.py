@@ -32,8 +32,8 @@ from exchange.downloads import services as downloads
 from exchange.downloads.constants import FORMATS
 from exchange.ledger.services import record_event
 from marketplace.catalog.models import ProductKind
-from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
+from marketplace.core.errors import JsonableError
 from marketplace.generators import services as generators
 from marketplace.generators.models import GeneratorModel, SampleDraw
 
@@ -65,7 +65,8 @@ def quota_state(entitlement: Entitlement) -> dict[str, int]:
 def request_sample(
     entitlement_id: str, *, buyer: Any, rows: Any, seed: Any = None, conditions: Any = None
 ) -> SampleDraw:
-    """Check and queue a draw under the buyer's active entitlement; nothing is consumed until it succeeds."""
+    """Check and queue a draw under the buyer's active entitlement; nothing is consumed until it succeeds.
+    A refusal raises ``JsonableError`` (the API answers it as it is; the draw page shows its message)."""
     with transaction.atomic():
         entitlement = (
             Entitlement.objects.select_for_update()
@@ -74,25 +75,24 @@ def request_sample(
             .first()
         )
         if entitlement is None:
-            raise ApiError("No such entitlement.", "not_found", status.HTTP_404_NOT_FOUND)
+            raise JsonableError("not_found", "No such entitlement.", status.HTTP_404_NOT_FOUND)
         if not entitlement.is_active:
-            raise ApiError("This entitlement was revoked.", "entitlement_revoked", status.HTTP_403_FORBIDDEN)
+            raise JsonableError(
+                "entitlement_revoked", "This entitlement was revoked.", status.HTTP_403_FORBIDDEN
+            )
         generator = GeneratorModel.objects.filter(version_id=entitlement.version_id).first()
         if entitlement.version.product.kind != ProductKind.GENERATOR or generator is None:
-            raise ApiError("This entitlement is to a dataset, not a generator.", "not_a_generator", 400)
-        try:
-            return generators.sample_rows(
-                generator,
-                entitlement_id=entitlement.id,
-                buyer=buyer,
-                quota_rows=generators.quota_for(generator, entitlement.license_code),
-                rows=rows,
-                seed=seed,
-                conditions=conditions,
-                commit_hook=COMMIT_HOOK,
-            )
-        except generators.GeneratorError as error:
-            raise ApiError(error.message, error.code, error.status) from None
+            raise JsonableError("not_a_generator", "This entitlement is to a dataset, not a generator.", 400)
+        return generators.sample_rows(
+            generator,
+            entitlement_id=entitlement.id,
+            buyer=buyer,
+            quota_rows=generators.quota_for(generator, entitlement.license_code),
+            rows=rows,
+            seed=seed,
+            conditions=conditions,
+            commit_hook=COMMIT_HOOK,
+        )
 
 
 class SampleInput(serializers.Serializer):

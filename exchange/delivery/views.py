@@ -20,8 +20,8 @@ from exchange.delivery.samples import quota_state, request_sample
 from exchange.downloads import services as downloads
 from exchange.downloads.constants import FORMATS
 from exchange.downloads.models import Delivery, Download
-from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
+from marketplace.core.errors import JsonableError
 from marketplace.generators.models import GeneratorModel, SampleDraw
 
 
@@ -85,8 +85,8 @@ def draw_page(request: HttpRequest, entitlement_id: str) -> HttpResponse:
             )
         except FormError as caught:
             error, status = str(caught), 400
-        except ApiError as caught:
-            error, status = str(caught.detail), caught.status_code
+        except JsonableError as caught:
+            error, status = caught.message, caught.status
         else:
             messages.success(request, f"Draw {draw.id} queued: {draw.rows:,} rows.")
             return redirect(f"{reverse('delivery:draw', args=[entitlement.id])}?draw={draw.id}")

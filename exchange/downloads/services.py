@@ -30,6 +30,7 @@ from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.models import FileRole, ProductVersion, VersionFile, VersionStatus
 from marketplace.certification.models import Certificate
 from marketplace.certification.signing import format_issued_at
+from marketplace.core.errors import JsonableError
 from marketplace.generators.models import SampleDraw
 
 if TYPE_CHECKING:
@@ -43,14 +44,12 @@ RECEIPT_SCHEMA = "synthex.delivery-receipt/v1"
 UPDATE_WINDOW_DAYS = {"standard": 365}
 
 
-class DeliveryError(Exception):
-    """A refused delivery step: a plain ``message``, a machine-readable ``code`` and the HTTP ``status``."""
+class DeliveryError(JsonableError):
+    """A refused delivery step: a plain ``message``, a machine-readable ``code`` and the HTTP ``status``
+    (message first, unlike ``JsonableError``)."""
 
     def __init__(self, message: str, code: str, status: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
+        super().__init__(code, message, status)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from exchange.orders.payouts import payable_balances
 from marketplace.accounts.models import User
 from marketplace.catalog.models import ProductVersion, VersionStatus
 from marketplace.certification.models import Certificate
+from marketplace.core.errors import JsonableError
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +50,8 @@ ORDER_METADATA_KEY = "synthex_order"
 REFUND_METADATA_KEY = "synthex_refund"
 
 
-class OrderError(Exception):
+class OrderError(JsonableError):
     """A refused buying operation: ``code`` is a short slug, ``message`` a sentence for the buyer."""
-
-    def __init__(
-        self, code: str, message: str, status: int = 400, extra: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.extra = extra or {}
 
 
 @dataclass(frozen=True)

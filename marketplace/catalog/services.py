@@ -37,6 +37,7 @@ from marketplace.catalog.models import (
 from marketplace.catalog.profiles import stored_reference_profile
 from marketplace.catalog.summary import refresh_product_summary
 from marketplace.catalog.uploads import HashedFile
+from marketplace.core.errors import JsonableError
 from marketplace.core.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
@@ -45,18 +46,9 @@ MAX_TAGS = 12
 SNIFF_BYTES = 64 * 1024
 
 
-class CatalogError(Exception):
-    """A refused catalog operation: ``code`` is a short slug, ``message`` a sentence for the user."""
-
-    def __init__(
-        self, code: str, message: str, status: int = 400, extra: dict[str, object] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        # Machine-readable figures added to the API error body (e.g. the baseline overlap shares).
-        self.extra = extra or {}
+class CatalogError(JsonableError):
+    """A refused catalog operation: ``code`` is a short slug, ``message`` a sentence for the user; ``extra``
+    holds machine-readable figures for the API error body (e.g. the baseline overlap shares)."""
 
 
 @dataclass(frozen=True)

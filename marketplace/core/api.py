@@ -9,6 +9,9 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from marketplace.core.errors import JsonableError
 
 
 class ApiError(exceptions.APIException):
@@ -49,6 +52,10 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's ``EXCEPTION_HANDLER``: every refused call answers ``{"detail", "code", ...}`` with its 4xx."""
+    if isinstance(exc, JsonableError):
+        set_rollback()
+        return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils.module_loading import import_string
 
 from marketplace.catalog.models import Product, ProductVersion
+from marketplace.core.errors import JsonableError
 from marketplace.core.page_cache import bump_catalog_version
 from marketplace.generators.models import EpsilonSpend, PrivacyBudget
 
@@ -28,14 +29,8 @@ DECLARED_KIND = "privacy.epsilon_budget_declared"
 MAX_EPSILON_TOTAL = 1000.0
 
 
-class BudgetError(Exception):
+class BudgetError(JsonableError):
     """A refused budget operation: ``code``, a sentence, and the HTTP status the API answers with."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 def to_micro(epsilon: float) -> int:

@@ -53,6 +53,7 @@ from marketplace.catalog.uploads import HashedFile
 from marketplace.certification import services as certification
 from marketplace.certification.models import Certificate, Job
 from marketplace.core import leases
+from marketplace.core.errors import JsonableError
 from marketplace.generators import engines
 from marketplace.generators.models import GeneratorModel, SampleDraw, Synthesizer
 from marketplace.generators.runner import row_hashes
@@ -83,14 +84,8 @@ NEURAL = (Synthesizer.CTGAN, Synthesizer.TVAE, Synthesizer.COPULA_GAN)
 CONSTRAINT_TYPES = ("FixedCombinations", "FixedIncrements", "Inequality", "Range", "OneHotEncoding")
 
 
-class GeneratorError(Exception):
+class GeneratorError(JsonableError):
     """A refused generator operation: ``code`` a short slug, ``message`` a sentence for the user."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,22 @@ class Certificate(models.Model):
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
+class CertificateCharts(models.Model):
+    """The certificate's charts drawn as SVG (by matplotlib, in the worker) from its signed ``charts`` section.
+
+    Derived and unsigned: drawn once after issue so the web process only reads markup. ``svgs`` maps a chart
+    key (``marginal-<i>``, ``correlations-real``, ``correlations-synthetic``, ``dcr``) to its ``<svg>``."""
+
+    certificate = models.OneToOneField(
+        Certificate, on_delete=models.CASCADE, primary_key=True, related_name="charts"
+    )
+    svgs = models.JSONField(default=dict)
+    rendered_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"charts of {self.certificate_id}"
+
+
 class Revocation(models.Model):
     """A signed statement that a certificate no longer holds (shown on its page and in the API)."""
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from marketplace.catalog.models import ProductVersion
-from marketplace.certification.models import Certificate, Job
+from marketplace.certification import chart_svg
+from marketplace.certification.models import Certificate, CertificateCharts, Job
 
 
 def latest_job(version: ProductVersion) -> Job | None:
@@ -44,4 +45,28 @@ def certification_summary(version: ProductVersion) -> dict[str, Any] | None:
             "dcr_share": certificate.dcr_share,
             "revoked": hasattr(certificate, "revocation"),
         },
+    }
+
+
+def chart_figures(certificate: Certificate) -> dict[str, Any] | None:
+    """The certificate page's charts as stored SVG markup beside what they show, or None while the worker
+    has not drawn them yet. ``marginals`` lists ``{"column", "kind", "svg"}`` in the certificate's order
+    (a withheld histogram has no svg); ``correlations_real``, ``correlations_synthetic``, ``dcr`` are markup
+    or empty."""
+    stored = CertificateCharts.objects.filter(certificate=certificate).values_list("svgs", flat=True).first()
+    if stored is None:
+        return None
+    marginals = (certificate.document.get("charts") or {}).get("marginals") or []
+    return {
+        "marginals": [
+            {
+                "column": marginal.get("column"),
+                "kind": marginal.get("kind"),
+                "svg": stored.get(chart_svg.marginal_key(index), ""),
+            }
+            for index, marginal in enumerate(marginals)
+        ],
+        "correlations_real": stored.get(chart_svg.CORRELATIONS_REAL, ""),
+        "correlations_synthetic": stored.get(chart_svg.CORRELATIONS_SYNTHETIC, ""),
+        "dcr": stored.get(chart_svg.DCR, ""),
     }

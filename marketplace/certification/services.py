@@ -24,7 +24,7 @@ from django.utils import timezone
 from marketplace.catalog.models import FileRole, Product, ProductVersion, VersionFile, VersionStatus
 from marketplace.catalog.summary import refresh_product_summary
 from marketplace.certification import keys, signing
-from marketplace.certification.models import Certificate, Job, Revocation
+from marketplace.certification.models import Certificate, CertificateCharts, Job, Revocation
 from marketplace.core import leases
 from marketplace.core.page_cache import bump_catalog_version
 
@@ -253,9 +253,34 @@ def issue_certificate(
                 status=VersionStatus.CERTIFIED, certified_at=now
             )
             refresh_certified_summary(version.product)
+            transaction.on_commit(lambda: schedule_chart_rendering(certificate_id))
     except IntegrityError:
         return Certificate.objects.get(version=version, engine_version=ENGINE_VERSION)
     return certificate
+
+
+def schedule_chart_rendering(certificate_id: str) -> None:
+    """Queue the drawing of a certificate's charts (worker side: matplotlib and numpy stay out of the web)."""
+    from marketplace.certification.tasks import render_certificate_charts_task
+
+    # The certify queue's workers already hold numpy; charts take seconds, not the default queue's milliseconds.
+    render_certificate_charts_task.apply_async(args=[certificate_id], queue="certify")
+
+
+def render_certificate_charts(certificate: Certificate) -> CertificateCharts:
+    """Draw the certificate's ``charts`` section as SVG and store it; idempotent (a stored set is returned
+    as is). The signed document is only read. Cached public pages are invalidated so they show the charts."""
+    from marketplace.certification.chart_svg import render_charts
+
+    existing = CertificateCharts.objects.filter(certificate=certificate).first()
+    if existing is not None:
+        return existing
+    svgs = render_charts(certificate.document.get("charts") or {})
+    charts, _ = CertificateCharts.objects.get_or_create(
+        certificate=certificate, defaults={"svgs": svgs, "rendered_at": timezone.now()}
+    )
+    bump_catalog_version()
+    return charts
 
 
 def refresh_certified_summary(product: Product) -> None:

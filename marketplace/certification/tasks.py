@@ -9,6 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from marketplace.catalog.models import ProductVersion, VersionStatus
 from marketplace.certification import services, sweep
+from marketplace.certification.models import Certificate
 from marketplace.core import leases
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,14 @@ def certify_version_task(job_id: str) -> None:
             )
         else:
             services.finish_job(job)
+
+
+@shared_task(acks_late=True, soft_time_limit=300, time_limit=360)
+def render_certificate_charts_task(certificate_id: str) -> None:
+    """Draw and store a certificate's charts as SVG; does nothing when they are stored already."""
+    certificate = Certificate.objects.filter(pk=certificate_id).first()
+    if certificate is not None:
+        services.render_certificate_charts(certificate)
 
 
 @shared_task

@@ -3,12 +3,13 @@ from __future__ import annotations
 import json
 import tempfile
 
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
 from marketplace.catalog import selectors as catalog_selectors
 from marketplace.catalog.models import Product, ProductVersion
-from marketplace.certification import keys, signing
+from marketplace.certification import keys, selectors, services, signing
 from marketplace.certification.delivered import check_file
 from marketplace.certification.models import Certificate, Job
 
@@ -27,6 +28,14 @@ def _visible(request: HttpRequest, certificate_id: str) -> Certificate:
 
 def certificate_detail(request: HttpRequest, certificate_id: str) -> HttpResponse:
     certificate = _visible(request, certificate_id)
+    charts = selectors.chart_figures(certificate)
+    # A certificate issued before charts were drawn at issue time: queue the drawing once per ten minutes.
+    if (
+        charts is None
+        and certificate.document.get("charts")
+        and cache.add(f"charts-queued:{certificate.id}", 1, 600)
+    ):
+        services.schedule_chart_rendering(certificate.id)
     return render(
         request,
         # A set of related tables (issue 20) has its own page: per-table grades, keys and entities.
@@ -36,6 +45,7 @@ def certificate_detail(request: HttpRequest, certificate_id: str) -> HttpRespons
         {
             "certificate": certificate,
             "doc": certificate.document,
+            "charts": charts,
             "product": certificate.version.product,
             "version": certificate.version,
             "revocation": getattr(certificate, "revocation", None),

@@ -6,7 +6,7 @@ import pytest
 
 
 def test_web_process_loads_no_dataframe_libraries(tmp_path):
-    """Pages, downloads and the API must not pay for numpy/pandas/pyarrow (~100 MB per web process):
+    """Pages, downloads and the API must not pay for numpy/pandas/pyarrow/matplotlib (~100 MB per web process):
     profiling, conversion and certification import them on first use."""
     import subprocess
     import sys
@@ -17,7 +17,7 @@ def test_web_process_loads_no_dataframe_libraries(tmp_path):
         "import os, sys, django; django.setup()\n"
         "from django.urls import resolve; resolve('/')\n"
         "from django.test import Client; Client()\n"
-        "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'sklearn', 'torch') if m in sys.modules))"
+        "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'sklearn', 'torch', 'matplotlib') if m in sys.modules))"
     )
     env = {
         **__import__("os").environ,

@@ -1,8 +1,7 @@
-"""Template helpers: money in minor units, and small server-side SVG charts (no JS, no CDN)."""
+"""Template helpers: money in minor units, and column sparklines as small server-side SVG (no JS, no CDN)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from django import template
@@ -12,7 +11,6 @@ from django.utils.safestring import SafeString, mark_safe
 register = template.Library()
 
 _EXPONENT = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3}
-_REAL = "#64748b"
 _SYNTHETIC = "#2563eb"
 
 
@@ -62,8 +60,12 @@ def get(mapping: Any, key: str) -> Any:
 
 
 @register.simple_tag
-def histogram_svg(column: dict[str, Any], width: int = 160, height: int = 40) -> SafeString:
-    """A sparkline of a column profile: numeric histogram bars, or top-category bars."""
+def histogram_svg(column: dict[str, Any], width: int = 120, height: int = 32) -> SafeString:
+    """A sparkline of a column profile (numeric histogram bars, or top-category bars) on a baseline.
+
+    A sparkline on purpose: it sits in a table row whose Min/Max cells are its axis, and its tooltip names
+    the range or the top values. The certificate's real charts, with axes and legends, are drawn by
+    matplotlib in the worker (``marketplace.certification.chart_svg``). CSS scales it to its cell."""
     if column.get("histogram"):
         counts = [int(c) for _, _, c in column["histogram"]]
         title = f"{column['name']}: {column['histogram'][0][0]:g} to {column['histogram'][-1][1]:g}"
@@ -72,68 +74,22 @@ def histogram_svg(column: dict[str, Any], width: int = 160, height: int = 40) ->
         title = f"{column['name']}: top values " + ", ".join(str(v) for v, _ in column["top_values"][:5])
     else:
         return mark_safe("")
-    return _bars([counts], [_SYNTHETIC], width, height, title)
-
-
-def _bars(
-    series: Sequence[Sequence[float]], colors: Sequence[str], width: int, height: int, title: str
-) -> SafeString:
-    peak = max((max(s) for s in series if s), default=0) or 1
-    n = max(len(s) for s in series)
-    group = width / max(n, 1)
-    bar = group / (len(series) + 0.5)
+    peak = max(counts, default=0) or 1
+    step = width / max(len(counts), 1)
     parts = [
-        f'<svg class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+        f'<svg class="chart sparkline" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(title)}</title>"
     ]
-    for k, values in enumerate(series):
-        for i, value in enumerate(values):
-            h = max(1.0, (value / peak) * (height - 2)) if value else 0
-            x = i * group + k * bar
-            parts.append(
-                f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{max(bar - 1, 1):.1f}" height="{h:.1f}" fill="{colors[k]}"/>'
-            )
-    parts.append("</svg>")
-    return mark_safe("".join(parts))
-
-
-@register.simple_tag
-def compare_svg(
-    real: Sequence[float], synthetic: Sequence[float], title: str = "", width: int = 260, height: int = 70
-) -> SafeString:
-    """Real (grey) vs synthetic (blue) frequencies, side by side per bin or category."""
-    return _bars([list(real), list(synthetic)], [_REAL, _SYNTHETIC], width, height, title)
-
-
-@register.simple_tag
-def heatmap_svg(
-    matrix: Sequence[Sequence[float | None]], labels: Sequence[str], title: str = "", cell: int = 18
-) -> SafeString:
-    """A correlation matrix as a red–white–blue heat map (−1 … +1); labels show on hover."""
-    n = len(matrix)
-    size = n * cell
-    parts = [
-        f'<svg class="chart heatmap" role="img" width="{size}" height="{size}" viewBox="0 0 {size} {size}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
-    ]
-    for i, row in enumerate(matrix):
-        for j, value in enumerate(row):
-            if value is None:
-                color = "#e5e7eb"
-            else:
-                v = max(-1.0, min(1.0, float(value)))
-                level = int(255 * (1 - abs(v)))
-                color = f"rgb({level},{level},255)" if v >= 0 else f"rgb(255,{level},{level})"
-            label = (
-                f"{labels[i]} × {labels[j]}: {value:.2f}"
-                if value is not None
-                else f"{labels[i]} × {labels[j]}"
-            )
-            parts.append(
-                f'<rect x="{j * cell}" y="{i * cell}" width="{cell}" height="{cell}" fill="{color}">'
-                f"<title>{escape(label)}</title></rect>"
-            )
-    parts.append("</svg>")
+    for index, count in enumerate(counts):
+        bar = max(1.0, count / peak * (height - 2)) if count else 0.0
+        parts.append(
+            f'<rect x="{index * step + 0.5:.1f}" y="{height - 1 - bar:.1f}" width="{max(step - 1, 1):.1f}" '
+            f'height="{bar:.1f}" fill="{_SYNTHETIC}"/>'
+        )
+    parts.append(
+        f'<line x1="0" y1="{height - 0.5}" x2="{width}" y2="{height - 0.5}" stroke="#94a3b8"/></svg>'
+    )
     return mark_safe("".join(parts))
 
 

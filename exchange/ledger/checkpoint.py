@@ -148,6 +148,42 @@ def _public_keys(keys: Mapping[str, Ed25519PublicKey] | Iterable[Ed25519PublicKe
     return list(keys.values()) if isinstance(keys, Mapping) else list(keys)
 
 
+def _signature_line(line: str) -> tuple[str, bytes, bytes]:
+    """The key name, key hash and signature of one signature line; CheckpointError when malformed."""
+    if not line.startswith(SIGNATURE_PREFIX):
+        raise CheckpointError(f"malformed signature line {line!r}")
+    name, _, encoded = line[len(SIGNATURE_PREFIX) :].partition(" ")
+    try:
+        _check_key_name(name)
+        blob = base64.b64decode(encoded, validate=True)
+    except (CheckpointError, binascii.Error) as error:
+        raise CheckpointError(f"malformed signature line {line!r}") from error
+    if len(blob) < _KEY_HASH_BYTES + 1:
+        raise CheckpointError(f"malformed signature line {line!r}")
+    return name, blob[:_KEY_HASH_BYTES], blob[_KEY_HASH_BYTES:]
+
+
+def _verify_line(
+    name: str, key_hash: bytes, signature: bytes, body: str, trusted: Iterable[Ed25519PublicKey]
+) -> bool:
+    """Whether a trusted key made this signature line (False: no trusted key has its key hash). A line that
+    claims a trusted key but does not verify raises CheckpointError: it rejects the whole note."""
+    verified = False
+    for public_key in trusted:
+        if note_key_hash(name, public_key) != key_hash:
+            continue
+        if len(signature) != _ED25519_SIGNATURE_BYTES:
+            raise CheckpointError(f"the signature by {name!r} is not an Ed25519 signature")
+        try:
+            public_key.verify(signature, body.encode("utf-8"))
+        except InvalidSignature as error:
+            raise CheckpointError(
+                f"the signature by {name!r} does not match the note: it is forged or altered"
+            ) from error
+        verified = True
+    return verified
+
+
 def verify_note(text: str, public_keys: Mapping[str, Ed25519PublicKey] | Iterable[Ed25519PublicKey]) -> str:
     """Verify a C2SP signed note against trusted keys and return its body (final newline included).
 
@@ -168,28 +204,8 @@ def verify_note(text: str, public_keys: Mapping[str, Ed25519PublicKey] | Iterabl
     trusted = _public_keys(public_keys)
     verified = False
     for line in signature_lines:
-        if not line.startswith(SIGNATURE_PREFIX):
-            raise CheckpointError(f"malformed signature line {line!r}")
-        name, _, encoded = line[len(SIGNATURE_PREFIX) :].partition(" ")
-        try:
-            _check_key_name(name)
-            blob = base64.b64decode(encoded, validate=True)
-        except (CheckpointError, binascii.Error) as error:
-            raise CheckpointError(f"malformed signature line {line!r}") from error
-        if len(blob) < _KEY_HASH_BYTES + 1:
-            raise CheckpointError(f"malformed signature line {line!r}")
-        key_hash, signature = blob[:_KEY_HASH_BYTES], blob[_KEY_HASH_BYTES:]
-        for public_key in trusted:
-            if note_key_hash(name, public_key) != key_hash:
-                continue
-            if len(signature) != _ED25519_SIGNATURE_BYTES:
-                raise CheckpointError(f"the signature by {name!r} is not an Ed25519 signature")
-            try:
-                public_key.verify(signature, body.encode("utf-8"))
-            except InvalidSignature as error:
-                raise CheckpointError(
-                    f"the signature by {name!r} does not match the note: it is forged or altered"
-                ) from error
+        name, key_hash, signature = _signature_line(line)
+        if _verify_line(name, key_hash, signature, body, trusted):
             verified = True
     if not verified:
         raise CheckpointError("the note is not signed by any published key")

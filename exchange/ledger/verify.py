@@ -88,11 +88,8 @@ def check_inclusion(leaf: bytes, index: int, proof: Sequence[bytes], checkpoint:
     return None
 
 
-def verify_receipt(document: Any, keys: PublicKeys) -> Report:
-    """Check a receipt document (shape in docs/ledger-format.md) against the published keys.
-
-    Raises InputError when the document does not have the receipt shape.
-    """
+def _receipt_entries(document: Any) -> list[tuple[int, bytes, list[bytes]]]:
+    """The (index, leaf bytes, proof) of each entry of a receipt; InputError when it lacks the receipt shape."""
     if not isinstance(document, dict) or not isinstance(document.get("entries"), list):
         raise InputError('The receipt must be an object with an "entries" list.')
     if not isinstance(document.get("checkpoint"), str):
@@ -108,6 +105,15 @@ def verify_receipt(document: Any, keys: PublicKeys) -> Report:
                 _decode_proof(entry.get("proof"), f"Receipt entry {position}'s proof"),
             )
         )
+    return entries
+
+
+def verify_receipt(document: Any, keys: PublicKeys) -> Report:
+    """Check a receipt document (shape in docs/ledger-format.md) against the published keys.
+
+    Raises InputError when the document does not have the receipt shape.
+    """
+    entries = _receipt_entries(document)
     failures: list[str] = []
     notes: list[str] = []
     if "signature" in document:
@@ -132,10 +138,8 @@ def verify_receipt(document: Any, keys: PublicKeys) -> Report:
     return Report(tuple(failures), tuple(notes))
 
 
-def verify_export(document: Any, keys: PublicKeys) -> Report:
-    """Check a full log export: every checkpoint validly signed, for this log, with the root of its prefix
-    of the leaves, and each consistent with the one before. Raises InputError on a malformed export.
-    """
+def _export_parts(document: Any) -> tuple[str, list[Any], list[Any]]:
+    """The origin, leaves and checkpoints of a log export; InputError when it lacks the export shape."""
     if not isinstance(document, dict):
         raise InputError("The export must be a JSON object.")
     origin = document.get("origin")
@@ -145,6 +149,46 @@ def verify_export(document: Any, keys: PublicKeys) -> Report:
     checkpoints = document.get("checkpoints")
     if not isinstance(leaves, list) or not isinstance(checkpoints, list):
         raise InputError('The export needs a "leaves" list and a "checkpoints" list.')
+    return origin, leaves, checkpoints
+
+
+def _against_entries(position: int, checkpoint: Checkpoint, tree: MerkleTree) -> str | None:
+    """Why the checkpoint does not sign the root of the exported entries' prefix, or None when it does."""
+    if checkpoint.size > tree.size:
+        return f"Checkpoint {position} covers {checkpoint.size} entries but the export holds {tree.size}."
+    if tree.root(checkpoint.size) != checkpoint.root:
+        return (
+            f"Checkpoint {position} (size {checkpoint.size}) does not match the exported entries: "
+            "an entry before it was altered, removed or reordered."
+        )
+    return None
+
+
+def _against_previous(
+    position: int, checkpoint: Checkpoint, previous: Checkpoint, tree: MerkleTree
+) -> str | None:
+    """Why the checkpoint does not extend the one before it (a rollback, an inconsistent tree), or None."""
+    if checkpoint.size < previous.size:
+        return (
+            f"Checkpoint {position} (size {checkpoint.size}) is smaller than the one before it "
+            f"(size {previous.size}): the log was rolled back."
+        )
+    if not verify_consistency(
+        previous.size,
+        checkpoint.size,
+        previous.root,
+        checkpoint.root,
+        tree.consistency_proof(previous.size, checkpoint.size),
+    ):
+        return f"Checkpoint {position} is not consistent with checkpoint {position - 1}."
+    return None
+
+
+def verify_export(document: Any, keys: PublicKeys) -> Report:
+    """Check a full log export: every checkpoint validly signed, for this log, with the root of its prefix
+    of the leaves, and each consistent with the one before. Raises InputError on a malformed export.
+    """
+    origin, leaves, checkpoints = _export_parts(document)
     tree = MerkleTree(leaf_hash(_decode_base64(leaf, f"Leaf {index}")) for index, leaf in enumerate(leaves))
     failures: list[str] = []
     previous: Checkpoint | None = None
@@ -156,31 +200,12 @@ def verify_export(document: Any, keys: PublicKeys) -> Report:
         except CheckpointError as error:
             failures.append(f"Checkpoint {position} is not valid: {error}.")
             continue
-        if checkpoint.size > tree.size:
-            failures.append(
-                f"Checkpoint {position} covers {checkpoint.size} entries but the export holds {tree.size}."
-            )
+        mismatch = _against_entries(position, checkpoint, tree)
+        if mismatch:
+            failures.append(mismatch)
             continue
-        if tree.root(checkpoint.size) != checkpoint.root:
-            failures.append(
-                f"Checkpoint {position} (size {checkpoint.size}) does not match the exported entries: "
-                "an entry before it was altered, removed or reordered."
-            )
-            continue
-        if previous is not None:
-            if checkpoint.size < previous.size:
-                failures.append(
-                    f"Checkpoint {position} (size {checkpoint.size}) is smaller than the one before it "
-                    f"(size {previous.size}): the log was rolled back."
-                )
-            elif not verify_consistency(
-                previous.size,
-                checkpoint.size,
-                previous.root,
-                checkpoint.root,
-                tree.consistency_proof(previous.size, checkpoint.size),
-            ):
-                failures.append(f"Checkpoint {position} is not consistent with checkpoint {position - 1}.")
+        if previous is not None and (gap := _against_previous(position, checkpoint, previous, tree)):
+            failures.append(gap)
         previous = checkpoint
     notes = [f"{tree.size} entries rehashed", f"{len(checkpoints)} checkpoints checked"]
     if previous is None:

@@ -88,9 +88,10 @@ def _has_charts(charts: dict[str, Any]) -> bool:
 
 
 def _to_svg(figure: Figure, key: str) -> str:
-    """The figure as inline ``<svg>`` markup: sized by CSS from its viewBox, ids prefixed with ``key`` (a
-    page holds many charts, and clip paths are found by id), without the ``<style>`` element (the page's
-    CSP allows style attributes, not style elements) or the RDF metadata."""
+    """The figure as inline ``<svg>`` markup: sized by CSS from its viewBox; only the ids something refers
+    to are kept, prefixed with ``key`` (a page holds many charts, and clip paths and markers are found by
+    id); without the ``<style>`` element (the page's CSP allows style attributes, not style elements), the
+    RDF metadata or indentation."""
     from matplotlib import pyplot
 
     buffer = io.StringIO()
@@ -100,11 +101,26 @@ def _to_svg(figure: Figure, key: str) -> str:
     text = text[text.index("<svg") :]
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.DOTALL)
     text = re.sub(r"<defs>\s*<style[^>]*>.*?</style>\s*</defs>\s*", "", text, flags=re.DOTALL)
-    text = re.sub(r'\bid="', f'id="{key}-', text)
+    referenced = set(re.findall(r'(?:url\(#|xlink:href="#)([^)"]+)', text))
+    text = re.sub(
+        r' id="([^"]*)"', lambda found: f' id="{key}-{found[1]}"' if found[1] in referenced else "", text
+    )
     text = text.replace("url(#", f"url(#{key}-").replace('xlink:href="#', f'xlink:href="#{key}-')
+    text = re.sub(r"\n\s+", "\n", text)
+    text = _GEOMETRY.sub(lambda found: found[1] + _compact(found[2]) + '"', text)
     return re.sub(
         r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 class="mpl-chart" role="img"', text, count=1
     )
+
+
+# Attributes holding only coordinates: their numbers are rounded to hundredths of a point (matplotlib writes
+# six decimals), which keeps a page of charts about half as heavy with no visible change. Text is untouched.
+_GEOMETRY = re.compile(r'(\s(?:d|x|y|x1|y1|x2|y2|width|height|transform|viewBox)=")([^"]*)"')
+_LONG_DECIMAL = re.compile(r"(-?\d+\.\d\d)\d+")
+
+
+def _compact(value: str) -> str:
+    return " ".join(_LONG_DECIMAL.sub(r"\1", value).split())
 
 
 def _wrapped(label: str) -> str:

@@ -55,7 +55,7 @@ def reference_rules(version: ProductVersion, declared: list[str] | None = None) 
     """
     from marketplace.certification.engine import EngineConfig, EngineError
     from marketplace.certification.engine.plausibility import discover_rules
-    from marketplace.certification.services import _fetch, _load
+    from marketplace.certification.tables import fetch_file, load_table
 
     files = {f.role: f for f in version.files.filter(deleted_at__isnull=True)}
     if FileRole.TRAIN not in files:
@@ -63,7 +63,7 @@ def reference_rules(version: ProductVersion, declared: list[str] | None = None) 
     with tempfile.TemporaryDirectory(prefix="synthex-rules-") as folder:
         sampling: dict[str, dict[str, int]] = {}
         tables = {
-            role: _load(_fetch(files[role], Path(folder)), files[role], role, sampling, version.pk)
+            role: load_table(fetch_file(files[role], Path(folder)), files[role], role, sampling, version.pk)
             for role in (FileRole.TRAIN, FileRole.HOLDOUT)
             if role in files
         }

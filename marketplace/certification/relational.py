@@ -15,7 +15,8 @@ import tempfile
 from marketplace.catalog.models import FileRole
 from marketplace.catalog.relational import load_sets
 from marketplace.certification.models import Certificate, Job
-from marketplace.certification.services import CertificationFailed, _progress_writer, issue_certificate
+from marketplace.certification.progress import progress_writer
+from marketplace.certification.services import CertificationFailed, issue_certificate
 
 _CORE = ("quality", "plausibility", "privacy", "parameters", "engine")
 
@@ -26,7 +27,7 @@ def run_relational_certification(job: Job) -> Certificate:
     from marketplace.certification.engine.relational import evaluate_relational
 
     version = job.version
-    progress = _progress_writer(job)
+    progress = progress_writer(job)
     progress("loading", 0)
     with tempfile.TemporaryDirectory(prefix="synthex-certify-") as folder:
         sets = load_sets(version, folder)

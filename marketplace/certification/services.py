@@ -8,15 +8,12 @@ marked certified only in the same transaction that stores its certificate.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -25,13 +22,14 @@ from marketplace.catalog.models import FileRole, Product, ProductVersion, Versio
 from marketplace.catalog.summary import refresh_product_summary
 from marketplace.certification import keys, signing
 from marketplace.certification.models import Certificate, CertificateCharts, Job, Revocation
+from marketplace.certification.progress import progress_writer
+from marketplace.certification.tables import fetch_file, load_table
 from marketplace.core import leases
 from marketplace.core.page_cache import bump_catalog_version
 
 logger = logging.getLogger(__name__)
 
 ENGINE_VERSION = "2.0.0"
-PROGRESS_STEP = 2
 
 
 class CertificationFailed(Exception):
@@ -71,7 +69,7 @@ def check_reference_baseline(version: ProductVersion) -> dict[str, Any] | None:
     sampling: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory(prefix="synthex-baseline-") as folder:
         tables = [
-            _load(_fetch(files[role], Path(folder)), files[role], role, sampling, version.pk)
+            load_table(fetch_file(files[role], Path(folder)), files[role], role, sampling, version.pk)
             for role in (FileRole.TRAIN, FileRole.HOLDOUT)
         ]
     try:
@@ -116,27 +114,6 @@ def renew_job_lease(job: Job) -> bool:
     )
 
 
-def _progress_writer(job: Job) -> Callable[[str, int], None]:
-    """Map the engine's (stage, percent) onto the job's 5–95% range, writing at most every few percent."""
-    last_progress = [-100]
-    last_stage = [""]
-
-    def write(stage: str, percent: int) -> None:
-        overall = 5 + int(max(0, min(100, percent)) * 0.9)
-        if stage != last_stage[0] or overall - last_progress[0] >= PROGRESS_STEP:
-            Job.objects.filter(pk=job.pk).update(stage=stage[:40], progress=overall)
-            last_progress[0], last_stage[0] = overall, stage
-
-    return write
-
-
-def _fetch(item: VersionFile, folder: Path) -> Path:
-    target = folder / f"{item.role}-{item.pk}.{item.format}"
-    with storages[item.storage_alias].open(item.storage_name, "rb") as source, open(target, "wb") as sink:
-        shutil.copyfileobj(source, sink, 1024 * 1024)
-    return target
-
-
 def run_certification(job: Job) -> Certificate:
     """Evaluate the job's version with the engine, then sign and store its certificate."""
     from marketplace.certification.engine import EngineConfig, EngineError, evaluate
@@ -153,17 +130,19 @@ def run_certification(job: Job) -> Certificate:
             "This version has no reference train file: upload the real rows the synthetic data imitates "
             "(and a holdout the generator never saw) to certify it."
         )
-    progress = _progress_writer(job)
+    progress = progress_writer(job)
     progress("loading", 0)
     with tempfile.TemporaryDirectory(prefix="synthex-certify-") as folder:
-        synthetic_path = _fetch(synthetic_files[0], Path(folder))
-        train_path = _fetch(files[FileRole.TRAIN], Path(folder))
-        holdout_path = _fetch(files[FileRole.HOLDOUT], Path(folder)) if FileRole.HOLDOUT in files else None
+        synthetic_path = fetch_file(synthetic_files[0], Path(folder))
+        train_path = fetch_file(files[FileRole.TRAIN], Path(folder))
+        holdout_path = (
+            fetch_file(files[FileRole.HOLDOUT], Path(folder)) if FileRole.HOLDOUT in files else None
+        )
         sampling: dict[str, dict[str, int]] = {}
-        synthetic = _load(synthetic_path, synthetic_files[0], "synthetic", sampling, version.pk)
-        train = _load(train_path, files[FileRole.TRAIN], "train", sampling, version.pk)
+        synthetic = load_table(synthetic_path, synthetic_files[0], "synthetic", sampling, version.pk)
+        train = load_table(train_path, files[FileRole.TRAIN], "train", sampling, version.pk)
         holdout = (
-            _load(holdout_path, files[FileRole.HOLDOUT], "holdout", sampling, version.pk)
+            load_table(holdout_path, files[FileRole.HOLDOUT], "holdout", sampling, version.pk)
             if holdout_path
             else None
         )
@@ -182,20 +161,6 @@ def run_certification(job: Job) -> Certificate:
             raise CertificationFailed(str(error)) from error
     progress("signing", 100)
     return issue_certificate(version, evaluation, synthetic_files, sampling=sampling)
-
-
-def _load(path: Path, item: VersionFile, role: str, sampling: dict[str, dict[str, int]], seed: int) -> Any:
-    """Read a table whole, or, past ``SYNTHEX_CERTIFY_MAX_ROWS``, a bounded uniform sample of it (streamed,
-    so a file larger than the worker's memory still certifies); samples are recorded for the certificate."""
-    from marketplace.catalog.ingest import read_table, sample_table
-
-    limit = settings.SYNTHEX_CERTIFY_MAX_ROWS
-    if item.rows <= limit:
-        return read_table(path, item.format)
-    dtypes = {c["name"]: c["dtype"] for c in item.profile.get("columns", [])}
-    frame, total = sample_table(path, item.format, max_rows=limit, seed=seed, dtypes=dtypes)
-    sampling[role] = {"rows": total, "sampled_rows": len(frame)}
-    return frame
 
 
 def issue_certificate(

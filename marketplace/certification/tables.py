@@ -1,0 +1,37 @@
+"""The tables certification reads: stored version files fetched to a local folder and read, whole or as a
+bounded uniform sample (``SYNTHEX_CERTIFY_MAX_ROWS``)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import storages
+
+from marketplace.catalog.models import VersionFile
+
+
+def fetch_file(item: VersionFile, folder: Path) -> Path:
+    """Copy a stored file into ``folder`` (named by role, id and format) and return its path."""
+    target = folder / f"{item.role}-{item.pk}.{item.format}"
+    with storages[item.storage_alias].open(item.storage_name, "rb") as source, open(target, "wb") as sink:
+        shutil.copyfileobj(source, sink, 1024 * 1024)
+    return target
+
+
+def load_table(
+    path: Path, item: VersionFile, role: str, sampling: dict[str, dict[str, int]], seed: int
+) -> Any:
+    """Read a table whole, or, past ``SYNTHEX_CERTIFY_MAX_ROWS``, a bounded uniform sample of it (streamed,
+    so a file larger than the worker's memory still certifies); samples are recorded for the certificate."""
+    from marketplace.catalog.ingest import read_table, sample_table
+
+    limit = settings.SYNTHEX_CERTIFY_MAX_ROWS
+    if item.rows <= limit:
+        return read_table(path, item.format)
+    dtypes = {c["name"]: c["dtype"] for c in item.profile.get("columns", [])}
+    frame, total = sample_table(path, item.format, max_rows=limit, seed=seed, dtypes=dtypes)
+    sampling[role] = {"rows": total, "sampled_rows": len(frame)}
+    return frame

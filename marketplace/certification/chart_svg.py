@@ -22,7 +22,7 @@ REAL_COLOR = "#64748b"
 SYNTHETIC_COLOR = "#2563eb"
 HOLDOUT_COLOR = "#2563eb"
 # About the width of a chart panel on a desktop page, so 10 pt text shows near 10 pt (and ~8 pt at 390 px).
-WIDTH_INCHES = 5.0
+WIDTH_INCHES = 5.6
 # Category and column names are wrapped onto lines of this many characters (whole, never shortened).
 LABEL_LINE_CHARACTERS = 20
 
@@ -192,12 +192,11 @@ def _histogram_figure(
     xlabel: str,
     ylabel: str,
     open_ended: bool,
-    width_inches: float = WIDTH_INCHES,
 ) -> Figure:
     """Step-outlined bars over the bins' numeric edges, one series per (shares, label, colour)."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width_inches, 3.0))
+    figure = Figure(figsize=(WIDTH_INCHES, 3.0))
     axes = figure.subplots()
     for index, (shares, label, color) in enumerate(series):
         filled = index == 0
@@ -261,8 +260,6 @@ def _dcr_figure(dcr: dict[str, Any]) -> Figure:
         xlabel="distance to closest record (last bin open-ended)",
         ylabel="share of synthetic rows",
         open_ended=False,
-        # Shown full width (about 1.5 times a marginal's panel): wider, so its text prints at the same size.
-        width_inches=1.5 * WIDTH_INCHES,
     )
 
 

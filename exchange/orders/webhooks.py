@@ -181,10 +181,9 @@ def _charge_refunded(data: dict[str, Any]) -> Outcome:
     return Outcome(WebhookEvent.Status.PROCESSED, "; ".join(details) or "no refunds listed")
 
 
-def _charge_fee(data: dict[str, Any]) -> Outcome:
-    """``charge.succeeded`` / ``charge.updated``: post the charge's Stripe fee once its balance transaction
-    exists and its order is paid (deferred until then, like a payment event whose order is not visible)."""
-    charge = gateway.charge_from_event_object(data)
+def _paid_order_of(charge: gateway.ChargeView) -> Order | Outcome:
+    """The paid order whose payment a succeeded charge belongs to, or the outcome saying why its fee is not
+    posted now: ignored (no intent, not succeeded), deferred (order not linked or not paid yet), rejected."""
     if not charge.payment_intent_id:
         return Outcome(WebhookEvent.Status.IGNORED, f"charge {charge.id} has no payment intent")
     if charge.status != "succeeded":
@@ -207,6 +206,17 @@ def _charge_fee(data: dict[str, Any]) -> Outcome:
     if order.paid_at is None:
         logger.info("charge %s arrived before order %s is paid; deferred", charge.id, order.id)
         return Outcome(WebhookEvent.Status.DEFERRED, f"order {order.id} not paid yet")
+    return order
+
+
+def _charge_fee(data: dict[str, Any]) -> Outcome:
+    """``charge.succeeded`` / ``charge.updated``: post the charge's Stripe fee once its balance transaction
+    exists and its order is paid (deferred until then, like a payment event whose order is not visible)."""
+    charge = gateway.charge_from_event_object(data)
+    found = _paid_order_of(charge)
+    if isinstance(found, Outcome):
+        return found
+    order = found
     if stripe_fee_posted(charge.id):
         return Outcome(WebhookEvent.Status.PROCESSED, f"fee of charge {charge.id} already posted")
     if not charge.balance_transaction_id:

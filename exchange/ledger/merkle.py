@@ -180,6 +180,16 @@ def verify_consistency(
     RFC 9162 §2.1.4.2, with the two cases it leaves to the caller: equal sizes need equal roots and an empty
     proof; an empty first tree is consistent with any tree and needs an empty proof.
     """
+    decided = _consistency_edge_case(first, second, first_root, second_root, proof)
+    if decided is not None:
+        return decided
+    return _consistency_roots(first, second, first_root, proof) == (first_root, second_root)
+
+
+def _consistency_edge_case(
+    first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+) -> bool | None:
+    """The answer for malformed input and the cases RFC 9162 leaves to the caller; None for the others."""
     if not 0 <= first <= second:
         return False
     if any(len(element) != HASH_SIZE for element in proof):
@@ -190,6 +200,14 @@ def verify_consistency(
         return not proof
     if not proof:
         return False
+    return None
+
+
+def _consistency_roots(
+    first: int, second: int, first_root: bytes, proof: Sequence[bytes]
+) -> tuple[bytes, bytes] | None:
+    """RFC 9162 §2.1.4.2's walk (0 < first < second, proof not empty): the (first, second) roots the proof
+    yields, or None when the proof's length does not fit the two sizes."""
     path = list(proof)
     if first & (first - 1) == 0:
         path.insert(0, first_root)
@@ -200,7 +218,7 @@ def verify_consistency(
     first_result = second_result = path[0]
     for element in path[1:]:
         if sn == 0:
-            return False
+            return None
         if fn & 1 or fn == sn:
             first_result = node_hash(element, first_result)
             second_result = node_hash(element, second_result)
@@ -211,7 +229,9 @@ def verify_consistency(
             second_result = node_hash(second_result, element)
         fn >>= 1
         sn >>= 1
-    return sn == 0 and first_result == first_root and second_result == second_root
+    if sn != 0:
+        return None
+    return first_result, second_result
 
 
 class CompactRange:

@@ -13,7 +13,6 @@ from marketplace.catalog.models import ProductVersion
 from marketplace.catalog.uploads import local_upload
 from marketplace.certification.plausibility import reference_rules
 
-
 pytestmark = pytest.mark.django_db
 
 HUSBAND = "implication:relationship=Husband=>sex=Male"

@@ -176,9 +176,7 @@ def test_whole_file_hash_is_right_with_or_without_the_running_hash(
 
 
 @pytest.mark.parametrize("chunk_size", [MIN_CHUNK_SIZE, MIN_CHUNK_SIZE + 1000], ids=["aligned", "unaligned"])
-def test_stored_bytes_are_exact_whatever_the_chunk_size(
-    provider, api_client_for, csv_payload, chunk_size
-):
+def test_stored_bytes_are_exact_whatever_the_chunk_size(provider, api_client_for, csv_payload, chunk_size):
     client = api_client_for(provider)
     upload_id = start(client, csv_payload, chunk_size=chunk_size).json()["id"]
     for index, part in enumerate(chunks(csv_payload, chunk_size)):

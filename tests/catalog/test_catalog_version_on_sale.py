@@ -15,7 +15,6 @@ pytestmark = pytest.mark.django_db
 
 EVALUATION = {
     "quality": {"score": 0.91, "grade": "A", "column_shapes": 0.93, "column_pair_trends": 0.89},
-    "plausibility": {"score": 1.0, "grade": "A", "rows_violating_any": 0.0, "holdout_rows_violating_any": 0.0, "rules": []},
     "plausibility": {
         "score": 1.0,
         "grade": "A",

@@ -40,7 +40,13 @@ FIXED_KEY = load_private_key_pem(
 )
 EVALUATION = {
     "quality": {"score": 0.87, "grade": "B", "column_shapes": 0.91, "column_pair_trends": 0.83},
-    "plausibility": {"score": 0.97, "grade": "A", "rows_violating_any": 0.01, "holdout_rows_violating_any": 0.0, "rules": []},
+    "plausibility": {
+        "score": 0.97,
+        "grade": "A",
+        "rows_violating_any": 0.01,
+        "holdout_rows_violating_any": 0.0,
+        "rules": [],
+    },
     "privacy": {"grade": "A", "passed": True, "exact_match_rate": 0.0, "dcr_share": 0.503},
     "charts": {
         "marginals": [{"column": "age", "bins": [0, 10, 20], "real": [0.5, 0.5], "synthetic": [0.4, 0.6]}]
@@ -125,7 +131,10 @@ def test_issued_at_is_converted_to_utc():
             {"artifacts": [{"name": "a", "sha256": "0" * 64, "rows": -1, "columns": 1}]},
             "non-negative integer rows",
         ),
-        ({"evaluation": {"quality": {}}}, "the evaluation lacks plausibility, privacy, charts, parameters, engine"),
+        (
+            {"evaluation": {"quality": {}}},
+            "the evaluation lacks plausibility, privacy, charts, parameters, engine",
+        ),
         ({"subject_extra": {"artifacts": []}}, "subject_extra cannot replace the artifacts"),
     ],
 )

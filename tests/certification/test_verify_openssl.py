@@ -46,7 +46,13 @@ def _certificate() -> dict:
         ],
         evaluation={
             "quality": {"score": 0.8125, "grade": "B", "column_shapes": 0.9, "column_pair_trends": 0.725},
-            "plausibility": {"score": 1.0, "grade": "A", "rows_violating_any": 0.0, "holdout_rows_violating_any": 0.0, "rules": []},
+            "plausibility": {
+                "score": 1.0,
+                "grade": "A",
+                "rows_violating_any": 0.0,
+                "holdout_rows_violating_any": 0.0,
+                "rules": [],
+            },
             "privacy": {"grade": "A", "passed": True, "exact_match_rate": 0.0, "dcr_share": 0.5012},
             "charts": {"note": 'naïve ünïcode, "quotes", braces {} and a\nnewline', "values": [1e-7, 1e21]},
             "parameters": {"seed": 7},

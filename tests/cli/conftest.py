@@ -96,7 +96,13 @@ def certified_factory(product_factory: Callable[..., Any], tmp_path: Path) -> Ca
         )
         evaluation = {
             "quality": {"score": 0.91, "grade": "A", "column_shapes": 0.93, "column_pair_trends": 0.89},
-            "plausibility": {"score": 1.0, "grade": "A", "rows_violating_any": 0.0, "holdout_rows_violating_any": 0.0, "rules": []},
+            "plausibility": {
+                "score": 1.0,
+                "grade": "A",
+                "rows_violating_any": 0.0,
+                "holdout_rows_violating_any": 0.0,
+                "rules": [],
+            },
             "privacy": {"grade": "A", "passed": True, "exact_match_rate": 0.0, "dcr_share": 0.5},
             "charts": {},
             "parameters": {},

@@ -23,7 +23,13 @@ def bought(cli, local_payments, provider, buyer, token_for, product_factory, ver
     version = version_factory(product, provider)
     evaluation = {
         "quality": {"score": 0.9, "grade": "A", "column_shapes": 0.9, "column_pair_trends": 0.9},
-        "plausibility": {"score": 1.0, "grade": "A", "rows_violating_any": 0.0, "holdout_rows_violating_any": 0.0, "rules": []},
+        "plausibility": {
+            "score": 1.0,
+            "grade": "A",
+            "rows_violating_any": 0.0,
+            "holdout_rows_violating_any": 0.0,
+            "rules": [],
+        },
         "privacy": {"grade": "A", "passed": True, "exact_match_rate": 0.0, "dcr_share": 0.5},
         "charts": {},
         "parameters": {},

@@ -15,6 +15,8 @@ from draw_support import generator_entitlement
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 WIDTH = 390
+
+
 @pytest.fixture
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     return {**browser_context_args, "viewport": {"width": WIDTH, "height": 844}, "device_scale_factor": 1}

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-
 # The checks that hold business rows (orders, refunds, entitlements, downloads) to the ledger: the tests
 # here write journal entries with no business rows behind them, so only the ledger's own checks run.
 BUSINESS_CHECKS = (

@@ -103,7 +103,9 @@ def test_document_is_strict_json_with_the_contract_fields() -> None:
         "ml_efficacy",
     } <= set(document["quality"])
     assert {"discriminator_auc", "thresholds"} <= set(document["quality"])
-    assert {"sdmetrics_score", "reference", "drifted_columns", "fidelity", "diversity"} <= set(document["quality"])
+    assert {"sdmetrics_score", "reference", "drifted_columns", "fidelity", "diversity"} <= set(
+        document["quality"]
+    )
     assert {
         "grade",
         "passed",

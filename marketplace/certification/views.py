@@ -127,7 +127,10 @@ def verify_page(request: HttpRequest) -> HttpResponse:
                     copy.flush()
                     # A buyer's copy is found by its own hash: no receipt needed (one given is used).
                     files.append(
-                        (data.name, check_file(document, copy.name, name=data.name, receipt=receipt))
+                        (
+                            data.name,
+                            check_file(document, copy.name, name=data.name or "upload", receipt=receipt),
+                        )
                     )
             revoked = Certificate.objects.filter(pk=document.get("id"), revocation__isnull=False).exists()
             context.update(

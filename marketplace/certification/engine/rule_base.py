@@ -82,7 +82,8 @@ def vocabulary(train: pd.DataFrame, columns: tuple[Column, ...], config: EngineC
     determining its tax rate); no implication quotes their values. At most ``MAX_RULE_COLUMNS`` columns of
     each reading are searched (in table order), which bounds the pairwise searches on wide tables."""
     categories: dict[str, pd.Index] = {}
-    numeric, wide = [], set()
+    numeric: list[str] = []
+    wide: set[str] = set()
     for column in columns:
         if column.name not in train.columns or (
             len(categories) >= MAX_RULE_COLUMNS and len(numeric) >= MAX_RULE_COLUMNS

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Max
 
 from marketplace.accounts.models import User
-from marketplace.catalog.ingest import IngestError, read_table
+from marketplace.catalog import ingest
+from marketplace.catalog.ingest import IngestError
 from marketplace.catalog.models import FileRole, Product, ProductVersion, VersionFile, VersionStatus
 from marketplace.catalog.profiles import stored_reference_profile
 from marketplace.catalog.services import (
@@ -33,11 +33,11 @@ from marketplace.catalog.services import (
     ingest_error_status,
 )
 from marketplace.catalog.uploads import HashedFile
-from marketplace.certification.engine.relational_schema import (
-    RelationalError,
-    parse_metadata,
-    validate_tables,
-)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from marketplace.certification.engine.relational_schema import RelationalError
 
 ROLES = (FileRole.SYNTHETIC, FileRole.TRAIN, FileRole.HOLDOUT)
 
@@ -80,6 +80,14 @@ def _refusal(error: RelationalError) -> CatalogError:
 def check_sets(metadata: dict, sets: dict[str, dict[str, pd.DataFrame]]) -> None:
     """Check each set (``synthetic``, ``train``, ``holdout``) against the metadata; CatalogError naming
     table, column and count for any problem."""
+    # The engine (numpy, pandas, scikit-learn) is loaded only when a set is checked, never by the web
+    # process's URL configuration.
+    from marketplace.certification.engine.relational_schema import (
+        RelationalError,
+        parse_metadata,
+        validate_tables,
+    )
+
     try:
         schema = parse_metadata(metadata)
         for label, tables in sets.items():
@@ -107,7 +115,9 @@ def _received(role: str, files: Sequence[HashedFile]) -> list[_Received]:
 
 
 def _frames(received: list[_Received]) -> dict[str, pd.DataFrame]:
-    return {item.table_name: read_table(item.upload.temporary_file_path(), item.fmt) for item in received}
+    return {
+        item.table_name: ingest.read_table(item.upload.temporary_file_path(), item.fmt) for item in received
+    }
 
 
 def _same_tables(by_role: dict[str, list[_Received]]) -> None:
@@ -223,7 +233,7 @@ def load_sets(version: ProductVersion, folder: str) -> dict[str, dict[str, pd.Da
         with storages[item.storage_alias].open(item.storage_name, "rb") as source, open(path, "wb") as target:
             for chunk in iter(lambda: source.read(1 << 20), b""):
                 target.write(chunk)
-        sets.setdefault(item.role, {})[item.table_name] = read_table(path, item.format)
+        sets.setdefault(item.role, {})[item.table_name] = ingest.read_table(path, item.format)
     return sets
 
 

@@ -27,7 +27,7 @@ from marketplace.accounts.models import User
 from marketplace.catalog.models import FileRole, Product
 from marketplace.catalog.services import refresh_product_summary
 from marketplace.catalog.uploads import HashedFile
-from marketplace.generators import budget, dp, engines
+from marketplace.generators import budget, engines
 from marketplace.generators.models import GeneratorModel, Synthesizer
 from marketplace.generators.schema import DeclaredSchema, OutputInvalid, check_output
 from marketplace.generators.services import (
@@ -109,6 +109,8 @@ def check_privacy(
 ) -> tuple[float, float] | None:
     """The (ε, δ) of a fit, checked: DP engines need 0 < ε ≤ max and 0 < δ < 1/n (δ defaults to the smaller
     of 1e-6 and 1/(10 n)); the Chow-Liu tree refuses ε and δ (it is not DP). None for non-DP engines."""
+    from marketplace.generators import dp  # numpy and OpenDP load on first use, not in the web process
+
     eps, dlt = _number(epsilon, "epsilon"), _number(delta, "delta")
     if not engines.engine_of(synthesizer).is_differentially_private:
         if eps is not None or dlt is not None:
@@ -151,6 +153,8 @@ def create_native_generator(
     public categories (a list) or range (``{"min", "max"}``); other columns' domains are read from the rows,
     which the provider declares public by fitting. ``epsilon_total`` declares the product's budget first.
     All-or-nothing."""
+    from marketplace.generators import dp  # numpy and OpenDP load on first use, not in the web process
+
     _check_generator_product(product, user)
     if not engines.is_native(synthesizer):
         raise GeneratorError("bad_synthesizer", "Pick chow_liu or dp_mst for this engine.")
@@ -223,6 +227,8 @@ def fit_generator(
 ) -> pd.DataFrame:
     """Fit the tree model on ``train`` (or reuse the one an earlier attempt stored), store it privately as
     JSON named by its SHA-256, and return an evaluation sample of ``rows`` rows."""
+    from marketplace.generators import dp  # numpy and OpenDP load on first use, not in the web process
+
     if generator.storage_name:
         model = load_model(generator, folder)
     else:
@@ -283,6 +289,8 @@ def draw(
     batches are drawn until enough rows match, else ``impossible_conditions``."""
     import pandas as pd
 
+    from marketplace.generators import dp  # numpy and OpenDP load on first use, not in the web process
+
     schema = DeclaredSchema.from_sdv_metadata(generator.sdv_metadata)
     with tempfile.TemporaryDirectory(prefix="synthex-tree-") as scratch:
         model = load_model(generator, Path(scratch))
@@ -322,6 +330,8 @@ def draw(
 
 def differential_privacy(generator: GeneratorModel) -> dict[str, Any] | None:
     """The certificate's ``privacy.differential_privacy`` section of a DP generator (None otherwise)."""
+    from marketplace.generators import dp  # numpy and OpenDP load on first use, not in the web process
+
     if generator.synthesizer != Synthesizer.DP_MST:
         return None
     parameters = generator.parameters

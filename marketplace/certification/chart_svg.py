@@ -103,7 +103,9 @@ def _to_svg(figure: Figure, key: str) -> str:
     text = re.sub(r"<defs>\s*<style[^>]*>.*?</style>\s*</defs>\s*", "", text, flags=re.DOTALL)
     referenced = set(re.findall(r'(?:url\(#|xlink:href="#)([^)"]+)', text))
     text = re.sub(
-        r' id="([^"]*)"', lambda found: f' id="{key}-{found[1]}"' if found[1] in referenced else "", text
+        r' id="([^"]*)"',
+        lambda found: f' id="{key}-{found.group(1)!s}"' if found.group(1) in referenced else "",
+        text,
     )
     text = text.replace("url(#", f"url(#{key}-").replace('xlink:href="#', f'xlink:href="#{key}-')
     text = re.sub(r"\n\s+", "\n", text)

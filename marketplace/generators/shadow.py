@@ -206,7 +206,9 @@ def attack_generator(generator: Any, train: pd.DataFrame, progress: Callable[[st
 
     budget = float(settings.SYNTHEX_SHADOW_BUDGET_SECONDS)
     if budget <= 0:
-        return not_run("The shadow attack is turned off on this instance (SYNTHEX_SHADOW_BUDGET_SECONDS = 0).")
+        return not_run(
+            "The shadow attack is turned off on this instance (SYNTHEX_SHADOW_BUDGET_SECONDS = 0)."
+        )
     if generator.kind != GeneratorModel.Kind.FITTED:
         return not_run(
             "The model was uploaded: the platform does not know how it was fitted, so it cannot replay the fit."

@@ -39,7 +39,8 @@ def _named(frame: pd.DataFrame, name: str) -> io.BytesIO:
 def _half_train(small_tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     holdout = small_tables["holdout"]
     return pd.concat(
-        [small_tables["train"].iloc[: len(holdout) // 2], holdout.iloc[len(holdout) // 2 :]], ignore_index=True
+        [small_tables["train"].iloc[: len(holdout) // 2], holdout.iloc[len(holdout) // 2 :]],
+        ignore_index=True,
     )
 
 

@@ -284,8 +284,8 @@ def quasi_flags(
             widths.append(1.0)
     width = len(columns)
     total_rows = len(synthetic) + len(train) + len(holdout)
-    pairs = list(itertools.combinations(range(width), 2))
-    plans = {"one": [(c,) for c in range(width)] if width >= 3 else []}
+    pairs: list[tuple[int, ...]] = list(itertools.combinations(range(width), 2))
+    plans: dict[str, list[tuple[int, ...]]] = {"one": [(c,) for c in range(width)] if width >= 3 else []}
     if width >= 10 and total_rows * len(pairs) <= _PAIR_BUDGET:
         plans["two"] = pairs
     flags = {level: _empty_flags(len(synthetic), len(train), len(holdout)) for level in plans}
@@ -300,7 +300,7 @@ def quasi_flags(
                         total - h[:, index].sum(axis=1, dtype=np.uint64)
                         for total, h in zip(totals, hashed, strict=True)
                     ]
-                    _flag(flags[level], *keys, equal_size, location)
+                    _flag(flags[level], keys[0], keys[1], keys[2], equal_size, location)
     return flags
 
 

@@ -194,7 +194,9 @@ def test_duplicates_of_one_synthetic_row_are_one_piece_of_evidence() -> None:
     collapsed = adv.mode_collapsed(honest, share=0.3, modes=5)
     section = _privacy(collapsed, train, holdout)
 
-    assert section["exact_copies"]["synthetic_distinct_rows"] <= len(collapsed) - int(0.3 * len(collapsed)) + 5
+    assert (
+        section["exact_copies"]["synthetic_distinct_rows"] <= len(collapsed) - int(0.3 * len(collapsed)) + 5
+    )
     assert 0.4 < section["dcr_share"] < 0.6
     assert "dcr_share" not in _failed(section)
 

@@ -19,9 +19,34 @@ def _signed_in(user: Any) -> Client:
     return client
 
 
+def _sign_certificate(version: ProductVersion) -> None:
+    """A signed certificate with passing figures (the ready_generator fixture skips certification): only a
+    version with a certificate that passed privacy is on sale to buyers."""
+    from marketplace.catalog.models import FileRole, VersionStatus
+    from marketplace.certification.services import issue_certificate
+
+    evaluation = {
+        "quality": {"score": 0.91, "grade": "A"},
+        "plausibility": {
+            "score": 1.0,
+            "grade": "A",
+            "rows_violating_any": 0.0,
+            "holdout_rows_violating_any": 0.0,
+            "rules": [],
+        },
+        "privacy": {"grade": "A", "passed": True},
+        "charts": {},
+        "parameters": {},
+        "engine": {"name": "synthex-certify", "version": "test"},
+    }
+    ProductVersion.objects.filter(pk=version.pk).update(status=VersionStatus.CERTIFYING)
+    issue_certificate(version, evaluation, [f for f in version.files.all() if f.role == FileRole.SYNTHETIC])
+
+
 def test_the_product_page_shows_the_generator_and_its_quotas(
     ready_generator: GeneratorModel, buyer: Any, provider: Any
 ) -> None:
+    _sign_certificate(ready_generator.version)
     product = ready_generator.version.product
     page = _signed_in(buyer).get(f"/products/{product.slug}/").content.decode()
     assert ready_generator.sha256 in page

@@ -41,8 +41,9 @@ lint: venv-dev
 typecheck: venv-dev
 	$(VENV)/bin/mypy marketplace exchange client/synthex_client
 
+# Two pytest-xdist workers (one per core): each has its own var dir (marketplace/settings/test.py).
 pytest: venv-dev
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2
 
 # The integration subset again on real PostgreSQL + Redis + S3 (moto_server), started on unusual loopback
 # ports by scripts/services.sh and stopped afterwards, whatever the outcome.

@@ -5,6 +5,12 @@ import os
 import tempfile
 
 os.environ.setdefault("SYNTHEX_VAR_DIR", tempfile.mkdtemp(prefix="synthex-test-"))
+# Under pytest-xdist every worker gets a var dir of its own (the controller's is inherited through the
+# environment); processes a test starts inherit the worker's, so they share its files as they should.
+_worker = os.environ.get("PYTEST_XDIST_WORKER")
+if _worker and os.environ.get("SYNTHEX_TEST_VAR_WORKER") != _worker:
+    os.environ["SYNTHEX_VAR_DIR"] = tempfile.mkdtemp(prefix=f"synthex-test-{_worker}-")
+    os.environ["SYNTHEX_TEST_VAR_WORKER"] = _worker
 os.environ.setdefault("DEBUG", "0")
 
 from marketplace.settings.base import *  # noqa: E402,F403

@@ -4,11 +4,7 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +13,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MOTO = REPO / ".venv" / "bin" / "moto_server"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    if not MOTO.exists() and shutil.which("moto_server") is None:
-        pytest.skip("moto_server is not installed")
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(MOTO), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-MOTO = REPO / ".venv" / "bin" / "moto_server"
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from exchange.ledger.models import JournalTransaction, LogLeaf, LogState, Postin
 from exchange.ledger.services import Posting as Leg
 from exchange.ledger.services import account_for, post_transaction, publish_tree_head, record_event
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("ledger_checks_only")]
 
 
 @pytest.fixture

@@ -80,6 +80,7 @@ def test_upload_certify_and_search_on_postgres_and_s3(
     assert [item["slug"] for item in found["results"]] == [slug]
 
 
+@pytest.mark.usefixtures("ledger_checks_only")
 def test_ledger_postings_are_idempotent_and_audit_clean_on_postgres() -> None:
     clearing = account_for("stripe_clearing", "USD")
     fees = account_for("platform_fee_revenue", "USD")

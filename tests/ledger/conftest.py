@@ -7,29 +7,10 @@ from typing import Any
 
 import pytest
 
-# The checks that hold business rows (orders, refunds, entitlements, downloads) to the ledger: the tests
-# here write journal entries with no business rows behind them, so only the ledger's own checks run.
-BUSINESS_CHECKS = (
-    "orders.sales",
-    "orders.refunds",
-    "orders.payouts",
-    "delivery.entitlements",
-    "ledger.kinds",
-    "downloads.events",
-    "downloads.deliveries",
-    "downloads.after_revocation",
-)
-
 
 @pytest.fixture(autouse=True)
-def _ledger_checks_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from exchange.ledger import audit
-
-    monkeypatch.setattr(
-        audit,
-        "EXTRA_CHECKS",
-        [(name, check) for name, check in audit.EXTRA_CHECKS if name not in BUSINESS_CHECKS],
-    )
+def _ledger_checks_only(ledger_checks_only: None) -> None:
+    """The tests here write journal entries with no business rows behind them (tests/conftest.py)."""
 
 
 @dataclass(frozen=True)

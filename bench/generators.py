@@ -45,9 +45,10 @@ django.setup()
 
 import pandas as pd  # noqa: E402
 
-from marketplace.generators import services  # noqa: E402
+from marketplace.generators import fitting  # noqa: E402
 from marketplace.generators.sandbox import SandboxLimits, job_folder, run_in_sandbox  # noqa: E402
 from marketplace.generators.schema import DeclaredSchema, check_output  # noqa: E402
+from marketplace.generators.services.draws import SAMPLE_BATCH_ROWS  # noqa: E402
 
 
 def _quiet() -> contextlib.ExitStack:
@@ -83,8 +84,8 @@ def main() -> None:
     for _ in range(arguments.runs):
         with _quiet():
             started = time.perf_counter()
-            model = services._build_synthesizer("gaussian_copula", metadata, {}, [])
-            model.fit({services.TABLE: train})
+            model = fitting.build_synthesizer("gaussian_copula", metadata, {}, [])
+            model.fit({fitting.TABLE: train})
             fits.append(time.perf_counter() - started)
     print(
         f"fit GaussianCopula on Adult train ({len(train):,} rows x {train.shape[1]}): "
@@ -119,7 +120,7 @@ def main() -> None:
                     "model": "model.pkl",
                     "rows": arguments.rows,
                     "seed": 1,
-                    "batch_size": services.SAMPLE_BATCH_ROWS,
+                    "batch_size": SAMPLE_BATCH_ROWS,
                 },
                 SandboxLimits(),
             )
@@ -133,9 +134,9 @@ def main() -> None:
             loaded = pickle.loads(model_path.read_bytes())
             started = time.perf_counter()
             batches = []
-            for begin in range(0, arguments.rows, services.SAMPLE_BATCH_ROWS):
-                batch = loaded.sample(num_rows=min(services.SAMPLE_BATCH_ROWS, arguments.rows - begin))
-                batches.append(batch[services.TABLE] if isinstance(batch, dict) else batch)
+            for begin in range(0, arguments.rows, SAMPLE_BATCH_ROWS):
+                batch = loaded.sample(num_rows=min(SAMPLE_BATCH_ROWS, arguments.rows - begin))
+                batches.append(batch[fitting.TABLE] if isinstance(batch, dict) else batch)
             frame = pd.concat(batches, ignore_index=True)
             outside.append(time.perf_counter() - started)
         del frame
@@ -212,7 +213,7 @@ def _certified(model: object, train: pd.DataFrame, holdout: pd.DataFrame, metada
     else:
         with _quiet():
             made = model.sample(num_rows=len(train))  # type: ignore[attr-defined]
-        synthetic = made[services.TABLE] if isinstance(made, dict) else made
+        synthetic = made[fitting.TABLE] if isinstance(made, dict) else made
     result = evaluate(
         synthetic.reset_index(drop=True),
         train.reset_index(drop=True),

@@ -17,7 +17,7 @@ ADULT = pd.read_csv(adult_csv(), na_values=["?"], nrows=3000).dropna().reset_ind
 
 
 class FakeSandbox:
-    """Replaces ``marketplace.generators.services.draw_in_sandbox``: a draw is ``rows`` Adult rows picked by
+    """Replaces ``marketplace.generators.services.draws.draw_in_sandbox``: a draw is ``rows`` Adult rows picked by
     the seed; it fails when ``fail`` is set and takes ``seconds`` (to watch its progress)."""
 
     def __init__(self) -> None:
@@ -29,20 +29,21 @@ class FakeSandbox:
     def __call__(
         self, generator: Any, *, rows: int, seed: int, conditions: Any, folder: Path, limits: Any = None
     ) -> Any:
-        from marketplace.generators import services
+        from marketplace.generators.errors import GeneratorError
+        from marketplace.generators.services.draws import SampledFile
 
         self.calls += 1
         self.rows_made = rows
         time.sleep(self.seconds)
         if self.fail:
-            raise services.GeneratorError("sandbox_failed", "The model stopped with an error.", 500)
+            raise GeneratorError("sandbox_failed", "The model stopped with an error.", 500)
         path = folder / "sample.parquet"
         frame = ADULT.sample(n=rows, replace=True, random_state=seed % 2**32)
         for column, value in (conditions or {}).items():
             frame[column] = value
         frame.to_parquet(path, index=False)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        return services.SampledFile(path=path, rows=rows, sha256=digest, size_bytes=path.stat().st_size)
+        return SampledFile(path=path, rows=rows, sha256=digest, size_bytes=path.stat().st_size)
 
 
 def install_fake_sandbox(monkeypatch: Any, *, in_background: bool = False) -> FakeSandbox:
@@ -50,15 +51,16 @@ def install_fake_sandbox(monkeypatch: Any, *, in_background: bool = False) -> Fa
     would (the request that queued it returns at once)."""
     from django.db import connection
 
-    from marketplace.generators import services, tasks
+    from marketplace.generators import tasks
+    from marketplace.generators.services import draws
 
     fake = FakeSandbox()
-    monkeypatch.setattr(services, "draw_in_sandbox", fake)
+    monkeypatch.setattr(draws, "draw_in_sandbox", fake)
     if in_background:
 
         def work(draw_id: str) -> None:
             try:
-                services.run_draw(draw_id)
+                draws.run_draw(draw_id)
             finally:
                 connection.close()
 

@@ -34,8 +34,9 @@ from exchange.ledger.services import record_event
 from marketplace.catalog.models import ProductKind
 from marketplace.core.auth import signed_in_user
 from marketplace.core.errors import JsonableError
-from marketplace.generators import services as generators
+from marketplace.generators import selectors as generator_selectors
 from marketplace.generators.models import GeneratorModel, SampleDraw
+from marketplace.generators.services import draws
 
 COMMIT_HOOK = "exchange.delivery.samples.consume_quota"
 
@@ -57,8 +58,8 @@ def consume_quota(draw: SampleDraw) -> None:
 
 def quota_state(entitlement: Entitlement) -> dict[str, int]:
     generator = GeneratorModel.objects.get(version_id=entitlement.version_id)
-    quota = generators.quota_for(generator, entitlement.license_code)
-    used = generators.reserved_rows(entitlement.id)
+    quota = generator_selectors.quota_for(generator, entitlement.license_code)
+    used = generator_selectors.reserved_rows(entitlement.id)
     return {"quota_rows": quota, "reserved_rows": used, "rows_left": max(quota - used, 0)}
 
 
@@ -83,11 +84,11 @@ def request_sample(
         generator = GeneratorModel.objects.filter(version_id=entitlement.version_id).first()
         if entitlement.version.product.kind != ProductKind.GENERATOR or generator is None:
             raise JsonableError("not_a_generator", "This entitlement is to a dataset, not a generator.", 400)
-        return generators.sample_rows(
+        return draws.sample_rows(
             generator,
             entitlement_id=entitlement.id,
             buyer=buyer,
-            quota_rows=generators.quota_for(generator, entitlement.license_code),
+            quota_rows=generator_selectors.quota_for(generator, entitlement.license_code),
             rows=rows,
             seed=seed,
             conditions=conditions,

@@ -8,13 +8,17 @@ in one call unless asked to keep the draft.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.core.files import File
 from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -308,13 +312,48 @@ def _check_reference_matches(received: list[_Received]) -> None:
             )
 
 
+def _stored_name(role: str, organization_id: int, sha256: str, fmt: str) -> tuple[str, str]:
+    """(storage alias, content-addressed name) of a version file: synthetic tables are public objects,
+    reference tables (train, holdout) sit in the private storage under their organization."""
+    if role == FileRole.SYNTHETIC:
+        return "default", f"objects/{sha256[:2]}/{sha256}.{fmt}"
+    return "reference", f"org-{organization_id}/{sha256[:2]}/{sha256}.{fmt}"
+
+
+def _version_file(
+    version: ProductVersion,
+    *,
+    role: str,
+    table_name: str,
+    original_filename: str,
+    fmt: str,
+    storage_name: str,
+    sha256: str,
+    size_bytes: int,
+    profile: ingest.TableProfile,
+) -> VersionFile:
+    """An unsaved version file; a reference file keeps no preview rows (``stored_reference_profile``)."""
+    return VersionFile(
+        version=version,
+        role=role,
+        table_name=table_name,
+        original_filename=original_filename[:255],
+        format=fmt,
+        storage_name=storage_name,
+        sha256=sha256,
+        size_bytes=size_bytes,
+        rows=profile.rows,
+        column_count=len(profile.columns),
+        profile=(
+            profile.to_dict() if role == FileRole.SYNTHETIC else stored_reference_profile(profile.to_dict())
+        ),
+    )
+
+
 def _store(item: _Received, organization: Organization) -> tuple[str, bool]:
     """Save into the right storage under a content-addressed name; return (name, newly_written)."""
-    sha = item.upload.sha256
-    if item.role == FileRole.SYNTHETIC:
-        storage, name = storages["default"], f"objects/{sha[:2]}/{sha}.{item.fmt}"
-    else:
-        storage, name = storages["reference"], f"org-{organization.pk}/{sha[:2]}/{sha}.{item.fmt}"
+    alias, name = _stored_name(item.role, organization.pk, item.upload.sha256, item.fmt)
+    storage = storages[alias]
     if storage.exists(name):
         return name, False
     copy_into = getattr(item.upload, "copy_into", None)
@@ -324,6 +363,48 @@ def _store(item: _Received, organization: Organization) -> tuple[str, bool]:
     # An uploaded file (not a File wrapper) lets the filesystem storage move the temporary file into place
     # instead of copying it; S3 streams it in a multipart upload.
     return storage.save(name, item.upload), True  # type: ignore[arg-type]  # an UploadedFile, a Django File
+
+
+def create_next_version(product: Product, *, user: User, **fields: Any) -> ProductVersion:
+    """Create ``product``'s next version (its number one above the highest) with the model ``fields``.
+
+    Call inside a transaction: the product row stays locked until it ends, so two creations never take
+    the same number."""
+    locked = Product.objects.select_for_update().get(pk=product.pk)
+    number = (locked.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    return ProductVersion.objects.create(product=locked, number=number, created_by=user, **fields)
+
+
+def add_table_file(
+    version: ProductVersion, *, role: str, path: Path, fmt: str, table_name: str, original_filename: str
+) -> VersionFile:
+    """Profile, hash and store the table file at ``path`` (format ``fmt``) as a ``role`` file of ``version``,
+    under the same content-addressed name and profile rules as uploaded files. The caller's transaction
+    owns the row; the stored object is written at once (a later identical file reuses it)."""
+    profile = ingest.profile_table(path, fmt)
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    sha256 = digest.hexdigest()
+    alias, name = _stored_name(role, version.product.organization_id, sha256, fmt)
+    storage = storages[alias]
+    if not storage.exists(name):
+        with open(path, "rb") as handle:
+            name = storage.save(name, File(handle, name=path.name))
+    item = _version_file(
+        version,
+        role=role,
+        table_name=table_name,
+        original_filename=original_filename,
+        fmt=fmt,
+        storage_name=name,
+        sha256=sha256,
+        size_bytes=path.stat().st_size,
+        profile=profile,
+    )
+    item.save()
+    return item
 
 
 def create_version(
@@ -375,33 +456,24 @@ def create_version(
                 written.append(("default" if item.role == FileRole.SYNTHETIC else "reference", name))
             stored.append((item, name))
         with transaction.atomic():
-            locked = Product.objects.select_for_update().get(pk=product.pk)
-            number = (locked.versions.aggregate(n=Max("number"))["n"] or 0) + 1
-            version = ProductVersion.objects.create(
-                product=locked,
-                number=number,
-                created_by=user,
+            version = create_next_version(
+                product,
+                user=user,
                 target_column=target_column,
                 changelog=changelog,
                 sdv_metadata=received[0].profile.sdv_metadata,
             )
             VersionFile.objects.bulk_create(
-                VersionFile(
-                    version=version,
+                _version_file(
+                    version,
                     role=item.role,
                     table_name=item.table_name if item.role == FileRole.SYNTHETIC else item.role,
-                    original_filename=(item.upload.name or "")[:255],
-                    format=item.fmt,
+                    original_filename=item.upload.name or "",
+                    fmt=item.fmt,
                     storage_name=name,
                     sha256=item.upload.sha256,
                     size_bytes=item.upload.size or 0,
-                    rows=item.profile.rows,
-                    column_count=len(item.profile.columns),
-                    profile=(
-                        item.profile.to_dict()
-                        if item.role == FileRole.SYNTHETIC
-                        else stored_reference_profile(item.profile.to_dict())
-                    ),
+                    profile=item.profile,
                 )
                 for item, name in stored
             )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,15 +116,39 @@ def renew_job_lease(job: Job) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class VersionEvaluation:
+    """The engine's evaluation of a version (``evaluation``, unsigned), the synthetic files it covers, and
+    the tables certified on a bounded sample (``sampling``: role → total and sampled rows)."""
+
+    evaluation: dict[str, Any]
+    synthetic_files: list[VersionFile]
+    sampling: dict[str, dict[str, int]]
+
+
 def run_certification(job: Job) -> Certificate:
     """Evaluate the job's version with the engine, then sign and store its certificate."""
-    from marketplace.certification.engine import EngineConfig, EngineError, evaluate
-
     version = job.version
     if isinstance((version.sdv_metadata or {}).get("tables"), dict):
         from marketplace.certification.relational import run_relational_certification
 
         return run_relational_certification(job)
+    progress = progress_writer(job)
+    progress("loading", 0)
+    evaluated = evaluate_version(version, progress)
+    progress("signing", 100)
+    return issue_certificate(
+        version, evaluated.evaluation, evaluated.synthetic_files, sampling=evaluated.sampling
+    )
+
+
+def evaluate_version(version: ProductVersion, progress: Callable[[str, int], None]) -> VersionEvaluation:
+    """Run the engine on the version's first synthetic table against its reference train (and holdout), each
+    read whole or, past ``SYNTHEX_CERTIFY_MAX_ROWS``, as a seeded uniform sample. ``progress(stage, percent)``
+    gets the engine's 0–100. Raises ``CertificationFailed`` without a train file or when the engine refuses.
+    """
+    from marketplace.certification.engine import EngineConfig, EngineError, evaluate
+
     files = {f.role: f for f in version.files.filter(deleted_at__isnull=True)}
     synthetic_files = list(version.files.filter(role=FileRole.SYNTHETIC).order_by("table_name"))
     if FileRole.TRAIN not in files:
@@ -130,27 +156,22 @@ def run_certification(job: Job) -> Certificate:
             "This version has no reference train file: upload the real rows the synthetic data imitates "
             "(and a holdout the generator never saw) to certify it."
         )
-    progress = progress_writer(job)
-    progress("loading", 0)
+    sampling: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory(prefix="synthex-certify-") as folder:
-        synthetic_path = fetch_file(synthetic_files[0], Path(folder))
-        train_path = fetch_file(files[FileRole.TRAIN], Path(folder))
-        holdout_path = (
-            fetch_file(files[FileRole.HOLDOUT], Path(folder)) if FileRole.HOLDOUT in files else None
-        )
-        sampling: dict[str, dict[str, int]] = {}
-        synthetic = load_table(synthetic_path, synthetic_files[0], "synthetic", sampling, version.pk)
-        train = load_table(train_path, files[FileRole.TRAIN], "train", sampling, version.pk)
-        holdout = (
-            load_table(holdout_path, files[FileRole.HOLDOUT], "holdout", sampling, version.pk)
-            if holdout_path
-            else None
-        )
+        tables = {
+            role: load_table(fetch_file(item, Path(folder)), item, role, sampling, version.pk)
+            for role, item in (
+                ("synthetic", synthetic_files[0]),
+                ("train", files[FileRole.TRAIN]),
+                ("holdout", files.get(FileRole.HOLDOUT)),
+            )
+            if item is not None
+        }
         try:
             evaluation = evaluate(
-                synthetic,
-                train,
-                holdout,
+                tables["synthetic"],
+                tables["train"],
+                tables.get("holdout"),
                 target=version.target_column or None,
                 metadata=version.sdv_metadata or None,
                 config=EngineConfig(seed=version.pk),
@@ -159,8 +180,7 @@ def run_certification(job: Job) -> Certificate:
             ).to_dict()
         except EngineError as error:
             raise CertificationFailed(str(error)) from error
-    progress("signing", 100)
-    return issue_certificate(version, evaluation, synthetic_files, sampling=sampling)
+    return VersionEvaluation(evaluation=evaluation, synthetic_files=synthetic_files, sampling=sampling)
 
 
 def issue_certificate(

@@ -40,9 +40,9 @@ def _give_up(job: Job) -> None:
     )
     logger.error("job %s lost its worker %s times; failing it", job.pk, job.attempts)
     if job.kind == Job.Kind.FIT:
-        from marketplace.generators import services as generators
+        from marketplace.generators.services.jobs import fail_generator
 
-        generators.fail_generator(job, message)
+        fail_generator(job, message)
     else:
         services.finish_job(job, error=message)
 

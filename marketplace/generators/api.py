@@ -21,8 +21,11 @@ from marketplace.catalog.uploads import upload_error
 from marketplace.certification.models import Job
 from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
-from marketplace.generators import budget, engines, native, services
+from marketplace.generators import budget, engines, fitting, native
+from marketplace.generators.errors import GeneratorError
 from marketplace.generators.models import GeneratorModel, Synthesizer
+from marketplace.generators.selectors import describe
+from marketplace.generators.services import setup
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -51,7 +54,7 @@ class GeneratorInput(serializers.Serializer):
     synthesizer = serializers.ChoiceField(
         choices=[c for c in Synthesizer.values if c != Synthesizer.UPLOADED], required=False
     )
-    epochs = serializers.IntegerField(required=False, min_value=1, max_value=services.MAX_EPOCHS)
+    epochs = serializers.IntegerField(required=False, min_value=1, max_value=fitting.MAX_EPOCHS)
     constraints = JsonText(required=False, help_text='e.g. [{"type": "Inequality", ...}] (SDV 2.0 sdv.cag)')
     enforce_rules = serializers.BooleanField(
         required=False,
@@ -92,7 +95,7 @@ def generator_output(generator: GeneratorModel) -> dict[str, Any]:
     return {
         "product": generator.version.product.slug,
         "version": generator.version.number,
-        **services.describe(generator),
+        **describe(generator),
         **native.describe(generator),
         "job": (
             {
@@ -147,7 +150,7 @@ class GeneratorCreate(APIView):
                     **common,
                 )
             elif values["mode"] == "fit":
-                generator = services.create_fitted_generator(
+                generator = setup.create_fitted_generator(
                     product,
                     data=values["data"],
                     synthesizer=values["synthesizer"],
@@ -157,14 +160,14 @@ class GeneratorCreate(APIView):
                     **common,
                 )
             else:
-                generator = services.create_uploaded_generator(
+                generator = setup.create_uploaded_generator(
                     product,
                     model_file=values["model"],
                     train=values["train"],
                     holdout=values.get("holdout"),
                     **common,
                 )
-        except services.GeneratorError as error:
+        except GeneratorError as error:
             raise ApiError(error.message, error.code, error.status) from None
         generator.refresh_from_db()
         return Response(generator_output(generator), status=status.HTTP_202_ACCEPTED)
@@ -206,9 +209,9 @@ class PrivacyBudgetView(APIView):
         data = PrivacyBudgetInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            services._check_generator_product(product, user)
+            setup.check_generator_product(product, user)
             budget.declare_budget(product, data.validated_data["epsilon_total"])
-        except services.GeneratorError as error:
+        except GeneratorError as error:
             raise ApiError(error.message, error.code, error.status) from None
         except budget.BudgetError as error:
             raise ApiError(error.message, error.code, error.status) from None

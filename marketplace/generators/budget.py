@@ -20,8 +20,8 @@ from django.db.models import F
 from django.utils.module_loading import import_string
 
 from marketplace.catalog.models import Product, ProductVersion
-from marketplace.core.errors import JsonableError
 from marketplace.core.page_cache import bump_catalog_version
+from marketplace.generators.errors import GeneratorError
 from marketplace.generators.models import EpsilonSpend, PrivacyBudget
 
 SPENT_KIND = "privacy.epsilon_spent"
@@ -29,7 +29,7 @@ DECLARED_KIND = "privacy.epsilon_budget_declared"
 MAX_EPSILON_TOTAL = 1000.0
 
 
-class BudgetError(JsonableError):
+class BudgetError(GeneratorError):
     """A refused budget operation: ``code``, a sentence, and the HTTP status the API answers with."""
 
 

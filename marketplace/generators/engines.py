@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
+from marketplace.generators.errors import GeneratorError
 from marketplace.generators.models import GeneratorModel, Synthesizer
 
 SDV = "sdv"
@@ -69,18 +70,17 @@ NATIVE_SYNTHESIZERS: dict[str, str] = {
 PERMISSIVE = tuple(engine.id for engine in ENGINES.values() if engine.is_permissive)
 
 
-class EngineNotAllowed(Exception):
-    """This deployment does not host the engine; ``message`` says which engines it does."""
-
-    code = "engine_not_allowed"
+class EngineNotAllowed(GeneratorError):
+    """This deployment does not host the engine (403); ``message`` says which engines it does."""
 
     def __init__(self, engine: Engine) -> None:
         allowed = ", ".join(hosted_engines()) or "none"
         super().__init__(
+            "engine_not_allowed",
             f"This deployment does not host {engine.name} ({engine.licence}) for fitting or sampling; "
-            f"it hosts: {allowed}."
+            f"it hosts: {allowed}.",
+            403,
         )
-        self.message = str(self)
 
 
 def engine_of(synthesizer: str) -> Engine:

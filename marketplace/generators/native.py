@@ -24,29 +24,24 @@ from django.conf import settings
 from django.db import transaction
 
 from marketplace.accounts.models import User
-from marketplace.catalog.models import FileRole, Product
+from marketplace.catalog.models import Product
 from marketplace.catalog.services import refresh_product_summary
 from marketplace.catalog.uploads import HashedFile
-from marketplace.generators import budget, engines
+from marketplace.generators import budget, engines, storage
+from marketplace.generators.errors import GeneratorError
 from marketplace.generators.models import GeneratorModel, Synthesizer
 from marketplace.generators.schema import DeclaredSchema, OutputInvalid, check_output
-from marketplace.generators.services import (
+from marketplace.generators.services.draws import SampledFile
+from marketplace.generators.services.setup import (
     HOLDOUT_FRACTION,
-    MIN_TRAINING_ROWS,
-    GeneratorError,
-    SampledFile,
-    _check_generator_product,
-    _check_hosted,
-    _check_quotas,
-    _copy_hashed,
-    _fetch,
-    _metadata,
-    _new_version,
-    _queue_fit,
-    _read_upload,
-    _save,
-    _sha256_file,
-    _store_table,
+    check_generator_product,
+    check_quotas,
+    check_target,
+    new_generator_version,
+    queue_fit,
+    read_training_rows,
+    split_holdout,
+    store_reference,
 )
 
 if TYPE_CHECKING:
@@ -148,35 +143,27 @@ def create_native_generator(
     target_column: str = "",
     row_quotas: Mapping[str, Any] | None = None,
 ) -> GeneratorModel:
-    """Like ``services.create_fitted_generator`` for the tree engines: hold out 20% (seed recorded), store
+    """Like ``setup.create_fitted_generator`` for the tree engines: hold out 20% (seed recorded), store
     train and holdout privately, spend ε (DP) and queue the fit. ``public_domain`` maps columns to their
     public categories (a list) or range (``{"min", "max"}``); other columns' domains are read from the rows,
     which the provider declares public by fitting. ``epsilon_total`` declares the product's budget first.
     All-or-nothing."""
     from marketplace.generators import dp  # numpy and OpenDP load on first use, not in the web process
 
-    _check_generator_product(product, user)
+    check_generator_product(product, user)
     if not engines.is_native(synthesizer):
         raise GeneratorError("bad_synthesizer", "Pick chow_liu or dp_mst for this engine.")
-    _check_hosted(synthesizer)
-    quotas = _check_quotas(row_quotas)
-    frame, detected, _ = _read_upload(data)
-    if len(frame) < MIN_TRAINING_ROWS:
-        raise GeneratorError(
-            "too_few_rows", f"Fitting needs at least {MIN_TRAINING_ROWS} rows; the file has {len(frame)}."
-        )
-    sdv_metadata = _metadata(detected, metadata)
-    if target_column and target_column not in frame.columns:
-        raise GeneratorError("unknown_target", f"The target column {target_column!r} is not in the table.")
+    engines.ensure_hosted(synthesizer)
+    quotas = check_quotas(row_quotas)
+    frame, sdv_metadata = read_training_rows(data, metadata)
+    check_target(target_column, frame)
     if public_domain is not None and not isinstance(public_domain, Mapping):
         raise GeneratorError("bad_domain", "public_domain must map columns to categories or {min, max}.")
     try:
         domains = dp.build_domains(frame, sdv_metadata, public_domain)
     except dp.TreeModelError as error:
         raise GeneratorError(error.code, error.message) from None
-    seed = secrets.randbelow(2**31)
-    holdout = frame.sample(frac=HOLDOUT_FRACTION, random_state=seed)
-    train = frame.drop(index=holdout.index)
+    seed, train, holdout = split_holdout(frame)
     privacy = check_privacy(synthesizer, epsilon, delta, len(train))
     parameters: dict[str, Any] = {
         "domain_sources": {domain.name: domain.source for domain in domains},
@@ -184,37 +171,27 @@ def create_native_generator(
     }
     if privacy is not None:
         parameters.update(epsilon=privacy[0], delta=privacy[1])
-    try:
-        with tempfile.TemporaryDirectory(prefix="synthex-fit-") as folder, transaction.atomic():
-            if epsilon_total is not None:
-                budget.declare_budget(product, _number(epsilon_total, "epsilon_total"))
-            version = _new_version(product, user)
-            version.target_column = target_column
-            version.sdv_metadata = sdv_metadata
-            version.save(update_fields=["target_column", "sdv_metadata"])
-            if privacy is not None:
-                budget.spend(version, epsilon=privacy[0], delta=privacy[1], mechanism="mst")
-            original = (data.name or "data")[:255]
-            _store_table(version, FileRole.TRAIN, train, Path(folder), table_name="train", original=original)
-            _store_table(
-                version, FileRole.HOLDOUT, holdout, Path(folder), table_name="holdout", original=original
-            )
-            generator = GeneratorModel.objects.create(
-                version=version,
-                kind=GeneratorModel.Kind.FITTED,
-                synthesizer=synthesizer,
-                sdv_metadata=sdv_metadata,
-                parameters=parameters,
-                holdout_seed=seed,
-                holdout_fraction=HOLDOUT_FRACTION,
-                training_rows=len(train),
-                holdout_rows=len(holdout),
-                row_quotas=quotas,
-            )
-            _queue_fit(version)
-            refresh_product_summary(product)
-    except budget.BudgetError as error:
-        raise GeneratorError(error.code, error.message, error.status) from None
+    with tempfile.TemporaryDirectory(prefix="synthex-fit-") as folder, transaction.atomic():
+        if epsilon_total is not None:
+            budget.declare_budget(product, _number(epsilon_total, "epsilon_total"))
+        version = new_generator_version(product, user, target_column=target_column, sdv_metadata=sdv_metadata)
+        if privacy is not None:
+            budget.spend(version, epsilon=privacy[0], delta=privacy[1], mechanism="mst")
+        store_reference(version, Path(folder), (data.name or "data")[:255], train, holdout)
+        generator = GeneratorModel.objects.create(
+            version=version,
+            kind=GeneratorModel.Kind.FITTED,
+            synthesizer=synthesizer,
+            sdv_metadata=sdv_metadata,
+            parameters=parameters,
+            holdout_seed=seed,
+            holdout_fraction=HOLDOUT_FRACTION,
+            training_rows=len(train),
+            holdout_rows=len(holdout),
+            row_quotas=quotas,
+        )
+        queue_fit(version)
+        refresh_product_summary(product)
     return generator
 
 
@@ -249,11 +226,9 @@ def fit_generator(
             raise GeneratorError(error.code, f"Fitting failed: {error.message}") from error
         path = folder / "model.json"
         path.write_text(json.dumps(model, separators=(",", ":")), encoding="utf-8")
-        sha = _sha256_file(path)
-        name = _save(
-            "reference",
-            f"org-{generator.version.product.organization_id}/generators/{sha[:2]}/{sha}.json",
-            path,
+        sha = storage.sha256_file(path)
+        name = storage.save_once(
+            "reference", storage.model_name(generator.version.product.organization_id, sha, "json"), path
         )
         if accounting is not None:
             parameters = {
@@ -275,7 +250,7 @@ def fit_generator(
 
 def load_model(generator: GeneratorModel, folder: Path) -> dict[str, Any]:
     """The stored JSON model, checked against its SHA-256."""
-    path = _fetch(
+    path = storage.fetch(
         "reference", generator.storage_name, folder / f"model-{secrets.token_hex(4)}.json", generator.sha256
     )
     document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -320,7 +295,7 @@ def draw(
         with open(made, "rb") as output:
             check_output(output, schema, rows)
             output.seek(0)
-            sha, size = _copy_hashed(output, target)
+            sha, size = storage.copy_hashed(output, target)
     except OutputInvalid as error:
         raise GeneratorError(error.code, error.message) from None
     finally:

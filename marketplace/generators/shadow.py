@@ -201,8 +201,8 @@ def sdv_fit_and_sample(
 def attack_generator(generator: Any, train: pd.DataFrame, progress: Callable[[str, int], None]) -> dict:
     """The shadow attack for a generator product: replayed for SDV synthesizers fitted here, otherwise the
     reason it could not run. ``progress(stage, percent)`` reports each finished shadow fit."""
+    from marketplace.generators.fitting import TABLE, build_synthesizer
     from marketplace.generators.models import GeneratorModel, Synthesizer
-    from marketplace.generators.services import TABLE, _build_synthesizer
 
     budget = float(settings.SYNTHEX_SHADOW_BUDGET_SECONDS)
     if budget <= 0:
@@ -221,7 +221,7 @@ def attack_generator(generator: Any, train: pd.DataFrame, progress: Callable[[st
         )
 
     def build() -> Any:
-        return _build_synthesizer(
+        return build_synthesizer(
             generator.synthesizer, generator.sdv_metadata, generator.parameters, list(generator.constraints)
         )
 

@@ -9,7 +9,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from marketplace.certification import services as certification
 from marketplace.core import leases
-from marketplace.generators import services
+from marketplace.generators.errors import GeneratorError
+from marketplace.generators.services import draws, jobs
 
 logger = logging.getLogger(__name__)
 
@@ -23,20 +24,16 @@ def fit_generator_task(job_id: str) -> None:
         return
     with leases.heartbeat(lambda: certification.renew_job_lease(job)):
         try:
-            services.run_generator_job(job)
-        except services.GeneratorError as error:
-            services.fail_generator(job, error.message)
+            jobs.run_generator_job(job)
+        except GeneratorError as error:
+            jobs.fail_generator(job, error.message)
         except certification.CertificationFailed as error:
-            services.fail_generator(job, str(error))
+            jobs.fail_generator(job, str(error))
         except SoftTimeLimitExceeded:
-            services.fail_generator(
-                job, "Fitting took longer than the time limit; lower the epochs or the rows."
-            )
+            jobs.fail_generator(job, "Fitting took longer than the time limit; lower the epochs or the rows.")
         except Exception:
             logger.exception("generator job %s crashed", job_id)
-            services.fail_generator(
-                job, "An internal error stopped this generator; the team has been alerted."
-            )
+            jobs.fail_generator(job, "An internal error stopped this generator; the team has been alerted.")
         else:
             certification.finish_job(job)
 
@@ -44,10 +41,10 @@ def fit_generator_task(job_id: str) -> None:
 @shared_task(acks_late=True, soft_time_limit=1700, time_limit=1800)
 def sample_generator_task(draw_id: str) -> None:
     """Make a queued draw's rows. Safe to run twice: only a queued draw, or one whose worker died, is claimed."""
-    services.run_draw(draw_id)
+    draws.run_draw(draw_id)
 
 
 @shared_task
 def sweep_draws_task() -> dict[str, int]:
     """Periodic (beat): queue again draws whose worker died, re-send draws whose message was lost."""
-    return services.sweep_draws()
+    return draws.sweep_draws()

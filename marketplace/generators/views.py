@@ -14,7 +14,9 @@ from django.views.decorators.http import require_POST
 from marketplace.catalog.models import Product
 from marketplace.catalog.uploads import upload_error
 from marketplace.core.auth import signed_in_user
-from marketplace.generators import engines, native, services
+from marketplace.generators import engines, native
+from marketplace.generators.errors import GeneratorError
+from marketplace.generators.services import setup
 
 
 def _json_field(request: HttpRequest, name: str) -> Any:
@@ -24,9 +26,7 @@ def _json_field(request: HttpRequest, name: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        raise services.GeneratorError(
-            "bad_json", f"{name.replace('_', ' ').capitalize()} must be JSON."
-        ) from None
+        raise GeneratorError("bad_json", f"{name.replace('_', ' ').capitalize()} must be JSON.") from None
 
 
 @login_required
@@ -37,7 +37,7 @@ def generator_create(request: HttpRequest, slug: str) -> HttpResponse:
     problem = upload_error(request)
     try:
         if problem is not None:
-            raise services.GeneratorError(problem.code, problem.message)
+            raise GeneratorError(problem.code, problem.message)
         common = {
             "user": user,
             "target_column": request.POST.get("target", "").strip(),
@@ -45,10 +45,8 @@ def generator_create(request: HttpRequest, slug: str) -> HttpResponse:
         }
         if request.POST.get("mode") == "upload":
             if "model" not in request.FILES or "train" not in request.FILES:
-                raise services.GeneratorError(
-                    "missing_file", "Choose the synthesizer file and the train rows."
-                )
-            services.create_uploaded_generator(
+                raise GeneratorError("missing_file", "Choose the synthesizer file and the train rows.")
+            setup.create_uploaded_generator(
                 product,
                 model_file=request.FILES["model"],  # type: ignore[arg-type]  # hashed by the upload handler
                 train=request.FILES["train"],  # type: ignore[arg-type]
@@ -57,7 +55,7 @@ def generator_create(request: HttpRequest, slug: str) -> HttpResponse:
             )
         elif engines.is_native(request.POST.get("synthesizer", "")):
             if "data" not in request.FILES:
-                raise services.GeneratorError("missing_file", "Choose the file of real rows to fit on.")
+                raise GeneratorError("missing_file", "Choose the file of real rows to fit on.")
             native.create_native_generator(
                 product,
                 data=request.FILES["data"],  # type: ignore[arg-type]  # hashed by the upload handler
@@ -70,9 +68,9 @@ def generator_create(request: HttpRequest, slug: str) -> HttpResponse:
             )
         else:
             if "data" not in request.FILES:
-                raise services.GeneratorError("missing_file", "Choose the file of real rows to fit on.")
+                raise GeneratorError("missing_file", "Choose the file of real rows to fit on.")
             epochs = request.POST.get("epochs", "").strip()
-            services.create_fitted_generator(
+            setup.create_fitted_generator(
                 product,
                 data=request.FILES["data"],  # type: ignore[arg-type]
                 synthesizer=request.POST.get("synthesizer", ""),
@@ -81,7 +79,7 @@ def generator_create(request: HttpRequest, slug: str) -> HttpResponse:
                 enforce_rules=request.POST.get("enforce_rules") == "1",
                 **common,
             )
-    except services.GeneratorError as error:
+    except GeneratorError as error:
         messages.error(request, error.message)
     else:
         messages.success(request, "Generator received: its fit and certification are running.")

@@ -25,7 +25,7 @@ from marketplace.catalog import services as catalog  # noqa: E402
 from marketplace.catalog.uploads import local_upload  # noqa: E402
 from marketplace.certification.models import Job  # noqa: E402
 from marketplace.datasets import load_adult  # noqa: E402
-from marketplace.generators import services as generators  # noqa: E402
+from marketplace.generators.services import setup as generators  # noqa: E402
 
 COLUMNS = ["age", "workclass", "education-num", "hours-per-week", "sex", "class"]
 

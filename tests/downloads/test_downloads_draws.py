@@ -35,13 +35,13 @@ _numbers = itertools.count(1)
 def generator_version(provider: Any, product_factory: Callable[..., Any]) -> Any:
     """A certified generator version with a ready generator row (no stored model: nothing is sampled)."""
     from marketplace.catalog.services import LicensePrice
-    from marketplace.generators import services
+    from marketplace.generators.services import setup
 
     product = product_factory(
         provider, "Census generator", kind="generator", licenses=[LicensePrice("standard", 4900, "USD")]
     )
     with transaction.atomic():
-        version = services._new_version(product, provider)
+        version = setup.new_generator_version(product, provider)
         version.status = "certified"
         version.save()
         GeneratorModel.objects.create(

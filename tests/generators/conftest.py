@@ -87,11 +87,11 @@ def upload_generator(
     django_capture_on_commit_callbacks: Any,
 ) -> Callable[..., Any]:
     """Upload a synthesizer file with the people as reference data and run its checks (eagerly)."""
-    from marketplace.generators import services
+    from marketplace.generators.services import setup
 
     def make(model: bytes, **options: Any) -> Any:
         with django_capture_on_commit_callbacks(execute=True):
-            generator = services.create_uploaded_generator(
+            generator = setup.create_uploaded_generator(
                 generator_product,
                 user=provider,
                 model_file=upload(model, "model.pkl"),
@@ -116,8 +116,9 @@ def ready_generator(
     from django.db import transaction
 
     from marketplace.catalog.models import FileRole
-    from marketplace.generators import services
+    from marketplace.generators import storage
     from marketplace.generators.models import GeneratorModel
+    from marketplace.generators.services import setup
 
     path = tmp_path / "model.pkl"
     path.write_bytes(fitted_model_bytes)
@@ -135,13 +136,13 @@ def ready_generator(
         "METADATA_SPEC_VERSION": "SINGLE_TABLE_V2",
     }
     with transaction.atomic():
-        version = services._new_version(generator_product, provider)
+        version = setup.new_generator_version(generator_product, provider)
         version.sdv_metadata = detected
         version.status = "certified"
         version.save()
-        services._store_table(version, FileRole.TRAIN, train, tmp_path, table_name="train", original="t.csv")
+        setup.store_table(version, FileRole.TRAIN, train, tmp_path, table_name="train", original="t.csv")
         # The published evaluation sample (synthetic in real life): the public facts conditions are checked on.
-        services._store_table(
+        setup.store_table(
             version,
             FileRole.SYNTHETIC,
             people.tail(80),
@@ -149,7 +150,7 @@ def ready_generator(
             table_name="evaluation_sample",
             original="evaluation_sample.parquet",
         )
-        name = services._save(
+        name = storage.save_once(
             "reference", f"org-{generator_product.organization_id}/generators/{sha}.pkl", path
         )
         return GeneratorModel.objects.create(

@@ -37,8 +37,8 @@ def main(threads: int, total: float) -> None:
     from marketplace.datasets import adult_csv
     from marketplace.generators import native, tasks
     from marketplace.generators.budget import declare_budget
+    from marketplace.generators.errors import GeneratorError
     from marketplace.generators.models import EpsilonSpend, PrivacyBudget
-    from marketplace.generators.services import GeneratorError
 
     tasks.fit_generator_task.delay = lambda *args, **kwargs: None  # type: ignore[method-assign]
     owner = User.objects.create_user(username="provider", email="p@example.test", password="x" * 12)

@@ -19,8 +19,10 @@ from rest_framework.test import APIClient
 from exchange.ledger.audit import run_audit
 from exchange.ledger.models import LedgerEvent
 from marketplace.certification.models import Certificate, Job
-from marketplace.generators import budget, dp, native, services
+from marketplace.generators import budget, dp, native
+from marketplace.generators.errors import GeneratorError
 from marketplace.generators.models import EpsilonSpend, GeneratorModel, PrivacyBudget
+from marketplace.generators.services import draws
 
 HERE = Path(__file__).resolve().parent
 PERMISSIVE = ["synthex_tree", "synthex_mst"]
@@ -164,14 +166,12 @@ def test_draws_from_a_tree_generator_are_checked_and_repeatable(
 ) -> None:
     generator = fit_native(people, synthesizer="chow_liu")
     assert generator.status == GeneratorModel.Status.READY, generator.error
-    first = services.draw_in_sandbox(generator, rows=500, seed=9, conditions=None, folder=tmp_path)
-    again = services.draw_in_sandbox(generator, rows=500, seed=9, conditions=None, folder=tmp_path)
+    first = draws.draw_in_sandbox(generator, rows=500, seed=9, conditions=None, folder=tmp_path)
+    again = draws.draw_in_sandbox(generator, rows=500, seed=9, conditions=None, folder=tmp_path)
     assert first.sha256 == again.sha256
     frame = pd.read_parquet(first.path)
     assert list(frame.columns) == list(people.columns) and len(frame) == 500
-    women = services.draw_in_sandbox(
-        generator, rows=50, seed=1, conditions={"sex": "Female"}, folder=tmp_path
-    )
+    women = draws.draw_in_sandbox(generator, rows=50, seed=1, conditions={"sex": "Female"}, folder=tmp_path)
     assert (pd.read_parquet(women.path)["sex"] == "Female").all()
 
 
@@ -333,8 +333,8 @@ def test_hosted_sampling_of_an_sdv_generator_stops_when_the_deployment_drops_sdv
 ) -> None:
     generator = GeneratorModel(synthesizer="gaussian_copula", status=GeneratorModel.Status.READY)
     settings.SYNTHEX_HOSTED_ENGINES = PERMISSIVE
-    with pytest.raises(services.GeneratorError) as refused:
-        services.sample_rows(
+    with pytest.raises(GeneratorError) as refused:
+        draws.sample_rows(
             generator,
             entitlement_id="ent_x",
             buyer=generator_product.organization.members.first(),

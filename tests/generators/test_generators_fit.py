@@ -13,8 +13,10 @@ from django.core.files.storage import storages
 
 from marketplace.catalog.models import FileRole, ProductVersion
 from marketplace.certification.models import Certificate, Job
-from marketplace.generators import services
+from marketplace.generators import fitting
+from marketplace.generators.errors import GeneratorError
 from marketplace.generators.models import GeneratorModel
+from marketplace.generators.services import setup
 
 INEQUALITY = [{"type": "Inequality", "low_column_name": "education-num", "high_column_name": "age"}]
 
@@ -29,7 +31,7 @@ def fit(
 ) -> Callable[..., GeneratorModel]:
     def make(synthesizer: str, **options: Any) -> GeneratorModel:
         with django_capture_on_commit_callbacks(execute=True):
-            generator = services.create_fitted_generator(
+            generator = setup.create_fitted_generator(
                 generator_product,
                 user=provider,
                 data=upload(people, "people.csv"),
@@ -83,7 +85,7 @@ def test_neural_synthesizers_report_epochs_and_losses(
 
 def test_epoch_progress_is_read_from_the_training_loop_output() -> None:
     seen: list[tuple[int, int, dict[str, float]]] = []
-    stream = services._EpochProgress(lambda *args: seen.append(args))
+    stream = fitting.EpochProgress(lambda *args: seen.append(args))
     stream.write("\rGen. (0.00) | Discrim. (0.00):   0%|          | 0/3 [00:00<?, ?it/s]")
     stream.write("\rGen. (-0.52) | Discrim. (0.11):  33%|###       | 1/3 [00:01<00:02,  1.00it/s]")
     stream.write("\rLoss: 1.234:  67%|######    | 2/3 [00:02<00:01,  1.00it/s]")
@@ -120,8 +122,8 @@ def test_bad_fit_requests_are_refused_and_store_nothing(
     code: str,
 ) -> None:
     arguments = {"synthesizer": "gaussian_copula", **options}
-    with pytest.raises(services.GeneratorError) as refused:
-        services.create_fitted_generator(
+    with pytest.raises(GeneratorError) as refused:
+        setup.create_fitted_generator(
             generator_product, user=provider, data=upload(people, "people.csv"), **arguments
         )
     assert refused.value.code == code
@@ -134,8 +136,8 @@ def test_a_dataset_product_cannot_take_a_generator(
     provider: Any, product_factory: Callable[..., Any], people: pd.DataFrame, upload: Callable[..., Any]
 ) -> None:
     product = product_factory(provider, "Plain dataset")
-    with pytest.raises(services.GeneratorError) as refused:
-        services.create_fitted_generator(
+    with pytest.raises(GeneratorError) as refused:
+        setup.create_fitted_generator(
             product, user=provider, data=upload(people, "people.csv"), synthesizer="gaussian_copula"
         )
     assert refused.value.code == "not_a_generator_product"

@@ -14,8 +14,8 @@ from django.utils import timezone
 from marketplace.catalog.models import FileRole
 from marketplace.certification import services as certification
 from marketplace.certification.models import Certificate, Job
-from marketplace.generators import services
 from marketplace.generators.models import GeneratorModel
+from marketplace.generators.services import jobs, setup
 from marketplace.generators.tasks import fit_generator_task
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def queued_fit(provider: Any, generator_product: Any, people: pd.DataFrame, upload: Any) -> Job:
     """A Gaussian copula fit, queued (its task not sent: on-commit callbacks do not run here)."""
-    generator = services.create_fitted_generator(
+    generator = setup.create_fitted_generator(
         generator_product, user=provider, data=upload(people, "people.csv"), synthesizer="gaussian_copula"
     )
     return Job.objects.get(version=generator.version, kind=Job.Kind.FIT)
@@ -39,7 +39,7 @@ def test_a_second_attempt_certifies_its_own_evaluation_sample_not_the_dead_attem
 ) -> None:
     first = certification.claim_job(str(queued_fit.pk))
     assert first is not None
-    leftover = services._store_table(
+    leftover = setup.store_table(
         first.version,
         FileRole.SYNTHETIC,
         people.head(50),
@@ -65,11 +65,11 @@ def test_a_model_an_earlier_attempt_certified_is_kept(
 ) -> None:
     first = certification.claim_job(str(queued_fit.pk))
     assert first is not None
-    services.run_generator_job(first)  # certified; the worker dies before marking the job finished
+    jobs.run_generator_job(first)  # certified; the worker dies before marking the job finished
     certified = GeneratorModel.objects.get(version=queued_fit.version)
     GeneratorModel.objects.filter(pk=certified.pk).update(status=GeneratorModel.Status.PENDING)
     _worker_dies(queued_fit)
-    monkeypatch.setattr(services, "_fit", lambda *args: pytest.fail("the certified model was fitted again"))
+    monkeypatch.setattr(jobs, "fit", lambda *args: pytest.fail("the certified model was fitted again"))
 
     fit_generator_task(str(queued_fit.pk))
 
@@ -90,7 +90,7 @@ def test_an_attempt_that_lost_the_job_cannot_fail_it(queued_fit: Job) -> None:
     second = certification.claim_job(str(queued_fit.pk))
     assert first is not None and second is not None
 
-    services.fail_generator(first, "the first attempt's late error")
+    jobs.fail_generator(first, "the first attempt's late error")
 
     queued_fit.refresh_from_db()
     assert (queued_fit.status, queued_fit.error, queued_fit.attempts) == ("running", "", 2)

@@ -263,22 +263,24 @@ def victim_parquet(people: Any) -> Path:
 
     from django.core.files.storage import storages
 
-    from marketplace.generators import services
+    from marketplace.generators import storage
 
     with tempfile.TemporaryDirectory() as folder:
-        path = services._write_parquet(people.tail(40), Path(folder) / "victim.parquet")
+        path = Path(folder) / "victim.parquet"
+        people.tail(40).reset_index(drop=True).to_parquet(path, index=False)
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        name = services._save("default", f"objects/{sha[:2]}/{sha}.parquet", path)
+        name = storage.save_once("default", f"objects/{sha[:2]}/{sha}.parquet", path)
     return Path(storages["default"].path(name))
 
 
 def _draw(generator: GeneratorModel, folder: Path) -> tuple[str, str]:
     """Draw 40 rows; return the refusal's (code, message), or ("drawn", sha256) when the host accepted them."""
-    from marketplace.generators import services
+    from marketplace.generators.errors import GeneratorError
+    from marketplace.generators.services import draws
 
     try:
-        sampled = services.draw_in_sandbox(generator, rows=40, seed=1, conditions=None, folder=folder)
-    except services.GeneratorError as error:
+        sampled = draws.draw_in_sandbox(generator, rows=40, seed=1, conditions=None, folder=folder)
+    except GeneratorError as error:
         return error.code, error.message
     return "drawn", sampled.sha256
 

@@ -11,7 +11,7 @@ import pytest
 
 from marketplace.certification.models import Certificate
 from marketplace.datasets import adult_csv
-from marketplace.generators import services
+from marketplace.generators.services import setup
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def households() -> pd.DataFrame:
 
 
 def _fit(product: Any, provider: Any, upload: Callable[..., Any], table: pd.DataFrame) -> Any:
-    return services.create_fitted_generator(
+    return setup.create_fitted_generator(
         product,
         user=provider,
         data=upload(table, "households.csv"),
@@ -54,7 +54,7 @@ def test_enforcing_rules_adds_sdv_constraints_and_names_the_rules_none_expresses
 def test_without_enforcing_no_constraint_is_added(
     provider: Any, generator_product: Any, upload: Callable[..., Any], households: pd.DataFrame
 ) -> None:
-    generator = services.create_fitted_generator(
+    generator = setup.create_fitted_generator(
         generator_product,
         user=provider,
         data=upload(households, "households.csv"),

@@ -120,12 +120,12 @@ def test_condition_refusals_say_nothing_about_the_private_rows(
     rows (an extreme age, a rare category) is refused exactly as one found nowhere, and no refusal quotes a
     private minimum, maximum or category (issue 18, item 3: a membership oracle)."""
     from marketplace.catalog.models import FileRole
-    from marketplace.generators import services
+    from marketplace.generators.services import setup
 
     private = people.head(320).copy()
     private.loc[0, ["age", "workclass"]] = [987654, "Secret-agency"]
     ready_generator.version.files.filter(role=FileRole.TRAIN).delete()
-    services._store_table(
+    setup.store_table(
         ready_generator.version, FileRole.TRAIN, private, tmp_path, table_name="train", original="t.csv"
     )
     asked = [("age", 987654), ("age", 500), ("workclass", "Secret-agency"), ("workclass", "Alien-corp")]

@@ -8,8 +8,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from marketplace.generators import services
+from marketplace.generators import selectors
 from marketplace.generators.models import GeneratorModel, SampleDraw
+from marketplace.generators.services import draws, setup
 
 pytestmark = pytest.mark.django_db
 _numbers = itertools.count(1)
@@ -23,7 +24,7 @@ def generator(provider: Any, product_factory: Any) -> GeneratorModel:
         provider, "Sweep generator", kind="generator", licenses=[LicensePrice("standard", 100, "USD")]
     )
     with transaction.atomic():
-        version = services._new_version(product, provider)
+        version = setup.new_generator_version(product, provider)
         return GeneratorModel.objects.create(
             version=version,
             kind=GeneratorModel.Kind.UPLOADED,
@@ -59,7 +60,7 @@ def make_draw(
 def test_a_draw_that_lost_its_worker_is_queued_again_and_a_live_one_left_alone(generator, buyer):
     stuck = make_draw(generator, buyer, SampleDraw.Status.RUNNING, age_seconds=3 * 3600, attempts=1)
     fresh = make_draw(generator, buyer, SampleDraw.Status.RUNNING, age_seconds=10, attempts=1)
-    assert services.sweep_draws() == {"failed": 0, "requeued": 1, "resent": 0}
+    assert draws.sweep_draws() == {"failed": 0, "requeued": 1, "resent": 0}
     stuck.refresh_from_db()
     fresh.refresh_from_db()
     # The re-sent task ran (eagerly in tests) and claimed the draw as attempt 2; this generator has no model
@@ -76,17 +77,17 @@ def test_a_draw_that_lost_its_worker_every_time_is_failed_and_its_rows_released(
         age_seconds=3 * 3600,
         attempts=settings.SYNTHEX_JOB_MAX_ATTEMPTS,
     )
-    assert services.reserved_rows("ent_sweep") == 1000
-    assert services.sweep_draws() == {"failed": 1, "requeued": 0, "resent": 0}
+    assert selectors.reserved_rows("ent_sweep") == 1000
+    assert draws.sweep_draws() == {"failed": 1, "requeued": 0, "resent": 0}
     stuck.refresh_from_db()
     assert (stuck.status, stuck.error_code) == ("failed", "worker_lost")
-    assert services.reserved_rows("ent_sweep") == 0
+    assert selectors.reserved_rows("ent_sweep") == 0
 
 
 def test_a_long_queued_draw_is_sent_again(generator, buyer):
     waiting = make_draw(generator, buyer, SampleDraw.Status.QUEUED, age_seconds=3600)
     recent = make_draw(generator, buyer, SampleDraw.Status.QUEUED, age_seconds=30)
-    assert services.sweep_draws() == {"failed": 0, "requeued": 0, "resent": 1}
+    assert draws.sweep_draws() == {"failed": 0, "requeued": 0, "resent": 1}
     waiting.refresh_from_db()
     recent.refresh_from_db()
     # The re-sent task ran (eagerly in tests) and claimed the draw; this generator has no model file, so

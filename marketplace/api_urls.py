@@ -7,6 +7,7 @@ from marketplace.catalog import api as catalog_api
 from marketplace.catalog import relational_api
 from marketplace.certification import api as certification_api
 from marketplace.generators import api as generators_api
+from marketplace.generators import relational_api as generators_relational_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -33,6 +34,11 @@ urlpatterns = [
         name="api-version-rules",
     ),
     path("products/<slug:slug>/generator/", generators_api.GeneratorCreate.as_view(), name="api-generator"),
+    path(
+        "products/<slug:slug>/generator/tables/",
+        generators_relational_api.HmaGeneratorCreate.as_view(),
+        name="api-generator-tables",
+    ),
     path(
         "products/<slug:slug>/privacy-budget/",
         generators_api.PrivacyBudgetView.as_view(),

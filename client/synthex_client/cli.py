@@ -1112,6 +1112,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the transfer with the SHA-256 (the hash the receipt signs) instead of the faster BLAKE3",
     )
 
+    fit_tables = command(
+        commands, "fit-tables", relational.cmd_fit_tables, "fit SDV's HMA on related tables (a generator)"
+    )
+    fit_tables.add_argument("product", help="generator product slug")
+    fit_tables.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="one real table per file, or a folder of them (metadata.json)",
+    )
+    fit_tables.add_argument("--metadata", metavar="JSON|@FILE", help="SDV multi-table metadata")
+    fit_tables.add_argument(
+        "--row-quotas", metavar="JSON", help='entity rows per license, {"standard": 5000}'
+    )
+    fit_tables.add_argument("--watch", action="store_true", help="then follow the fit and certification job")
+    fit_tables.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    fit_tables.add_argument("--timeout", type=float, default=0.0, help=argparse.SUPPRESS)
+
     sample = command(commands, "sample", cmd_sample, "draw rows from a generator you bought, as Parquet")
     sample.add_argument("entitlement", metavar="ENTITLEMENT", help="your entitlement to a generator version")
     sample.add_argument("--rows", type=int, help="rows to draw (within your quota)")

@@ -140,3 +140,63 @@ def cmd_upload_set(context: Any, paths: dict[str, Any]) -> int:
         arguments.job_id = job
         return cli.cmd_jobs_watch(context)
     return cli.EXIT_OK
+
+
+def fit_table_paths(names: list[str], metadata: str | None) -> tuple[list[Path], dict[str, Any] | None]:
+    """The real tables to fit HMA on (files, or every table file of one folder) and the metadata given with
+    ``--metadata`` or found as ``metadata.json`` in that folder. Raises ValueError for unusable paths."""
+    paths = [Path(name).expanduser() for name in names]
+    folder = paths[0] if len(paths) == 1 and paths[0].is_dir() else None
+    tables = [p for p in _tables(folder) if p.name != "metadata.json"] if folder is not None else paths
+    missing = [str(path) for path in tables if not path.is_file()]
+    if missing:
+        raise ValueError(f"no such file: {', '.join(missing)}")
+    if len(tables) < 2:
+        raise ValueError("HMA fits a set of at least two related tables (one file per table)")
+    try:
+        return tables, _metadata(metadata, folder)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--metadata: {error}") from None
+
+
+def cmd_fit_tables(context: Any) -> int:
+    """Send the real tables to fit SDV's HMA on (``POST products/{slug}/generator/tables/``); with
+    ``--watch``, follow the fit and certification job's progress."""
+    from synthex_client import cli
+
+    arguments = context.arguments
+    try:
+        tables, metadata = fit_table_paths(arguments.files, arguments.metadata)
+    except ValueError as error:
+        raise cli.UsageError(str(error)) from None
+    data: dict[str, str] = {}
+    if metadata:
+        data["metadata"] = json.dumps(metadata)
+    if arguments.row_quotas:
+        data["row_quotas"] = arguments.row_quotas
+    with context.api(need_token=True) as api:
+        cli._check_product_exists(api, arguments.product)
+        handles = [path.open("rb") for path in tables]
+        try:
+            files = [("tables", (path.name, handle)) for path, handle in zip(tables, handles, strict=True)]
+            generator = api.call(
+                "POST", f"products/{arguments.product}/generator/tables/", data=data, files=files, timeout=600
+            )
+        finally:
+            for handle in handles:
+                handle.close()
+    job = (generator.get("job") or {}).get("id")
+
+    def human() -> None:
+        context.out.print(
+            f"HMA generator for version {generator['version']} of {arguments.product}: tables "
+            f"{', '.join(generator.get('tables', {}))}; draws count rows of {generator.get('entity_table')}"
+        )
+        if job:
+            context.out.print(f"Fit job {job}: follow it with `synthex jobs watch {job}`")
+
+    context.emit({"generator": generator, "job": job}, human)
+    if job and arguments.watch:
+        arguments.job_id = job
+        return cli.cmd_jobs_watch(context)
+    return cli.EXIT_OK

@@ -34,6 +34,7 @@ from exchange.ledger.services import record_event
 from marketplace.catalog.models import ProductKind
 from marketplace.core.auth import signed_in_user
 from marketplace.core.errors import JsonableError
+from marketplace.generators import relational as relational_generators
 from marketplace.generators import selectors as generator_selectors
 from marketplace.generators.models import GeneratorModel, SampleDraw
 from marketplace.generators.services import draws
@@ -84,6 +85,8 @@ def request_sample(
         generator = GeneratorModel.objects.filter(version_id=entitlement.version_id).first()
         if entitlement.version.product.kind != ProductKind.GENERATOR or generator is None:
             raise JsonableError("not_a_generator", "This entitlement is to a dataset, not a generator.", 400)
+        if relational_generators.is_hma(generator):
+            relational_generators.check_entity_request(generator, rows, conditions)
         return draws.sample_rows(
             generator,
             entitlement_id=entitlement.id,

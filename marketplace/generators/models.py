@@ -22,6 +22,7 @@ class Synthesizer(models.TextChoices):
     COPULA_GAN = "copula_gan", "CopulaGAN"
     CHOW_LIU = "chow_liu", "Chow-Liu tree (Synthex)"
     DP_MST = "dp_mst", "MST, differentially private (Synthex)"
+    HMA = "hma", "HMA, related tables (SDV)"
     UPLOADED = "uploaded", "Uploaded SDV synthesizer"
 
 

@@ -9,9 +9,10 @@ Protocol ``synthex.sandbox/v1`` (all paths are file names inside ``JOB_DIR``, th
 request.json (written by the host)::
 
     {"protocol": "synthex.sandbox/v1",
-     "action": "ping" | "inspect" | "sample",
+     "action": "ping" | "inspect" | "sample" | "sample_set",
      "model": "model.pkl",                      # not for ping
      "rows": 1000, "seed": 42,                  # sample: rows wanted (> 0) and the seed of the draw
+     "entity_table": "persons",                 # sample_set: the table ``rows`` counts (a multi-table model)
      "conditions": {"column": value, ...},      # sample, optional: every row gets these values
      "batch_size": 100000,                      # sample: rows per Parquet row group
      "reference_hashes": "reference.hashes",    # inspect: one row hash per line (see ``row_hashes``)
@@ -22,12 +23,14 @@ the output file itself)::
 
     {"protocol": "synthex.sandbox/v1", "ok": true,
      "output": "output.parquet", "rows": 1000,             # sample
+     "output": "output.zip", "tables": {"persons": 1000, "years": 4210},   # sample_set
      "model": {"class": "...", "metadata": {...}},         # inspect: the model's own SDV metadata
      "scan": {"objects": n, "frames": k, "rows_scanned": r, "matched_rows": m},   # inspect
      "seconds": {"load": 1.2, "work": 0.3}}
     {"protocol": "synthex.sandbox/v1", "ok": false, "error": {"code": "...", "message": "..."}}
 
 output.parquet (sample): the rows, written in row groups of ``batch_size`` rows.
+output.zip (sample_set): a table set, one stored ``<table>.parquet`` member per table (``write_table_set``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 PROTOCOL = "synthex.sandbox/v1"
@@ -83,6 +87,38 @@ class RunnerError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def sample_entity_set(model: Any, entity: str, rows: int, seed: int) -> dict[str, Any]:
+    """``rows`` rows of table ``entity`` with their children from an SDV multi-table synthesizer (HMA), the
+    other tables scaled by the same factor. SDV resets every table model to one fixed seed before sampling;
+    the draw's seed replaces them, so draws with different seeds differ and equal seeds repeat a set."""
+    import contextlib
+    import io
+    import warnings
+
+    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.reset_sampling()
+        model._numpy_seed = seed % 2**32
+        for index, table_model in enumerate(model._table_synthesizers.values()):
+            table_model._set_random_state((seed + index) % 2**32)
+        result = model.sample(num_rows=rows, main_table_name=entity)
+    if not isinstance(result, dict):
+        raise RunnerError("not_a_table_set", "The model did not return a set of tables.")
+    return dict(result)
+
+
+def write_table_set(tables: Mapping[str, Any], target: Any) -> None:
+    """Write ``tables`` as a table-set zip: one stored (uncompressed) ``<table>.parquet`` member each."""
+    import pandas as pd
+
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, frame in tables.items():
+            if not isinstance(frame, pd.DataFrame):
+                raise RunnerError("not_a_table", f"The model returned {type(frame).__name__} for {name}.")
+            with archive.open(f"{name}.parquet", "w") as member:
+                frame.reset_index(drop=True).to_parquet(member, index=False)
 
 
 def _load(path: str) -> Any:
@@ -172,6 +208,17 @@ def _sample(job: str, request: dict[str, Any], model: Any) -> dict[str, Any]:
     return {"output": "output.parquet", "rows": written}
 
 
+def _sample_set(job: str, request: dict[str, Any], model: Any) -> dict[str, Any]:
+    if not hasattr(model, "_table_synthesizers"):
+        raise RunnerError("not_a_table_set", "The file does not hold an SDV multi-table synthesizer.")
+    tables = sample_entity_set(
+        model, str(request["entity_table"]), int(request["rows"]), int(request["seed"])
+    )
+    with open(os.path.join(job, "output.zip"), "r+b") as handle:
+        write_table_set(tables, handle)
+    return {"output": "output.zip", "tables": {name: len(frame) for name, frame in tables.items()}}
+
+
 def _embedded_frames(root: Any, columns: list[str]) -> tuple[int, list[Any]]:
     """Walk the model's object graph (instances, containers; not modules, classes or functions) for tables."""
     import types
@@ -243,11 +290,12 @@ def main(job: str) -> int:
         action = request.get("action")
         if action == "ping":
             response.update(ok=True)
-        elif action in ("sample", "inspect"):
+        elif action in ("sample", "inspect", "sample_set"):
             began = time.perf_counter()
             model = _load(os.path.join(job, request["model"]))
             loaded = time.perf_counter()
-            result = (_sample if action == "sample" else _inspect)(job, request, model)
+            work = {"sample": _sample, "inspect": _inspect, "sample_set": _sample_set}[action]
+            result = work(job, request, model)
             response.update(ok=True, **result)
             response["seconds"] = {"load": loaded - began, "work": time.perf_counter() - loaded}
         else:

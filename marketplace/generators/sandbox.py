@@ -6,8 +6,8 @@ of host processes). The sandbox sees only what the runner needs, read-only: ``/u
 links), the dynamic linker's cache, the interpreter, the virtualenv and ``runner.py``; not ``/etc``, not the
 project, not any instance's var folder, not the host's ``/tmp``. Its job folder is a size-limited tmpfs
 (``SandboxLimits.scratch_bytes``) holding read-only binds of the host's input files and read-write binds of
-the host's pre-created output files (``output.parquet``, ``response.json``): a model can change their bytes
-but not replace them (by a symlink, a FIFO, a hard link) nor make other files on the host's disk. A seccomp
+the host's pre-created output files (``output.parquet``, ``output.zip``, ``response.json``): a model can
+change their bytes but not replace them (by a symlink, a FIFO, a hard link) nor make other files on the host's disk. A seccomp
 filter refuses ``fallocate``, which reserves disk blocks that ``RLIMIT_FSIZE`` does not count.
 
 ``prlimit`` caps CPU seconds, address space, file size and open files; a pids cgroup (v1) caps the number of
@@ -51,7 +51,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 SYSTEM_DIRECTORIES = ("/usr",)
 MERGED_USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SYSTEM_FILES = ("/etc/ld.so.cache",)
-OUTPUT_FILES = ("output.parquet", "response.json")
+OUTPUT_FILES = ("output.parquet", "output.zip", "response.json")
 LOG_NAME = "runner.log"
 LOG_TAIL_CHARS = 2000
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -320,11 +320,11 @@ def run_in_sandbox(
 ) -> SandboxOutcome:
     """Run the runner on ``request`` inside the sandbox; return its response when it succeeded.
 
-    ``job_dir`` must hold the files the request names (e.g. the model); the host creates ``output.parquet``
-    and ``response.json`` there afresh, and after the run they hold what the model wrote: read them only with
+    ``job_dir`` must hold the files the request names (e.g. the model); the host creates the
+    ``OUTPUT_FILES`` there afresh, and after the run they hold what the model wrote: read them only with
     ``open_output``. Raises ``SandboxRefused`` with a clear message when the model failed, broke a limit
     (time, CPU, memory, processes, file size, disk), or answered outside the protocol; the host is left as
-    it was in every case (only those two files can have changed).
+    it was in every case (only those files can have changed).
     """
     limits = limits or SandboxLimits()
     if bubblewrap_path() is None:

@@ -9,6 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from marketplace.certification import services as certification
 from marketplace.core import leases
+from marketplace.generators import relational
 from marketplace.generators.errors import GeneratorError
 from marketplace.generators.services import draws, jobs
 
@@ -24,7 +25,10 @@ def fit_generator_task(job_id: str) -> None:
         return
     with leases.heartbeat(lambda: certification.renew_job_lease(job)):
         try:
-            jobs.run_generator_job(job)
+            if relational.is_hma_job(job):
+                relational.run_hma_job(job)
+            else:
+                jobs.run_generator_job(job)
         except GeneratorError as error:
             jobs.fail_generator(job, error.message)
         except certification.CertificationFailed as error:
@@ -40,8 +44,12 @@ def fit_generator_task(job_id: str) -> None:
 
 @shared_task(acks_late=True, soft_time_limit=1700, time_limit=1800)
 def sample_generator_task(draw_id: str) -> None:
-    """Make a queued draw's rows. Safe to run twice: only a queued draw, or one whose worker died, is claimed."""
-    draws.run_draw(draw_id)
+    """Make a queued draw's rows (an entity set for HMA). Safe to run twice: only a queued draw, or one whose
+    worker died, is claimed."""
+    if relational.is_entity_draw(draw_id):
+        relational.run_entity_draw(draw_id)
+    else:
+        draws.run_draw(draw_id)
 
 
 @shared_task

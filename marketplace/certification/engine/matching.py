@@ -145,47 +145,64 @@ def _empty_flags(synthetic: int, train: int, holdout: int) -> dict[str, np.ndarr
 @dataclass
 class Location:
     """For each synthetic row, its most specific real match so far: the real rows sharing its key (``real``,
-    fewest first; 0 = no match yet) and how many of them are train rows (``in_train``)."""
+    fewest first; 0 = no match yet), how many of them are train rows (``in_train``) and the key matched
+    (``twin``: two synthetic rows matching the same real rows the same way are one piece of evidence)."""
 
     real: np.ndarray
     in_train: np.ndarray
+    twin: np.ndarray
 
     @classmethod
     def empty(cls, rows: int) -> Location:
-        return cls(real=np.zeros(rows, dtype=np.int64), in_train=np.zeros(rows, dtype=np.int64))
+        return cls(
+            real=np.zeros(rows, dtype=np.int64),
+            in_train=np.zeros(rows, dtype=np.int64),
+            twin=np.zeros(rows, dtype=np.uint64),
+        )
 
-    def update(self, in_train: np.ndarray, in_holdout: np.ndarray) -> None:
+    def update(self, in_train: np.ndarray, in_holdout: np.ndarray, keys: np.ndarray) -> None:
         real = in_train + in_holdout
         better = (real > 0) & ((self.real == 0) | (real < self.real))
         self.real[better], self.in_train[better] = real[better], in_train[better]
+        self.twin[better] = keys[better]
+
+
+LEVELS = ("exact", "one", "two")
+
+
+def locations(rows: int) -> dict[str, Location]:
+    """One ``Location`` over every level (``any``) and one per level (exact, all but one, all but two)."""
+    return {name: Location.empty(rows) for name in ("any", *LEVELS)}
 
 
 def location_test(location: Location, synthetic_keys: np.ndarray, train_rows: int, holdout_rows: int) -> dict:
     """Where the real twins of the synthetic rows live. Conditional on the pooled real rows, a random split
     puts each of a key's m real rows in train with chance f = train / (train + holdout); a generator that
     does not memorise makes a row without regard to where its twins live, so Σ (a/m − f) over distinct
-    matched synthetic rows (a twins in train) has mean 0 and variance Σ f(1 − f)(N − m) / ((N − 1) m)
+    matched twins (a of them in train) has mean 0 and variance Σ f(1 − f)(N − m) / ((N − 1) m)
     (hypergeometric). Copies of train rows push it up, rare rows (small m) the most. The key of each
-    synthetic row is its most specific match — exact, else all but one column, else all but two — chosen
-    from m alone, which keeps the test valid."""
+    synthetic row is its most specific match — chosen from m alone, which keeps the test valid — and
+    synthetic rows matching the same real rows the same way count once. ``excess_rows`` = excess / (1 − f)
+    is the number of synthetic rows copied from train that the excess amounts to."""
     _, first = np.unique(synthetic_keys, return_index=True)
-    real, in_train = location.real[first], location.in_train[first]
-    matched = real > 0
+    matched_first = first[location.real[first] > 0]
+    _, twins = np.unique(location.twin[matched_first], return_index=True)
+    chosen = matched_first[twins]
+    real, in_train = location.real[chosen], location.in_train[chosen]
     total = train_rows + holdout_rows
     share = train_rows / max(total, 1)
-    excess = float(np.sum(in_train[matched] / real[matched] - share))
-    variance = float(
-        np.sum(share * (1 - share) * (total - real[matched]) / (max(total - 1, 1) * real[matched]))
-    )
+    excess = float(np.sum(in_train / real - share))
+    variance = float(np.sum(share * (1 - share) * (total - real) / (max(total - 1, 1) * real)))
     return {
-        "matched_distinct_rows": int(matched.sum()),
+        "matched_distinct_rows": len(chosen),
         "synthetic_distinct_rows": len(first),
         "train_share": share,
         "excess": excess,
+        "excess_rows": excess / max(1 - share, 1e-9),
         "excess_per_row": excess / max(len(first), 1),
         "z": excess / math.sqrt(variance) if variance > 0 else 0.0,
-        "unique_matches_in_train": int(np.sum(matched & (real == 1) & (in_train == 1))),
-        "unique_matches_in_holdout": int(np.sum(matched & (real == 1) & (in_train == 0))),
+        "unique_matches_in_train": int(np.sum((real == 1) & (in_train == 1))),
+        "unique_matches_in_holdout": int(np.sum((real == 1) & (in_train == 0))),
     }
 
 
@@ -194,7 +211,7 @@ def match_flags(
     train_keys: np.ndarray,
     holdout_keys: np.ndarray,
     equal_size: int,
-    location: Location | None = None,
+    found: tuple[Location, ...] = (),
 ) -> dict[str, np.ndarray]:
     """Per-row flags for exact copies (``*_any``: the row occurs in train) and unique exact matches
     (``*_unique``, NIST SDNist: the row equals a train row unique in train ∪ holdout).
@@ -205,7 +222,7 @@ def match_flags(
     symmetrically, against the first ``equal_size`` holdout rows (see ``paired``).
     """
     flags = _empty_flags(len(synthetic_keys), len(train_keys), len(holdout_keys))
-    _flag(flags, synthetic_keys, train_keys, holdout_keys, equal_size, location)
+    _flag(flags, synthetic_keys, train_keys, holdout_keys, equal_size, found)
     return flags
 
 
@@ -264,7 +281,7 @@ def quasi_flags(
     columns: tuple[Column, ...],
     tolerance: float,
     equal_size: int,
-    location: Location | None = None,
+    found: dict[str, tuple[Location, ...]] | None = None,
 ) -> dict:
     """Per-row flags for quasi-copies: rows equal to some train row on every column but one (``one``) or
     but two (``two``, only while rows × pairs of columns stays within a fixed budget, and for tables of at
@@ -300,7 +317,7 @@ def quasi_flags(
                         total - h[:, index].sum(axis=1, dtype=np.uint64)
                         for total, h in zip(totals, hashed, strict=True)
                     ]
-                    _flag(flags[level], keys[0], keys[1], keys[2], equal_size, location)
+                    _flag(flags[level], keys[0], keys[1], keys[2], equal_size, (found or {}).get(level, ()))
     return flags
 
 
@@ -310,7 +327,7 @@ def _flag(
     train: np.ndarray,
     holdout: np.ndarray,
     equal_size: int,
-    location: Location | None = None,
+    found: tuple[Location, ...] = (),
 ) -> None:
     def lookup(keys: np.ndarray, reference: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         values, counts = reference
@@ -324,8 +341,8 @@ def _flag(
     synthetic_train, synthetic_holdout = lookup(synthetic, in_train), lookup(synthetic, in_holdout)
     holdout_train, holdout_holdout = lookup(holdout, in_train), lookup(holdout, in_holdout)
     train_train, train_holdout = lookup(train, in_train), lookup(train, in_holdout)
-    if location is not None:
-        location.update(synthetic_train, synthetic_holdout)
+    for location in found:
+        location.update(synthetic_train, synthetic_holdout, synthetic)
     flags["synthetic_any"] |= synthetic_train > 0
     flags["holdout_any"] |= holdout_train > 0
     flags["train_any"] |= train_train > 1

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binom
 
 from . import baseline, matching, membership, privacy_tests
 from .anonymeter_attacks import inference, linkability, query_matrix, singling_out
@@ -142,6 +143,9 @@ def assess(
     to_holdout = nearest(synthetic_distinct, holdout_matrix[:equal_size], n_jobs=config.n_jobs)
     progress(45)
     result.update(_distances(to_train, to_holdout, holdout_to_train))
+    result["closest_records"] = _closest(
+        np.sqrt(to_train.first), np.sqrt(holdout_to_train.first), np.sqrt(train_to_other)
+    )
     result["membership_inference"] = _membership(
         train_matrix[:members], holdout_matrix, synthetic_distinct, config, rng
     )
@@ -187,10 +191,18 @@ def _matching(
     config: EngineConfig,
     rng: np.random.Generator,
 ) -> dict:
-    location = matching.Location.empty(len(synthetic_keys))
-    flags = matching.match_flags(synthetic_keys, train_keys, holdout_keys, equal_size, location)
+    located = matching.locations(len(synthetic_keys))
+    flags = matching.match_flags(
+        synthetic_keys, train_keys, holdout_keys, equal_size, (located["any"], located["exact"])
+    )
     quasi = matching.quasi_flags(
-        synthetic, train, holdout, encoding.columns, config.quasi_tolerance, equal_size, location
+        synthetic,
+        train,
+        holdout,
+        encoding.columns,
+        config.quasi_tolerance,
+        equal_size,
+        {level: (located["any"], located[level]) for level in ("one", "two")},
     )
     baseline_keys = np.concatenate([holdout_keys, train_keys])
 
@@ -216,7 +228,11 @@ def _matching(
         | {
             level: {kind: family(found, kind) for kind in ("any", "unique")} for level, found in quasi.items()
         },
-        "copy_location": matching.location_test(location, synthetic_keys, len(train_keys), len(holdout_keys)),
+        "copy_location": {
+            name: matching.location_test(location, synthetic_keys, len(train_keys), len(holdout_keys))
+            for name, location in located.items()
+            if name in ("any", "exact") or name in quasi
+        },
         "holdout_copies": {
             key: exact["paired"][key]
             for key in ("train_rate", "holdout_rate", "standard_error", "synthetic_distinct_rows")
@@ -251,6 +267,38 @@ def _distances(to_train, to_holdout, holdout_to_train) -> dict:  # noqa: ANN001 
             "synthetic_rate": float(np.mean(dcr_train <= tau)),
             "holdout_rate": float(np.mean(dcr_holdout_baseline <= tau)),
         },
+    }
+
+
+def _closest(
+    synthetic_to_train: np.ndarray, holdout_to_train: np.ndarray, train_to_other: np.ndarray
+) -> dict:
+    """Distinct synthetic rows nearer to a train row than every real row of the baseline is: holdout rows
+    to train and sampled train rows to the rest of train (a random split makes both fresh rows for train).
+    A row no nearer to train than fresh real data falls below the minimum of n exchangeable baseline
+    distances with chance at most 1/(n + 1), so the count is tested against Binomial(rows, 1/(n + 1)).
+    Lightly perturbed copies of isolated rows land there, however few of the table's rows they are."""
+    baseline = np.concatenate([holdout_to_train, train_to_other])
+    # Exact twins (distance 0) are the exact-copy tests' evidence; where real rows repeat, only the rows
+    # strictly between 0 and the nearest non-identical real pair count, against the non-zero baseline.
+    positive = baseline[baseline > 0]
+    ties = len(positive) < len(baseline)
+    floor = float(positive.min()) if len(positive) else 0.0
+    below = synthetic_to_train < floor
+    if ties:
+        below &= synthetic_to_train > 0
+    count = int(np.sum(below))
+    chance = 1.0 / (len(positive) + 1)
+    rows = len(synthetic_to_train)
+    return {
+        "distance": floor,
+        "baseline_rows": int(len(positive)),
+        "zero_distances_excluded": ties,
+        "synthetic_rows": rows,
+        "count": count,
+        "rate": count / max(rows, 1),
+        "expected": rows * chance,
+        "p_value": float(binom.sf(count - 1, rows, chance)) if count else 1.0,
     }
 
 

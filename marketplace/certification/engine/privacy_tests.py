@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from scipy.stats import norm
+
 from .config import EngineConfig
 from .membership import FPRS
 from .stats import wilson_interval
@@ -114,25 +116,7 @@ def matching_tests(result: dict, config: EngineConfig) -> list[dict]:
             "duplicates cannot hide copies of unique people.",
         ),
     ]
-    location = result["copy_location"]
-    location_allowance = config.copy_margin * location["synthetic_distinct_rows"]
-    tests.append(
-        make_test(
-            "copy_location/v1",
-            location["z"],
-            config.comparison_z,
-            passed=not (location["z"] > config.comparison_z and location["excess"] > location_allowance),
-            strict_passed=not (location["z"] > 2.0 and location["excess"] > location_allowance / 2),
-            ci=[location["z"] - 1.96, location["z"] + 1.96],
-            source=f"{SYNTHEX}; exchangeability of a random train/holdout split (hypergeometric)",
-            fails_when=f"z > {config.comparison_z} and the excess Σ(a/m − f) > {config.copy_margin} × "
-            "distinct synthetic rows",
-            meaning="Standardised excess of synthetic rows whose real twins (exact, else equal on all but one or "
-            "two columns) live in train rather than in the holdout, beyond the split's own share; natural "
-            "duplicates cancel out, copies of rare train rows weigh most.",
-            excess=location["excess"],
-        )
-    )
+    tests.append(_location_test(result["copy_location"], config))
     quasi = result["quasi_copies"]
     if "one" in quasi:
         tests.append(
@@ -161,6 +145,40 @@ def matching_tests(result: dict, config: EngineConfig) -> list[dict]:
                 )
             )
     return tests
+
+
+def _location_test(levels: dict, config: EngineConfig) -> dict:
+    """The copy-location test on every level at once (pooled, exact, all but one, all but two): each level
+    alone keeps copies of unique rows from drowning in a generator's many look-alikes at another level."""
+    # Bonferroni over the levels: each look keeps 1/looks of the single-look error rate of comparison_z.
+    threshold = round(float(norm.isf(norm.sf(config.comparison_z) / len(levels))), 2)
+    allowance = config.copy_margin * levels["any"]["synthetic_distinct_rows"]
+
+    def fails(figures: dict, z: float, rows: float) -> bool:
+        return figures["z"] > z and figures["excess_rows"] > rows
+
+    worst = max(levels, key=lambda name: levels[name]["z"])
+    figures = levels[worst]
+    return make_test(
+        "copy_location/v2",
+        figures["z"],
+        threshold,
+        passed=not any(fails(level, threshold, allowance) for level in levels.values()),
+        strict_passed=not any(fails(level, 2.0, allowance / 2) for level in levels.values()),
+        ci=[figures["z"] - 1.96, figures["z"] + 1.96],
+        source=f"{SYNTHEX}; exchangeability of a random train/holdout split (hypergeometric)",
+        fails_when=f"on any level (pooled, exact, all but one, all but two columns): z > {threshold:g} and "
+        f"the excess Σ(a/m − f)/(1 − f) > {config.copy_margin} × distinct synthetic rows",
+        meaning="Standardised excess of synthetic rows whose real twins (exact, else equal on all but one or "
+        "two columns) live in train rather than in the holdout, beyond the split's own share; natural "
+        "duplicates cancel out, copies of rare train rows weigh most. The value is the highest level's.",
+        excess=figures["excess"],
+        excess_rows=figures["excess_rows"],
+        level=worst,
+        levels={
+            name: {"z": level["z"], "excess_rows": level["excess_rows"]} for name, level in levels.items()
+        },
+    )
 
 
 def distance_tests(
@@ -206,7 +224,30 @@ def distance_tests(
             "(near copies, such as lightly perturbed train rows).",
             holdout_value=close["holdout_rate"],
         ),
+        _closest_test(result["closest_records"], config),
     ]
+
+
+def _closest_test(closest: dict, config: EngineConfig) -> dict:
+    allowance = config.copy_margin * closest["synthetic_rows"]
+    count, p_value = closest["count"], closest["p_value"]
+    return make_test(
+        "closest_records/v1",
+        closest["rate"],
+        allowance / max(closest["synthetic_rows"], 1),
+        passed=not (p_value < config.mia_p_value and count > allowance),
+        strict_passed=not (p_value < config.mia_p_value_strict and count > allowance / 2),
+        ci=list(wilson_interval(count, closest["synthetic_rows"])),
+        source=f"{SYNTHEX}; rank of a fresh row among n exchangeable baseline distances",
+        fails_when=f"more distinct synthetic rows than Binomial(rows, 1/(n + 1)) allows (p < {config.mia_p_value}) "
+        f"and more than {config.copy_margin} × distinct synthetic rows",
+        meaning="Share of distinct synthetic rows nearer to a train row than any of n real rows the generator "
+        "never saw is (holdout rows, and train rows to the rest of train): lightly perturbed copies of "
+        "isolated people land there, however few they are.",
+        p_value=p_value,
+        count=count,
+        expected=closest["expected"],
+    )
 
 
 def membership_tests(membership: dict, config: EngineConfig) -> list[dict]:

@@ -5,6 +5,7 @@ from django.urls import path
 from exchange.delivery import api as delivery_api
 from exchange.delivery import samples as delivery_samples
 from exchange.downloads import api as downloads_api
+from exchange.downloads import set_api as downloads_set_api
 from exchange.downloads import verification as downloads_verification
 from exchange.ledger import api as ledger_api
 from exchange.orders import api as orders_api
@@ -33,6 +34,16 @@ urlpatterns = [
         "entitlements/<str:entitlement_id>/links/",
         downloads_api.EntitlementLinks.as_view(),
         name="api-entitlement-links",
+    ),
+    path(
+        "entitlements/<str:entitlement_id>/sets/",
+        downloads_set_api.EntitlementSetLinks.as_view(),
+        name="api-entitlement-sets",
+    ),
+    path(
+        "entitlements/<str:entitlement_id>/sets/<int:number>.<str:fmt>",
+        downloads_set_api.EntitlementSet.as_view(),
+        name="api-entitlement-set",
     ),
     path(
         "entitlements/<str:entitlement_id>/files/<int:file_id>.<str:fmt>",

@@ -341,6 +341,14 @@ class SynthexClient:
             body["draw"] = draw
         return self.call("POST", f"entitlements/{entitlement_id}/links/", json=body)
 
+    def set_link(self, entitlement_id: str, fmt: str, version: int | None = None) -> dict[str, Any]:
+        """A signed, expiring link to the buyer's copy of every table of a relational version, as one zip
+        (``tables`` lists each table's delivered SHA-256 and rows)."""
+        body: dict[str, Any] = {"format": fmt}
+        if version:
+            body["version"] = version
+        return self.call("POST", f"entitlements/{entitlement_id}/sets/", json=body)
+
     def delivery_receipt_by_hash(self, sha256: str) -> dict[str, Any] | None:
         """The signed delivery receipt of the copy whose SHA-256 is ``sha256``; None when no copy has it."""
         try:

@@ -753,7 +753,10 @@ def cmd_download(context: Context) -> int:
     HTTP Range request, and keep it as FILE only when its hash is the one the link announced."""
     arguments = context.arguments
     with context.api(need_token=True) as api:
-        link = api.download_link(arguments.entitlement, arguments.format, arguments.file)
+        if arguments.set is not None:
+            link = api.set_link(arguments.entitlement, arguments.format, arguments.set or None)
+        else:
+            link = api.download_link(arguments.entitlement, arguments.format, arguments.file)
         output = Path(arguments.output or link["filename"])
         partial = output.with_name(f"{output.name}.{link['sha256'][:16]}.part")
         check, expected, new_digest = _transfer_check(link, arguments.sha256)
@@ -859,7 +862,7 @@ def cmd_sample(context: Context) -> int:
                 f"Draw {draw['id']} failed: {draw['error'] or draw['error_code']} (nothing was taken from your quota)"
             )
         link = api.download_link(entitlement, "parquet", draw=draw["id"])
-        output = Path(arguments.output or f"{draw['id']}.parquet")
+        output = Path(arguments.output or link.get("filename") or f"{draw['id']}.parquet")
         partial = output.with_name(output.name + ".part")
         check, expected, new_digest = _transfer_check(link)
         with partial.open("wb") as handle, _transfer_progress(context) as progress:
@@ -1105,6 +1108,14 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("entitlement", metavar="ENTITLEMENT")
     download.add_argument("--format", choices=("csv", "parquet", "jsonl"), default="parquet")
     download.add_argument("--file", type=int, help="which file of the version (its id), when it has several")
+    download.add_argument(
+        "--set",
+        nargs="?",
+        const=0,
+        type=int,
+        metavar="VERSION",
+        help="every table of a relational version as one zip (default: the entitlement's own version)",
+    )
     download.add_argument("-o", "--output", metavar="FILE", help="default: the name the server gives")
     download.add_argument(
         "--sha256",

@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from exchange.delivery.models import Entitlement
 from exchange.downloads import services
-from exchange.downloads.constants import CONTENT_TYPES, FORMATS
+from exchange.downloads.constants import CONTENT_TYPES, FORMATS, SET_CONTENT_TYPE
 from exchange.downloads.models import Delivery, Download
 from marketplace.accounts.models import User
 from marketplace.core.api import ApiError
@@ -322,7 +322,7 @@ def serve_delivery(view: APIView, request: Request, delivery: Delivery) -> Any:
         whole.block_size = STREAM_CHUNK_BYTES
         whole["Content-Length"] = str(size)
         served = whole
-    served["Content-Type"] = CONTENT_TYPES[delivery.format]
+    served["Content-Type"] = SET_CONTENT_TYPE if delivery.is_table_set else CONTENT_TYPES[delivery.format]
     served["Content-Disposition"] = disposition
     served["Accept-Ranges"] = "bytes"
     served["ETag"] = etag

@@ -6,3 +6,5 @@ CONTENT_TYPES = {
     "parquet": "application/vnd.apache.parquet",
     "jsonl": "application/x-ndjson",
 }
+# A table set (every table of a relational version or of an HMA draw) travels as one zip.
+SET_CONTENT_TYPE = "application/zip"

@@ -222,6 +222,22 @@ def convert(
     return Converted(sink.digest.hexdigest(), sink.blake3.hexdigest(), sink.size, rows, marker.stats.omitted)
 
 
+def write_table(table: pa.Table, target: Path, target_format: str) -> Converted:
+    """Write an in-memory ``table`` (already marked) to ``target`` in ``target_format`` as :func:`convert`
+    writes (formula-like CSV cells neutralised), hashing on the way."""
+    if target_format not in FORMATS:
+        raise ValueError(f"unknown format {target_format!r}; use one of {', '.join(FORMATS)}")
+    sink = _HashingFile(target)
+    try:
+        writer = _Writer(sink, target_format, table.schema)
+        for batch in table.to_batches(max_chunksize=65_536):
+            writer.write(batch)
+        writer.close()
+    finally:
+        sink.close()
+    return Converted(sink.digest.hexdigest(), sink.blake3.hexdigest(), sink.size, table.num_rows, 0)
+
+
 def read_any(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     """Read a (possibly leaked, possibly re-saved) table of any of the three formats, sniffed by content.
 

@@ -2,8 +2,9 @@
 
 A ``Fingerprint`` is the secret marking key of one entitlement; every copy delivered under that entitlement
 carries it. A ``Delivery`` is one cached copy: (source file hash, format, fingerprint) → stored file, with its
-signed receipt. Its source is either a catalog ``VersionFile`` or a generator's succeeded ``SampleDraw``
-(exactly one of the two). A ``Download`` row is written, with its ledger event, for every request served or refused.
+signed receipt. Its source is a catalog ``VersionFile``, a generator's succeeded ``SampleDraw``, or a whole
+relational ``ProductVersion`` (exactly one of the three); a *table set* (a version's set, or an HMA draw) is
+delivered as one zip of every table in the format, with one receipt. A ``Download`` row is written, with its ledger event, for every request served or refused.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.db import models
 
 from exchange.delivery.models import Entitlement
-from marketplace.catalog.models import VersionFile
+from marketplace.catalog.models import ProductVersion, VersionFile
 from marketplace.generators.models import SampleDraw
 
 
@@ -40,6 +41,17 @@ class Delivery(models.Model):
     draw = models.ForeignKey(
         SampleDraw, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
     )
+    version = models.ForeignKey(
+        ProductVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="set_deliveries",
+        help_text="A relational version delivered as one table set.",
+    )
+    is_table_set = models.BooleanField(
+        default=False, help_text="A zip of every table of a set (a relational version or an HMA draw)."
+    )
     format = models.CharField(max_length=10)
     source_sha256 = models.CharField(max_length=64, db_index=True)
     sha256 = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of the delivered copy.")
@@ -66,9 +78,13 @@ class Delivery(models.Model):
             models.UniqueConstraint(
                 fields=["source_sha256", "format", "fingerprint", "draw"], name="one_cached_draw_copy"
             ),
+            models.UniqueConstraint(
+                fields=["source_sha256", "format", "fingerprint", "version"], name="one_cached_set_copy"
+            ),
             models.CheckConstraint(
-                condition=models.Q(version_file__isnull=False, draw__isnull=True)
-                | models.Q(version_file__isnull=True, draw__isnull=False),
+                condition=models.Q(version_file__isnull=False, draw__isnull=True, version__isnull=True)
+                | models.Q(version_file__isnull=True, draw__isnull=False, version__isnull=True)
+                | models.Q(version_file__isnull=True, draw__isnull=True, version__isnull=False),
                 name="delivery_one_source",
             ),
         ]
@@ -78,6 +94,10 @@ class Delivery(models.Model):
 
     @property
     def filename(self) -> str:
+        if self.version is not None:
+            return f"{self.version.product.slug}-v{self.version.number}.{self.format}.zip"
+        if self.is_table_set:
+            return f"{self.draw_id}.{self.format}.zip"
         if self.version_file is None:
             return f"{self.draw_id}.{self.format}"
         stem = self.version_file.original_filename.rsplit(".", 1)[0] or self.version_file.table_name

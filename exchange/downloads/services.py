@@ -294,6 +294,10 @@ def prepare_draw_delivery(entitlement: Entitlement, draw: SampleDraw, fmt: str) 
     Raises DeliveryError (another entitlement's or an unfinished draw, bad format, missing file)."""
     if draw.entitlement_id != entitlement.id or draw.status != SampleDraw.Status.SUCCEEDED:
         raise DeliveryError("No such draw under this entitlement.", "draw_not_found", 404)
+    from exchange.downloads import sets
+
+    if sets.is_entity_set_draw(draw):
+        return sets.prepare_draw_set_delivery(entitlement, draw, fmt)
     return _prepare(entitlement, _draw_source(draw), fmt)
 
 

@@ -53,6 +53,15 @@ def library(request: HttpRequest) -> HttpResponse:
                 "entitlement": entitlement,
                 "license": license_,
                 "files": files,
+                "sets": [
+                    {
+                        "version": version,
+                        "deliveries": list(Delivery.objects.filter(entitlement=entitlement, version=version)),
+                    }
+                    for version in versions
+                    if isinstance(version.sdv_metadata, dict)
+                    and isinstance(version.sdv_metadata.get("tables"), dict)
+                ],
                 "updates_included": [version for version in newer if version.pk in included],
                 "updates_excluded": [version for version in newer if version.pk not in included],
                 "downloads": Download.objects.filter(
@@ -75,6 +84,27 @@ def download(request: HttpRequest, entitlement_id: str, file_id: int, fmt: str) 
     try:
         version_file = services.deliverable_file(entitlement, file_id)
         delivery = services.prepare_delivery(entitlement, version_file, fmt)
+    except services.DeliveryError as error:
+        services.record_download(outcome=Download.Outcome.REFUSED, reason=error.code, user=request.user)  # type: ignore[arg-type]
+        messages.error(request, error.message)
+        return redirect("downloads:library")
+    link = services.issue_link(delivery, request.user)  # type: ignore[arg-type]
+    return HttpResponseRedirect(reverse("api-download", args=[link.token]))
+
+
+@login_required
+@require_POST
+def download_set(request: HttpRequest, entitlement_id: str, number: int, fmt: str) -> HttpResponse:
+    """Form button: make (or reuse) the copy of a whole relational version (one zip), then go to its link."""
+    from exchange.downloads import sets
+
+    entitlement = get_object_or_404(Entitlement, pk=entitlement_id, buyer=request.user)
+    try:
+        if fmt not in FORMATS:
+            raise services.DeliveryError(
+                f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400
+            )
+        delivery = sets.prepare_set_delivery(entitlement, sets.deliverable_set(entitlement, number), fmt)
     except services.DeliveryError as error:
         services.record_download(outcome=Download.Outcome.REFUSED, reason=error.code, user=request.user)  # type: ignore[arg-type]
         messages.error(request, error.message)

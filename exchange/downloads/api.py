@@ -94,7 +94,7 @@ def _prepare(
         services.record_download(
             outcome=Download.Outcome.REFUSED, reason=error.code, user=_user_or_none(request)
         )
-        raise ApiError(error.message, error.code, error.status) from None
+        raise
 
 
 def link_payload(request: Request, delivery: Delivery, link: services.Link) -> dict[str, Any]:
@@ -237,11 +237,11 @@ class FileRange(io.RawIOBase):
 
 
 def refuse(request: Request, error: services.DeliveryError, delivery: Delivery | None = None) -> NoReturn:
-    """Log a refused download attempt (``download.refused``) and answer with the error."""
+    """Log a refused download attempt (``download.refused``) and raise the error (the API answers it)."""
     services.record_download(
         outcome=Download.Outcome.REFUSED, reason=error.code, delivery=delivery, user=_user_or_none(request)
     )
-    raise ApiError(error.message, error.code, error.status)
+    raise error
 
 
 def serve_delivery(view: APIView, request: Request, delivery: Delivery) -> Any:

@@ -28,9 +28,8 @@ from marketplace.catalog.serializers import (
     VersionOutputSerializer,
     VersionSubmitSerializer,
 )
-from marketplace.catalog.uploads import upload_error
+from marketplace.catalog.uploads import raise_upload_error
 from marketplace.certification.plausibility import (
-    RuleChoicesRefused,
     check_rule_choices,
     checked_against_reference,
     enforceable,
@@ -38,23 +37,17 @@ from marketplace.certification.plausibility import (
 )
 from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
+from marketplace.core.errors import JsonableError
 from marketplace.core.page_cache import public_api_cache
 from marketplace.core.schema import ERRORS
-
-
-def _catalog_error(error: services.CatalogError) -> ApiError:
-    return ApiError(error.message, error.code, error.status, extra=error.extra)
 
 
 def _rule_choices(version: ProductVersion, rules: dict[str, Any] | None) -> dict[str, list] | None:
     """The plausibility choices checked against the version's reference rows (None: keep the stored ones)."""
     if rules is None:
         return None
-    try:
-        choices = check_rule_choices(rules)
-        checked_against_reference(version, choices)
-    except RuleChoicesRefused as error:
-        raise services.CatalogError("bad_rules", str(error)) from None
+    choices = check_rule_choices(rules)
+    checked_against_reference(version, choices)
     return choices
 
 
@@ -125,21 +118,18 @@ class ProductListCreate(generics.ListAPIView):
                     "ambiguous_organization",
                 )
             organization = organizations.get()
-        try:
-            product = services.create_product(
-                user=signed_in_user(request),
-                organization=organization,
-                title=values["title"],
-                summary=values["summary"],
-                description_md=values.get("description", ""),
-                domain=values["domain"],
-                kind=values["kind"],
-                tags=values.get("tags", []),
-                licenses=_licenses(values["licenses"]),
-                slug=values.get("slug", ""),
-            )
-        except services.CatalogError as error:
-            raise _catalog_error(error) from None
+        product = services.create_product(
+            user=signed_in_user(request),
+            organization=organization,
+            title=values["title"],
+            summary=values["summary"],
+            description_md=values.get("description", ""),
+            domain=values["domain"],
+            kind=values["kind"],
+            tags=values.get("tags", []),
+            licenses=_licenses(values["licenses"]),
+            slug=values.get("slug", ""),
+        )
         return Response(ProductOutputSerializer(product, context={"request": request}).data, status=201)
 
 
@@ -164,20 +154,17 @@ class ProductDetail(APIView):
         data = ProductUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        try:
-            product = services.update_product(
-                product,
-                user=signed_in_user(request),
-                title=values.get("title"),
-                summary=values.get("summary"),
-                description_md=values.get("description"),
-                domain=values.get("domain"),
-                tags=values.get("tags"),
-                licenses=_licenses(values["licenses"]) if "licenses" in values else None,
-                is_listed=values.get("is_listed"),
-            )
-        except services.CatalogError as error:
-            raise _catalog_error(error) from None
+        product = services.update_product(
+            product,
+            user=signed_in_user(request),
+            title=values.get("title"),
+            summary=values.get("summary"),
+            description_md=values.get("description"),
+            domain=values.get("domain"),
+            tags=values.get("tags"),
+            licenses=_licenses(values["licenses"]) if "licenses" in values else None,
+            is_listed=values.get("is_listed"),
+        )
         product.refresh_from_db()
         return Response(ProductOutputSerializer(product, context={"request": request}).data)
 
@@ -203,12 +190,9 @@ class VersionCreate(APIView):
             references = VersionFromUploadsSerializer(data=request.data)
             references.is_valid(raise_exception=True)
             ids = references.validated_data
-            try:
-                sessions = upload_sessions.completed_uploads(
-                    user, [*ids["synthetic"], *[ids[r] for r in ("train", "holdout") if ids.get(r)]]
-                )
-            except services.CatalogError as error:
-                raise _catalog_error(error) from None
+            sessions = upload_sessions.completed_uploads(
+                user, [*ids["synthetic"], *[ids[r] for r in ("train", "holdout") if ids.get(r)]]
+            )
             count = len(ids["synthetic"])
             files: dict[str, Any] = {"synthetic": sessions[:count]}
             for role in ("train", "holdout"):
@@ -217,9 +201,7 @@ class VersionCreate(APIView):
                     count += 1
         else:
             uploaded = request.FILES  # parses the body through the streaming, hashing upload handler
-            problem = upload_error(request._request)
-            if problem is not None:
-                raise ApiError(problem.message, problem.code, 413 if problem.code == "too_large" else 400)
+            raise_upload_error(request._request)
             files = {"synthetic": uploaded.getlist("synthetic")}
             files.update({role: uploaded[role] for role in ("train", "holdout") if role in uploaded})
         payload = {
@@ -252,10 +234,10 @@ class VersionCreate(APIView):
                     sdtype_overrides=values.get("metadata"),
                     rules=_rule_choices(version, values.get("rules")),
                 )
-        except services.CatalogError as error:
+        except JsonableError:
             if version is not None and version.status == "draft":
                 services.delete_draft(version, user=user)
-            raise _catalog_error(error) from None
+            raise
         return Response(VersionOutputSerializer(version, context={"show_reference": True}).data, status=201)
 
 
@@ -294,16 +276,13 @@ class VersionSubmit(APIView):
         data.is_valid(raise_exception=True)
         if version.status == "draft" and (missing := selectors.missing_reference(version)):
             raise ApiError(missing, "reference_required", 400)
-        try:
-            version = services.submit_version(
-                version,
-                user=signed_in_user(request),
-                sdtype_overrides=data.validated_data.get("metadata"),
-                target_column=data.validated_data.get("target"),
-                rules=_rule_choices(version, data.validated_data.get("rules")),
-            )
-        except services.CatalogError as error:
-            raise _catalog_error(error) from None
+        version = services.submit_version(
+            version,
+            user=signed_in_user(request),
+            sdtype_overrides=data.validated_data.get("metadata"),
+            target_column=data.validated_data.get("target"),
+            rules=_rule_choices(version, data.validated_data.get("rules")),
+        )
         return Response(
             VersionOutputSerializer(version, context={"show_reference": True}).data, status=status.HTTP_200_OK
         )
@@ -344,10 +323,7 @@ def _transfer(upload: Upload) -> dict[str, Any]:
             "chunk_sha256": [""] * count,
             "chunk_md5": None,
         }
-    try:
-        parts = direct_uploads.received_parts(upload)
-    except services.CatalogError as error:
-        raise _catalog_error(error) from None
+    parts = direct_uploads.received_parts(upload)
     return {
         "transport": upload.transport,
         "part_urls": direct_uploads.part_urls(upload),
@@ -447,22 +423,19 @@ class UploadStart(APIView):
         data = UploadStartSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = signed_in_user(request)
-        try:
-            organization = upload_sessions.upload_organization(
-                user,
-                organization=data.validated_data.get("organization", ""),
-                product=data.validated_data.get("product", ""),
-            )
-            upload = upload_sessions.start_upload(
-                owner=user,
-                organization=organization,
-                filename=data.validated_data["filename"],
-                size=data.validated_data["size"],
-                sha256=data.validated_data.get("sha256", ""),
-                chunk_size=data.validated_data.get("chunk_size"),
-            )
-        except services.CatalogError as error:
-            raise _catalog_error(error) from None
+        organization = upload_sessions.upload_organization(
+            user,
+            organization=data.validated_data.get("organization", ""),
+            product=data.validated_data.get("product", ""),
+        )
+        upload = upload_sessions.start_upload(
+            owner=user,
+            organization=organization,
+            filename=data.validated_data["filename"],
+            size=data.validated_data["size"],
+            sha256=data.validated_data.get("sha256", ""),
+            chunk_size=data.validated_data.get("chunk_size"),
+        )
         return Response(_upload_body(upload), status=201)
 
 
@@ -478,10 +451,7 @@ class UploadDetail(APIView):
         upload = _own_upload(request, upload_id)
         if upload.status == Upload.Status.ATTACHED:
             raise ApiError("This upload belongs to a version now.", "upload_attached", 409)
-        try:
-            upload_sessions.abort_upload(upload)
-        except services.CatalogError as error:
-            raise _catalog_error(error) from None
+        upload_sessions.abort_upload(upload)
         return Response(status=204)
 
 
@@ -505,16 +475,13 @@ class UploadChunk(APIView):
             length = -1
         if length < 0:
             raise ApiError("Send the chunk with a Content-Length header.", "length_required", 411)
-        try:
-            upload = upload_sessions.receive_chunk(
-                upload,
-                index=index,
-                length=length,
-                body=raw,
-                chunk_sha256=raw.headers.get("X-Chunk-SHA256", ""),
-            )
-        except services.CatalogError as error:
-            raise _catalog_error(error) from None
+        upload = upload_sessions.receive_chunk(
+            upload,
+            index=index,
+            length=length,
+            body=raw,
+            chunk_sha256=raw.headers.get("X-Chunk-SHA256", ""),
+        )
         return Response(_upload_body(upload))
 
 
@@ -528,12 +495,9 @@ class UploadComplete(APIView):
     def post(self, request: Request, upload_id: str) -> Response:
         data = UploadCompleteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            upload = upload_sessions.complete_upload(
-                _own_upload(request, upload_id), sha256=data.validated_data.get("sha256", "")
-            )
-        except services.CatalogError as error:
-            raise _catalog_error(error) from None
+        upload = upload_sessions.complete_upload(
+            _own_upload(request, upload_id), sha256=data.validated_data.get("sha256", "")
+        )
         return Response(_upload_body(upload))
 
 
@@ -548,10 +512,7 @@ class VersionRules(APIView):
         product = get_object_or_404(Product, slug=slug)
         services.ensure_can_manage(signed_in_user(request), product)
         version = get_object_or_404(ProductVersion, product=product, number=number)
-        try:
-            rules = reference_rules(version, version.rules.get("declared"))
-        except RuleChoicesRefused as error:
-            raise ApiError(str(error), "bad_rules", 400) from None
+        rules = reference_rules(version, version.rules.get("declared"))
         return Response(
             {"rules": rules, "choices": version.rules, "sdv": enforceable(rules, version.sdv_metadata)}
         )

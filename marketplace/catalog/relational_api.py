@@ -24,13 +24,8 @@ from marketplace.accounts.models import User
 from marketplace.catalog import relational, services, upload_sessions
 from marketplace.catalog.models import Product, ProductVersion
 from marketplace.catalog.serializers import VersionOutputSerializer
-from marketplace.catalog.uploads import upload_error
-from marketplace.core.api import ApiError
+from marketplace.catalog.uploads import raise_upload_error
 from marketplace.core.auth import signed_in_user
-
-
-def _refused(error: services.CatalogError) -> ApiError:
-    return ApiError(error.message, error.code, error.status, extra=error.extra)
 
 
 def is_relational_request(request: Request) -> bool:
@@ -87,9 +82,7 @@ def create_relational(request: Request, product: Product, user: User) -> Respons
         if request.content_type.startswith("application/json"):
             files, sessions = _session_files(request, user)
         else:
-            problem = upload_error(request._request)
-            if problem is not None:
-                raise ApiError(problem.message, problem.code, 413 if problem.code == "too_large" else 400)
+            raise_upload_error(request._request)
             files = {role: list(request.FILES.getlist(role)) for role in ("synthetic", "train", "holdout")}
         version = relational.create_relational_version(
             product,
@@ -103,10 +96,10 @@ def create_relational(request: Request, product: Product, user: User) -> Respons
         upload_sessions.mark_attached(sessions)
         if _flag(request.data.get("submit"), True):
             version = services.submit_version(version, user=user)
-    except services.CatalogError as error:
+    except services.CatalogError:
         if version is not None and version.status == "draft":
             services.delete_draft(version, user=user)
-        raise _refused(error) from None
+        raise
     return Response(VersionOutputSerializer(version, context={"show_reference": True}).data, status=201)
 
 
@@ -127,11 +120,8 @@ class VersionMetadata(APIView):
         version = get_object_or_404(ProductVersion, product=product, number=number)
         data = MetadataInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            metadata = relational.parse_metadata_text(data.validated_data["metadata"]) or {}
-            version = relational.confirm_metadata(version, metadata, user=user)
-        except services.CatalogError as error:
-            raise _refused(error) from None
+        metadata = relational.parse_metadata_text(data.validated_data["metadata"]) or {}
+        version = relational.confirm_metadata(version, metadata, user=user)
         return Response(VersionOutputSerializer(version, context={"show_reference": True}).data)
 
     @extend_schema(responses={200: MetadataInputSerializer})

@@ -14,6 +14,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.handlers.wsgi import LimitedStream
 
 from marketplace.catalog.ingest import IngestError
+from marketplace.core.errors import JsonableError
 
 
 class HashedUploadedFile(TemporaryUploadedFile):
@@ -113,6 +114,14 @@ class HashingUploadHandler(FileUploadHandler):
 def upload_error(request: Any) -> IngestError | None:
     """The problem the upload handler met while receiving this request's files, if any."""
     return getattr(request, "upload_error", None)
+
+
+def raise_upload_error(request: Any) -> None:
+    """Raise the problem the upload handler met, if any, as the API answers it: 413 ``too_large`` (over the
+    upload limit), 400 for every other code."""
+    problem = upload_error(request)
+    if problem is not None:
+        raise JsonableError(problem.code, problem.message, 413 if problem.code == "too_large" else 400)
 
 
 def local_upload(path: str | os.PathLike[str], *, name: str | None = None) -> HashedUploadedFile:

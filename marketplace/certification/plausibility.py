@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from marketplace.catalog.models import FileRole, ProductVersion
+from marketplace.core.errors import JsonableError
 
 MAX_DECLARED = 50
 MAX_TEXT = 500
 
 
-class RuleChoicesRefused(ValueError):
-    """The provider's rule choices cannot be used; the message says why in a sentence."""
+class RuleChoicesRefused(JsonableError, ValueError):
+    """The provider's rule choices cannot be used (``bad_rules``, 400); the message says why in a sentence."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("bad_rules", message)
 
 
 def check_rule_choices(rules: Any) -> dict[str, list]:

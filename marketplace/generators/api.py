@@ -17,12 +17,11 @@ from rest_framework.views import APIView
 
 from marketplace.catalog import selectors
 from marketplace.catalog.models import Product
-from marketplace.catalog.uploads import upload_error
+from marketplace.catalog.uploads import raise_upload_error
 from marketplace.certification.models import Job
 from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
 from marketplace.generators import budget, engines, fitting, native
-from marketplace.generators.errors import GeneratorError
 from marketplace.generators.models import GeneratorModel, Synthesizer
 from marketplace.generators.selectors import describe
 from marketplace.generators.services import setup
@@ -125,9 +124,7 @@ class GeneratorCreate(APIView):
         product = get_object_or_404(Product, slug=slug)
         user = signed_in_user(request)
         request.FILES  # noqa: B018 - parse the body through the hashing upload handler first
-        problem = upload_error(request._request)
-        if problem is not None:
-            raise ApiError(problem.message, problem.code, 413 if problem.code == "too_large" else 400)
+        raise_upload_error(request._request)
         data = GeneratorInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -137,38 +134,35 @@ class GeneratorCreate(APIView):
             "target_column": values.get("target") or "",
             "row_quotas": values.get("row_quotas"),
         }
-        try:
-            if values["mode"] == "fit" and engines.is_native(values["synthesizer"]):
-                generator = native.create_native_generator(
-                    product,
-                    data=values["data"],
-                    synthesizer=values["synthesizer"],
-                    epsilon=values.get("epsilon"),
-                    delta=values.get("delta"),
-                    epsilon_total=values.get("epsilon_total"),
-                    public_domain=values.get("public_domain"),
-                    **common,
-                )
-            elif values["mode"] == "fit":
-                generator = setup.create_fitted_generator(
-                    product,
-                    data=values["data"],
-                    synthesizer=values["synthesizer"],
-                    epochs=values.get("epochs"),
-                    constraints=values.get("constraints"),
-                    enforce_rules=values.get("enforce_rules", False),
-                    **common,
-                )
-            else:
-                generator = setup.create_uploaded_generator(
-                    product,
-                    model_file=values["model"],
-                    train=values["train"],
-                    holdout=values.get("holdout"),
-                    **common,
-                )
-        except GeneratorError as error:
-            raise ApiError(error.message, error.code, error.status) from None
+        if values["mode"] == "fit" and engines.is_native(values["synthesizer"]):
+            generator = native.create_native_generator(
+                product,
+                data=values["data"],
+                synthesizer=values["synthesizer"],
+                epsilon=values.get("epsilon"),
+                delta=values.get("delta"),
+                epsilon_total=values.get("epsilon_total"),
+                public_domain=values.get("public_domain"),
+                **common,
+            )
+        elif values["mode"] == "fit":
+            generator = setup.create_fitted_generator(
+                product,
+                data=values["data"],
+                synthesizer=values["synthesizer"],
+                epochs=values.get("epochs"),
+                constraints=values.get("constraints"),
+                enforce_rules=values.get("enforce_rules", False),
+                **common,
+            )
+        else:
+            generator = setup.create_uploaded_generator(
+                product,
+                model_file=values["model"],
+                train=values["train"],
+                holdout=values.get("holdout"),
+                **common,
+            )
         generator.refresh_from_db()
         return Response(generator_output(generator), status=status.HTTP_202_ACCEPTED)
 
@@ -208,11 +202,6 @@ class PrivacyBudgetView(APIView):
         user = signed_in_user(request)
         data = PrivacyBudgetInput(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            setup.check_generator_product(product, user)
-            budget.declare_budget(product, data.validated_data["epsilon_total"])
-        except GeneratorError as error:
-            raise ApiError(error.message, error.code, error.status) from None
-        except budget.BudgetError as error:
-            raise ApiError(error.message, error.code, error.status) from None
+        setup.check_generator_product(product, user)
+        budget.declare_budget(product, data.validated_data["epsilon_total"])
         return Response({"product": product.slug, **budget.budget_of(product)})

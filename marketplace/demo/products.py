@@ -338,7 +338,9 @@ def seed(*, certify: bool = True, log: Callable[[str], None] = print) -> list[Pr
             if job.error:
                 log(f"  {spec.title}: certification failed: {job.error}")
         made.append(product)
+    from marketplace.demo.relational import seed_relational_product
     from marketplace.generators.demo import seed_dp_generator
 
     made.append(seed_dp_generator(provider, certify=certify, log=log))
+    made.append(seed_relational_product(provider, certify=certify, log=log))
     return made

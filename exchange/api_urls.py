@@ -3,7 +3,6 @@
 from django.urls import path
 
 from exchange.delivery import api as delivery_api
-from exchange.delivery import samples as delivery_samples
 from exchange.downloads import api as downloads_api
 from exchange.downloads import set_api as downloads_set_api
 from exchange.downloads import verification as downloads_verification
@@ -63,12 +62,12 @@ urlpatterns = [
     ),
     path(
         "entitlements/<str:entitlement_id>/samples/",
-        delivery_samples.EntitlementSamples.as_view(),
+        delivery_api.EntitlementSamples.as_view(),
         name="api-entitlement-samples",
     ),
     path(
         "entitlements/<str:entitlement_id>/samples/<str:draw_id>/",
-        delivery_samples.SampleDetail.as_view(),
+        delivery_api.SampleDetail.as_view(),
         name="api-entitlement-sample",
     ),
 ]

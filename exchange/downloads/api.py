@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import time
 from typing import Any, BinaryIO, NoReturn, cast
 
@@ -23,15 +22,15 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from exchange.delivery.models import Entitlement
-from exchange.downloads import services
-from exchange.downloads.constants import CONTENT_TYPES, FORMATS, SET_CONTENT_TYPE
+from exchange.downloads import authorization, services
+from exchange.downloads.constants import CONTENT_TYPES, FORMATS
 from exchange.downloads.models import Delivery, Download
 from marketplace.accounts.models import User
 from marketplace.core.api import ApiError
+from marketplace.core.errors import JsonableError
 from marketplace.core.schema import BINARY, ERRORS, SIGNED_DOCUMENT
 
 STREAM_CHUNK_BYTES = 256 * 1024
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 class DownloadThrottle(ScopedRateThrottle):
@@ -166,29 +165,6 @@ class EntitlementFile(ThrottledDownloads):
         return HttpResponseRedirect(reverse("api-download", args=[link.token]))
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
-    """A single ``bytes=`` range as (first, last) inclusive; None when absent, malformed or several ranges
-    (RFC 9110: the server then sends the whole file); ``"unsatisfiable"`` when it starts beyond the end."""
-    match = _RANGE.fullmatch(header.strip()) if header else None
-    if match is None:
-        return None
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if not first:
-        length = int(last)
-        if length == 0:
-            return "unsatisfiable"
-        return max(0, size - length), size - 1
-    start = int(first)
-    if start >= size:
-        return "unsatisfiable"
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
-    return start, min(end, size - 1)
-
-
 class FileRange(io.RawIOBase):
     """Bytes ``start`` to ``start + length`` of an open file, for a ``FileResponse`` of a Range request.
 
@@ -238,96 +214,59 @@ class FileRange(io.RawIOBase):
 
 def refuse(request: Request, error: services.DeliveryError, delivery: Delivery | None = None) -> NoReturn:
     """Log a refused download attempt (``download.refused``) and raise the error (the API answers it)."""
-    services.record_download(
-        outcome=Download.Outcome.REFUSED, reason=error.code, delivery=delivery, user=_user_or_none(request)
-    )
-    raise error
+    authorization.refuse(error, user=_user_or_none(request), delivery=delivery)
 
 
 def serve_delivery(view: APIView, request: Request, delivery: Delivery) -> Any:
-    """Serve a delivered copy to its signed-in buyer: checks the entitlement, storage and the license's
-    download limit, logs the attempt (``download`` or ``download.refused``), then streams (filesystem, with
-    Range / If-Range) or redirects to a presigned URL (S3). The caller has checked who is asking."""
-    if not delivery.entitlement.is_active:
-        refuse(
-            request,
-            services.DeliveryError(
-                "This entitlement was revoked (refunded); downloads are closed.", "revoked", 403
-            ),
-            delivery,
-        )
-    store = services.storage()
-    if not store.exists(delivery.storage_name):
-        services.logger.error(
-            "ALERT: delivered copy missing: delivery %s at %r", delivery.id, delivery.storage_name
-        )
-        refuse(
-            request,
-            services.DeliveryError(
-                "The file is missing from storage; the platform has been alerted. Ask for a new link later.",
-                "file_missing",
-                503,
-            ),
-            delivery,
-        )
-    size = delivery.size_bytes
-    wanted = parse_range(request.headers.get("Range", ""), size) if services.is_streamed(store) else None
-    if_range = request.headers.get("If-Range")
-    etag = f'"{delivery.sha256}"'
-    if if_range and if_range != etag:
-        wanted = None
-    if wanted == "unsatisfiable":
-        services.record_download(
-            outcome=Download.Outcome.REFUSED,
-            reason="range_not_satisfiable",
-            delivery=delivery,
-            user=_user_or_none(request),
-        )
-        refusal = ApiError(
-            f"The range starts beyond the end of the file ({size} bytes).", "range_not_satisfiable", 416
+    """Serve a delivered copy to its signed-in buyer as ``authorization.authorize_download`` decides (the
+    attempt logged as ``download`` or ``download.refused``): streamed (filesystem, with Range / If-Range) or
+    redirected to a presigned URL (S3). The caller has checked who is asking."""
+    decision = authorization.authorize_download(
+        delivery,
+        user=_user_or_none(request),
+        range_header=request.headers.get("Range", ""),
+        if_range=request.headers.get("If-Range"),
+    )
+    if not decision.is_satisfiable:
+        refusal = JsonableError(
+            "range_not_satisfiable",
+            f"The range starts beyond the end of the file ({decision.size} bytes).",
+            416,
         )
         response = view.handle_exception(refusal)
-        response["Content-Range"] = f"bytes */{size}"
+        response["Content-Range"] = f"bytes */{decision.size}"
         return response
-    start, end = wanted if isinstance(wanted, tuple) else (0, size - 1)
-    try:
-        # Entitlement still active and limit not reached, checked and recorded under the entitlement's
-        # lock: a refund racing this download cannot also win (see services.start_download).
-        services.start_download(
-            delivery,
-            user=_user_or_none(request),
-            range_start=start if services.is_streamed(store) else None,
-            range_end=end if services.is_streamed(store) else None,
-        )
-    except services.DeliveryError as error:
-        refuse(request, error, delivery)
     disposition = f'attachment; filename="{delivery.filename}"'
-    if not services.is_streamed(store):
+    store = services.storage()
+    if not decision.is_streamed:
         url = store.url(  # type: ignore[call-arg]
             delivery.storage_name,
             parameters={"ResponseContentDisposition": disposition},
             expire=services.presigned_seconds(),
         )
         return HttpResponseRedirect(url)
-    handle = store.open(delivery.storage_name, "rb")
-    served: HttpResponseBase
-    if isinstance(wanted, tuple):
-        ranged = FileResponse(FileRange(cast(BinaryIO, handle), start, end - start + 1), status=206)
-        ranged.block_size = STREAM_CHUNK_BYTES
-        served = ranged
-        served["Content-Range"] = f"bytes {start}-{end}/{size}"
-        served["Content-Length"] = str(end - start + 1)
-    else:
-        whole = FileResponse(handle)
-        whole.block_size = STREAM_CHUNK_BYTES
-        whole["Content-Length"] = str(size)
-        served = whole
-    served["Content-Type"] = SET_CONTENT_TYPE if delivery.is_table_set else CONTENT_TYPES[delivery.format]
+    served = _streamed(store.open(delivery.storage_name, "rb"), decision)
+    served["Content-Type"] = CONTENT_TYPES[delivery.format]
     served["Content-Disposition"] = disposition
     served["Accept-Ranges"] = "bytes"
-    served["ETag"] = etag
+    served["ETag"] = f'"{delivery.sha256}"'
     served["Cache-Control"] = "private, no-store"
     return served
+
+
+def _streamed(handle: Any, decision: authorization.DownloadDecision) -> HttpResponseBase:
+    """The whole copy, or the decided range of it (206), read from ``handle`` in large blocks."""
+    start, end = decision.start, decision.end
+    if decision.is_partial:
+        ranged = FileResponse(FileRange(cast(BinaryIO, handle), start, end - start + 1), status=206)
+        ranged.block_size = STREAM_CHUNK_BYTES
+        ranged["Content-Range"] = f"bytes {start}-{end}/{decision.size}"
+        ranged["Content-Length"] = str(end - start + 1)
+        return ranged
+    whole = FileResponse(handle)
+    whole.block_size = STREAM_CHUNK_BYTES
+    whole["Content-Length"] = str(decision.size)
+    return whole
 
 
 class DownloadFile(ThrottledDownloads):

@@ -30,25 +30,13 @@ from marketplace.catalog.serializers import (
 )
 from marketplace.catalog.uploads import raise_upload_error
 from marketplace.certification.plausibility import (
-    check_rule_choices,
-    checked_against_reference,
     enforceable,
     reference_rules,
 )
 from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
-from marketplace.core.errors import JsonableError
 from marketplace.core.page_cache import public_api_cache
 from marketplace.core.schema import ERRORS
-
-
-def _rule_choices(version: ProductVersion, rules: dict[str, Any] | None) -> dict[str, list] | None:
-    """The plausibility choices checked against the version's reference rows (None: keep the stored ones)."""
-    if rules is None:
-        return None
-    choices = check_rule_choices(rules)
-    checked_against_reference(version, choices)
-    return choices
 
 
 def _licenses(items: list[dict[str, Any]]) -> list[services.LicensePrice]:
@@ -212,32 +200,19 @@ class VersionCreate(APIView):
         data = VersionInputSerializer(data={**payload, **files})
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        version: ProductVersion | None = None
-        try:
-            version = services.create_version(
-                product,
-                user=user,
-                synthetic=values["synthetic"],
-                train=values.get("train"),
-                holdout=values.get("holdout"),
-                target_column=values.get("target", ""),
-                changelog=values.get("changelog", ""),
-            )
-            upload_sessions.mark_attached(sessions)
-            if values["submit"] and (missing := selectors.missing_reference(version)):
-                # Refused now (the draft is deleted below) rather than failing in certification later.
-                raise services.CatalogError("reference_required", missing)
-            if values["submit"]:
-                version = services.submit_version(
-                    version,
-                    user=user,
-                    sdtype_overrides=values.get("metadata"),
-                    rules=_rule_choices(version, values.get("rules")),
-                )
-        except JsonableError:
-            if version is not None and version.status == "draft":
-                services.delete_draft(version, user=user)
-            raise
+        version = services.create_and_submit_version(
+            product,
+            user=user,
+            synthetic=values["synthetic"],
+            train=values.get("train"),
+            holdout=values.get("holdout"),
+            target_column=values.get("target", ""),
+            changelog=values.get("changelog", ""),
+            sessions=sessions,
+            submit=values["submit"],
+            sdtype_overrides=values.get("metadata"),
+            rules=values.get("rules"),
+        )
         return Response(VersionOutputSerializer(version, context={"show_reference": True}).data, status=201)
 
 
@@ -281,7 +256,7 @@ class VersionSubmit(APIView):
             user=signed_in_user(request),
             sdtype_overrides=data.validated_data.get("metadata"),
             target_column=data.validated_data.get("target"),
-            rules=_rule_choices(version, data.validated_data.get("rules")),
+            rules=services.checked_rule_choices(version, data.validated_data.get("rules")),
         )
         return Response(
             VersionOutputSerializer(version, context={"show_reference": True}).data, status=status.HTTP_200_OK

@@ -542,6 +542,67 @@ def submit_version(
     return version
 
 
+def checked_rule_choices(version: ProductVersion, rules: dict[str, Any] | None) -> dict[str, list] | None:
+    """The provider's plausibility choices checked against the version's reference rows (None: keep the
+    stored ones). Raises ``RuleChoicesRefused`` (``bad_rules``, 400)."""
+    from marketplace.certification.plausibility import check_rule_choices, checked_against_reference
+
+    if rules is None:
+        return None
+    choices = check_rule_choices(rules)
+    checked_against_reference(version, choices)
+    return choices
+
+
+def create_and_submit_version(
+    product: Product,
+    *,
+    user: User,
+    synthetic: Sequence[HashedFile],
+    train: HashedFile | None = None,
+    holdout: HashedFile | None = None,
+    target_column: str = "",
+    changelog: str = "",
+    sessions: Sequence[Any] = (),
+    submit: bool = True,
+    sdtype_overrides: dict[str, str] | None = None,
+    rules: dict[str, Any] | None = None,
+) -> ProductVersion:
+    """Create a version from the uploads (``create_version``), attach the completed upload ``sessions`` they
+    came from, and unless ``submit`` is false send it to certification (``submit_version``) with the
+    provider's corrections and rule choices. All-or-nothing: on a refusal (a ``JsonableError``) the draft is
+    discarded and the error raised as it is; a version without its reference rows is refused
+    (``reference_required``) rather than failing in certification later."""
+    from marketplace.catalog import selectors, upload_sessions
+
+    version: ProductVersion | None = None
+    try:
+        version = create_version(
+            product,
+            user=user,
+            synthetic=synthetic,
+            train=train,
+            holdout=holdout,
+            target_column=target_column,
+            changelog=changelog,
+        )
+        upload_sessions.mark_attached(list(sessions))
+        if submit and (missing := selectors.missing_reference(version)):
+            raise CatalogError("reference_required", missing)
+        if submit:
+            version = submit_version(
+                version,
+                user=user,
+                sdtype_overrides=sdtype_overrides,
+                rules=checked_rule_choices(version, rules),
+            )
+    except JsonableError:
+        if version is not None and version.status == VersionStatus.DRAFT:
+            delete_draft(version, user=user)
+        raise
+    return version
+
+
 @transaction.atomic
 def delete_draft(version: ProductVersion, *, user: User) -> None:
     """Discard a draft version and the files only it referenced."""

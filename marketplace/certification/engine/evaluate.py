@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from . import charts, composite, learning, plausibility, privacy, quality, sdv_types
+from . import charts, composite, identifiers, learning, plausibility, privacy, quality, sdv_types
 from .config import EngineConfig
 from .errors import EngineError
 from .schema import Column, bounded_sample, clean_table, resolve_columns
@@ -111,6 +111,12 @@ def _check_inputs(
     missing = [str(c) for c in train.columns if c not in synthetic.columns]
     if missing:
         raise EngineError(f"The synthetic table lacks the train columns: {', '.join(missing)}.")
+    extra = [str(c) for c in synthetic.columns if c not in train.columns]
+    if extra:
+        raise EngineError(
+            f"The synthetic table has columns the train table lacks: {', '.join(extra)}. Every column sold "
+            "is certified against the reference rows; add them to the reference data or drop them."
+        )
     if holdout is not None:
         missing = [str(c) for c in train.columns if c not in holdout.columns]
         if missing:
@@ -202,7 +208,7 @@ def evaluate(
             progress(stage, int(round(low + (high - low) * fraction)))
 
     report("prepare", 0)
-    seeds = np.random.SeedSequence(config.seed).spawn(7)
+    seeds = np.random.SeedSequence(config.seed).spawn(8)
     columns = resolve_columns(train, metadata)
     if target is not None and next(c for c in columns if c.name == target).sdtype not in (
         "numerical",
@@ -309,6 +315,10 @@ def evaluate(
         np.random.default_rng(seeds[4]),
         lambda percent: report("privacy", percent / 100),
     )
+    privacy_section["identifier_copies"] = identifiers.assess(
+        synthetic_used, train_used, holdout_used, columns, np.random.default_rng(seeds[7])
+    )
+    privacy_section["tests"].append(identifiers.test(privacy_section["identifier_copies"], config))
     privacy_section["grade"], privacy_section["passed"] = privacy.grade(privacy_section, config)
     chart_section = charts.build(train_clean, synthetic_clean, columns) | {"dcr": dcr_chart}
     report("charts", 1)

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from exchange.delivery.models import Entitlement
 from exchange.downloads import authorization, services
-from exchange.downloads.constants import CONTENT_TYPES, FORMATS
+from exchange.downloads.constants import CONTENT_TYPES, FORMATS, SET_CONTENT_TYPE
 from exchange.downloads.models import Delivery, Download
 from marketplace.accounts.models import User
 from marketplace.core.api import ApiError
@@ -246,7 +246,7 @@ def serve_delivery(view: APIView, request: Request, delivery: Delivery) -> Any:
         )
         return HttpResponseRedirect(url)
     served = _streamed(store.open(delivery.storage_name, "rb"), decision)
-    served["Content-Type"] = CONTENT_TYPES[delivery.format]
+    served["Content-Type"] = SET_CONTENT_TYPE if delivery.is_table_set else CONTENT_TYPES[delivery.format]
     served["Content-Disposition"] = disposition
     served["Accept-Ranges"] = "bytes"
     served["ETag"] = f'"{delivery.sha256}"'

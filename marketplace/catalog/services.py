@@ -528,10 +528,11 @@ def submit_version(
     from marketplace.certification.services import BaselineRefused, check_reference_baseline
 
     try:
-        # Before any job exists: a holdout that overlaps train makes every privacy figure meaningless.
+        # Before any job exists: a holdout that overlaps train, or too small a one, makes every privacy
+        # figure meaningless.
         check_reference_baseline(version)
     except BaselineRefused as error:
-        raise CatalogError("holdout_overlaps_train", str(error), extra={"baseline": error.figures}) from None
+        raise CatalogError(error.code, str(error), extra={"baseline": error.figures}) from None
     version.status = VersionStatus.SUBMITTED
     version.submitted_at = timezone.now()
     version.save()

@@ -51,19 +51,21 @@ def request_certification(version: ProductVersion) -> Job:
 
 
 class BaselineRefused(CertificationFailed):
-    """The holdout overlaps train beyond the table's own duplicates; ``figures`` are the engine's shares."""
+    """The holdout cannot be the baseline (``code``: holdout_overlaps_train, holdout_too_small);
+    ``figures`` are the engine's measures."""
 
-    def __init__(self, message: str, figures: dict[str, Any]) -> None:
+    def __init__(self, message: str, figures: dict[str, Any], code: str = "holdout_overlaps_train") -> None:
         super().__init__(message)
         self.figures = figures
+        self.code = code
 
 
 def check_reference_baseline(version: ProductVersion) -> dict[str, Any] | None:
     """Measure a version's holdout against its train rows before any job exists; raise BaselineRefused
-    (with the figures) when the holdout overlaps train. None when the version has no holdout or the
+    (with the figures) when the holdout overlaps train or is too small a share of the real rows. None when the version has no holdout or the
     tables cannot be read (certification then reports the problem itself)."""
     from marketplace.certification.engine import EngineConfig, EngineError
-    from marketplace.certification.engine.baseline import HoldoutOverlapError, check_holdout
+    from marketplace.certification.engine.baseline import HoldoutRefused, check_holdout
 
     files = {f.role: f for f in version.files.filter(deleted_at__isnull=True)}
     if FileRole.TRAIN not in files or FileRole.HOLDOUT not in files:
@@ -78,8 +80,8 @@ def check_reference_baseline(version: ProductVersion) -> dict[str, Any] | None:
         return check_holdout(
             tables[0], tables[1], metadata=version.sdv_metadata or None, config=EngineConfig(seed=version.pk)
         )
-    except HoldoutOverlapError as error:
-        raise BaselineRefused(str(error), error.figures) from None
+    except HoldoutRefused as error:
+        raise BaselineRefused(str(error), error.figures, error.code) from None
     except EngineError:
         return None
 

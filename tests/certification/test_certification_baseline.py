@@ -162,3 +162,31 @@ def test_the_certificate_page_shows_the_privacy_tests_with_their_ids_and_the_bas
     assert "density ratio (DOMIAS)" in page
     assert "Shadow-model attack: not run" in page
     assert "Holdout and train" in page
+
+
+def test_api_refuses_a_holdout_too_small_to_see_copies_and_leaves_nothing_behind(
+    provider, api_client_for, product_factory, small_tables, django_capture_on_commit_callbacks
+):
+    """A dishonest provider keeps the holdout tiny so that copies of train rows look as expected."""
+    product = product_factory(provider, "Tiny holdout")
+    before = _stored_files()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client_for(provider).post(
+            f"/api/v1/products/{product.slug}/versions/",
+            {
+                "synthetic": _named(small_tables["synthetic"], "people.csv"),
+                "train": _named(small_tables["train"], "train.csv"),
+                "holdout": _named(small_tables["holdout"].head(40), "holdout.csv"),
+            },
+            format="multipart",
+        )
+
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "holdout_too_small"
+    assert "at least 80" in body["detail"]
+    assert body["baseline"] == {"train_rows": 800, "holdout_rows": 40, "holdout_rows_needed": 80}
+    assert ProductVersion.objects.filter(product=product).count() == 0
+    assert Job.objects.count() == 0
+    assert Certificate.objects.count() == 0
+    assert set(_stored_files()) - set(before) == set()

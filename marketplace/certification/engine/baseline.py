@@ -25,12 +25,42 @@ SOURCE = (
 )
 
 
-class HoldoutOverlapError(EngineError):
-    """The holdout shares rows with train beyond the table's own duplicates; ``figures`` holds the shares."""
+class HoldoutRefused(EngineError):
+    """The holdout cannot serve as the baseline; ``code`` names why and ``figures`` holds the measures."""
+
+    code = "holdout_refused"
 
     def __init__(self, message: str, figures: dict) -> None:
         super().__init__(message)
         self.figures = figures
+
+
+class HoldoutOverlapError(HoldoutRefused):
+    """The holdout shares rows with train beyond the table's own duplicates; ``figures`` holds the shares."""
+
+    code = "holdout_overlaps_train"
+
+
+class HoldoutTooSmallError(HoldoutRefused):
+    """The holdout is too small a share of the real rows for the privacy tests to see copies."""
+
+    code = "holdout_too_small"
+
+
+def refuse_if_too_small(train_rows: int, holdout_rows: int, config: EngineConfig) -> None:
+    """Raise HoldoutTooSmallError when the holdout has fewer than ``holdout_min_rows`` rows or fewer than
+    ``holdout_min_share`` of train's. The copy tests weigh where a copied row's real twins live: a copy of
+    a unique train row is evidence only in proportion to the holdout's share of the real rows (a holdout of
+    1 % makes every train row look as expected in train), so a provider could otherwise blind them by
+    keeping the holdout small."""
+    needed = max(config.holdout_min_rows, math.ceil(config.holdout_min_share * train_rows))
+    if holdout_rows < needed:
+        raise HoldoutTooSmallError(
+            f"The holdout has {holdout_rows} rows; the privacy tests need at least {needed} "
+            f"(max({config.holdout_min_rows}, {config.holdout_min_share:.0%} of the {train_rows} train rows)) "
+            "to see copies of train rows. Split off about 20% of the real rows, at random, as the holdout.",
+            {"train_rows": train_rows, "holdout_rows": holdout_rows, "holdout_rows_needed": needed},
+        )
 
 
 def _excess(observed: float, observed_rows: int, expected: float, expected_rows: int) -> tuple[float, float]:
@@ -111,8 +141,10 @@ def check_holdout(
     metadata: dict | None = None,
     config: EngineConfig = EngineConfig(),
 ) -> dict:
-    """Measure the holdout's overlap with train before any certification work and refuse an overlapping
-    one (HoldoutOverlapError, an EngineError carrying ``figures``); returns the figures otherwise."""
+    """Measure the holdout's overlap with train before any certification work and refuse a too small
+    (HoldoutTooSmallError) or overlapping (HoldoutOverlapError) one — both HoldoutRefused, EngineErrors
+    carrying ``figures``; returns the overlap figures otherwise."""
+    refuse_if_too_small(len(train), len(holdout), config)
     rng = np.random.default_rng(config.seed)
     columns = resolve_columns(train, metadata)
     train_used, _ = bounded_sample(train, config.max_rows, rng)

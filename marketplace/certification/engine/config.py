@@ -87,6 +87,9 @@ class EngineConfig:
     # duplicates by more than max(margin, z standard errors) is refused; near = within the given quantile
     # of train-to-other-train distances, measured on this many sampled train rows.
     baseline_margin: float = 0.01
+    # A holdout below max(holdout_min_rows, holdout_min_share × train rows) is refused (baseline.py).
+    holdout_min_rows: int = 30
+    holdout_min_share: float = 0.10
     baseline_z: float = 4.0
     baseline_near_quantile: float = 0.05
     baseline_train_sample: int = 2_000

@@ -91,6 +91,7 @@ def assess(
         return _assess_without_holdout(
             result, synthetic_matrix, train_matrix, train_keys, sizes, config, progress
         )
+    baseline.refuse_if_too_small(len(train), len(holdout), config)
     holdout_query, holdout_sampled = bounded_sample(holdout, config.privacy_max_rows, rng)
     order = rng.permutation(len(train))
     train_matrix, train_keys = train_matrix[order], train_keys[order]

@@ -217,3 +217,19 @@ def test_tpr_at_low_fpr_is_calibrated_under_the_null() -> None:
 
     assert np.mean(np.array(p_values) < 0.05) < 0.08
     assert tpr_at_fpr(np.zeros(100), np.ones(100), 0.01, rng)["tpr"] == 0.0
+
+
+def test_a_holdout_too_small_a_share_of_the_real_rows_is_refused() -> None:
+    """With a 2 % holdout every train row looks as expected in train: the copy tests would be blind."""
+    from marketplace.certification.engine.baseline import HoldoutTooSmallError
+
+    train, holdout, honest = _tables("adult")
+    tiny = holdout.head(len(train) // 50)
+
+    with pytest.raises(HoldoutTooSmallError, match="the privacy tests need at least 960") as refused:
+        _privacy(adv.verbatim_copies(honest, train, 0.05), train, tiny)
+    with pytest.raises(HoldoutTooSmallError):
+        check_holdout(train, tiny)
+    with pytest.raises(EngineError, match="Split off about 20%"):
+        evaluate(honest, train, tiny, config=CONFIG)
+    assert refused.value.figures["holdout_rows_needed"] == 960

@@ -10,7 +10,8 @@ Guarantees, as for single-table platform fits (``services``):
   file by SHA-256.
 - A draw makes whole entity sets: its ``rows`` count entity rows (that is what the quota counts), the set is
   sampled from the stored model inside the sandbox and leaves it only as a table-set zip that passed
-  ``hma.read_checked_set``; quota is consumed only when the draw succeeds, as for single-table draws.
+  ``hma.read_checked_set``; ``services.draws.run_draw`` claims, stores and commits it, so quota is consumed
+  only when the draw succeeds, as for single-table draws.
 """
 
 from __future__ import annotations
@@ -21,12 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from django.conf import settings
-from django.core.files.storage import storages
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from django.utils.text import slugify
 
 from marketplace.accounts.models import User
@@ -39,13 +36,12 @@ from marketplace.catalog.summary import refresh_product_summary
 from marketplace.catalog.uploads import HashedFile
 from marketplace.certification import services as certification
 from marketplace.certification.models import Certificate, Job
-from marketplace.core import leases
 from marketplace.generators import engines, hma, storage
 from marketplace.generators.errors import GeneratorError
 from marketplace.generators.models import GeneratorModel, SampleDraw, Synthesizer
 from marketplace.generators.sandbox import SandboxRefused, job_folder, open_output, run_in_sandbox
 from marketplace.generators.schema import OutputInvalid
-from marketplace.generators.services.draws import rows_with_spares, sandbox_limits
+from marketplace.generators.services.draws import SampledFile, rows_with_spares, sandbox_limits
 from marketplace.generators.services.jobs import CertifiedArtifact
 from marketplace.generators.services.setup import (
     check_generator_product,
@@ -339,10 +335,6 @@ def check_entity_request(generator: GeneratorModel, rows: Any, conditions: Any) 
         )
 
 
-def is_entity_draw(draw_id: str) -> bool:
-    return SampleDraw.objects.filter(pk=draw_id, generator__synthesizer=Synthesizer.HMA).exists()
-
-
 def draw_set_in_sandbox(generator: GeneratorModel, *, rows: int, seed: int, target: Path) -> dict[str, int]:
     """Sample ``rows`` entity rows with their children from the stored model inside the sandbox and copy
     the checked table-set zip to ``target``; returns rows per table. Raises ``GeneratorError``."""
@@ -365,69 +357,15 @@ def draw_set_in_sandbox(generator: GeneratorModel, *, rows: int, seed: int, targ
     return {name: len(frame) for name, frame in tables.items()}
 
 
-def run_entity_draw(draw_id: str) -> SampleDraw | None:
-    """Make a queued HMA draw's entity set in the sandbox, store it as ``samples/<draw>.zip`` and commit
-    (draw succeeded + commit hook) in one transaction; claimed, fenced and failed exactly as
-    ``services.run_draw`` does for single tables. The draw makes spare entities (``rows_with_spares``) so a
-    buyer's fingerprinted copy, which leaves out a keyed few entities, still holds every one asked for."""
-    now = timezone.now()
-    lost = Q(status=SampleDraw.Status.RUNNING, heartbeat_at__lt=leases.stale_before(now))
-    claimed = SampleDraw.objects.filter(
-        Q(status=SampleDraw.Status.QUEUED) | lost, pk=draw_id, attempts__lt=settings.SYNTHEX_JOB_MAX_ATTEMPTS
-    ).update(status=SampleDraw.Status.RUNNING, progress=5, heartbeat_at=now, attempts=F("attempts") + 1)
-    if not claimed:
-        return None
-    draw = SampleDraw.objects.select_related("generator__version").get(pk=draw_id)
-    mine = SampleDraw.objects.filter(pk=draw.pk, status=SampleDraw.Status.RUNNING, attempts=draw.attempts)
-    stored: str | None = None
-    try:
-        with (
-            leases.heartbeat(lambda: bool(mine.update(heartbeat_at=timezone.now()))),
-            tempfile.TemporaryDirectory(prefix="synthex-draw-") as folder,
-        ):
-            path = Path(folder) / "set.zip"
-            draw_set_in_sandbox(draw.generator, rows=rows_with_spares(draw.rows), seed=draw.seed, target=path)
-            sha, size = storage.sha256_file(path), path.stat().st_size
-            stored = storage.save_once("default", f"samples/{draw.id}.zip", path)
-        with transaction.atomic():
-            won = mine.update(
-                status=SampleDraw.Status.SUCCEEDED,
-                progress=100,
-                storage_name=stored,
-                sha256=sha,
-                size_bytes=size,
-                finished_at=timezone.now(),
-            )
-            if won:
-                draw.refresh_from_db()
-                import_string(draw.commit_hook)(draw)
-        if not won:
-            storages["default"].delete(stored)
-    except GeneratorError as error:
-        _fail_draw(draw, error.code, error.message, stored)
-    except Exception:
-        logger.exception("entity draw %s crashed", draw_id)
-        _fail_draw(
-            draw, "internal_error", "An internal error stopped this draw; nothing was consumed.", stored
-        )
-    draw.refresh_from_db()
-    return draw
-
-
-def _fail_draw(draw: SampleDraw, code: str, message: str, stored: str | None) -> None:
-    SampleDraw.objects.filter(pk=draw.pk, attempts=draw.attempts).exclude(
-        status=SampleDraw.Status.SUCCEEDED
-    ).update(
-        status=SampleDraw.Status.FAILED,
-        error=message,
-        error_code=code,
-        storage_name="",
-        sha256="",
-        size_bytes=None,
-        finished_at=timezone.now(),
+def draw_entity_set(draw: SampleDraw, folder: Path) -> SampledFile:
+    """Make ``draw``'s entity set as a table-set zip in ``folder``, with spare entities
+    (``rows_with_spares``) so a buyer's fingerprinted copy, which leaves out a keyed few entities, still holds
+    every one asked for; ``services.draws.run_draw`` stores and commits it as it does single-table draws."""
+    path = folder / "set.zip"
+    draw_set_in_sandbox(draw.generator, rows=rows_with_spares(draw.rows), seed=draw.seed, target=path)
+    return SampledFile(
+        path=path, rows=draw.rows, sha256=storage.sha256_file(path), size_bytes=path.stat().st_size
     )
-    if stored:
-        storages["default"].delete(stored)
 
 
 def describe_tables(generator: GeneratorModel) -> dict[str, Any]:

@@ -44,12 +44,8 @@ def fit_generator_task(job_id: str) -> None:
 
 @shared_task(acks_late=True, soft_time_limit=1700, time_limit=1800)
 def sample_generator_task(draw_id: str) -> None:
-    """Make a queued draw's rows (an entity set for HMA). Safe to run twice: only a queued draw, or one whose
-    worker died, is claimed."""
-    if relational.is_entity_draw(draw_id):
-        relational.run_entity_draw(draw_id)
-    else:
-        draws.run_draw(draw_id)
+    """Make a queued draw's rows. Safe to run twice: only a queued draw, or one whose worker died, is claimed."""
+    draws.run_draw(draw_id)
 
 
 @shared_task

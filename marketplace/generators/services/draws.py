@@ -29,7 +29,7 @@ from marketplace.accounts.models import User
 from marketplace.core import leases
 from marketplace.generators import engines, selectors, storage
 from marketplace.generators.errors import GeneratorError
-from marketplace.generators.models import GeneratorModel, SampleDraw
+from marketplace.generators.models import GeneratorModel, SampleDraw, Synthesizer
 from marketplace.generators.sandbox import (
     SandboxLimits,
     SandboxRefused,
@@ -232,7 +232,8 @@ def rows_with_spares(rows: int) -> int:
 
 
 def run_draw(draw_id: str) -> SampleDraw | None:
-    """Make a queued draw's rows in the sandbox, store them, and commit (draw succeeded + commit hook) in one
+    """Make a queued draw's rows in the sandbox (an HMA generator's: a table set, made by
+    ``relational.draw_entity_set``), store them, and commit (draw succeeded + commit hook) in one
     transaction; on any failure the draw is marked failed and nothing is consumed. None when it is not queued
     and no dead worker's (a stale heartbeat) to take over. Only the attempt that holds the draw commits it.
     """
@@ -251,14 +252,19 @@ def run_draw(draw_id: str) -> SampleDraw | None:
             leases.heartbeat(lambda: bool(mine.update(heartbeat_at=timezone.now()))),
             tempfile.TemporaryDirectory(prefix="synthex-draw-") as folder,
         ):
-            sampled = draw_in_sandbox(
-                draw.generator,
-                rows=rows_with_spares(draw.rows),
-                seed=draw.seed,
-                conditions=draw.conditions,
-                folder=Path(folder),
-            )
-            stored = storage.save_once("default", f"samples/{draw.id}.parquet", sampled.path)
+            if draw.generator.synthesizer == Synthesizer.HMA:
+                from marketplace.generators import relational
+
+                sampled = relational.draw_entity_set(draw, Path(folder))
+            else:
+                sampled = draw_in_sandbox(
+                    draw.generator,
+                    rows=rows_with_spares(draw.rows),
+                    seed=draw.seed,
+                    conditions=draw.conditions,
+                    folder=Path(folder),
+                )
+            stored = storage.save_once("default", f"samples/{draw.id}{sampled.path.suffix}", sampled.path)
         with transaction.atomic():
             won = mine.update(
                 status=SampleDraw.Status.SUCCEEDED,

@@ -1,7 +1,8 @@
 """gunicorn settings for Synthex web hosts (``gunicorn -c deploy/gunicorn.conf.py marketplace.wsgi``).
 
 Environment: ``SYNTHEX_BIND`` (127.0.0.1:8000), ``WEB_CONCURRENCY`` (workers, default 2 per core),
-``GUNICORN_THREADS`` (4), ``GUNICORN_TIMEOUT`` (seconds, 60). With ``PROMETHEUS_MULTIPROC_DIR`` set, the folder is
+``GUNICORN_THREADS`` (4), ``GUNICORN_TIMEOUT`` (seconds, 60), ``GUNICORN_PRELOAD`` (1: import the application in the
+master and fork the workers from it; 0: each worker imports it). With ``PROMETHEUS_MULTIPROC_DIR`` set, the folder is
 emptied at start and each worker's samples are dropped when it exits.
 """
 
@@ -22,9 +23,13 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# A worker is replaced after this many requests (a bound on slow leaks). Replacing one costs seconds of imports
-# (post_worker_init below), so the bound is high enough for cached API reads at ~1,000 req/s not to recycle
-# workers every few seconds, and the jitter wide enough that two workers are rarely replaced at once.
+# The application and every view are imported once, in the master (when_ready below), and workers are forked
+# from it: a worker replaced by max_requests serves within milliseconds instead of spending seconds of CPU on
+# imports (pandas, scikit-learn, SciPy) while its siblings serve a full load; the code pages are shared.
+# GUNICORN_PRELOAD=0 imports in each worker instead.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
+# A worker is replaced after this many requests (a bound on slow leaks); the jitter is wide enough that two
+# workers are rarely replaced at once.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = max_requests // 2
 # gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl), which two instances on a
@@ -49,9 +54,21 @@ def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signat
         multiprocess.mark_process_dead(worker.pid)
 
 
+def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    if server.cfg.preload_app:
+        # Preloaded: import every view in the master, before the workers are forked. No connection opened
+        # here may be inherited by them (each worker opens its own).
+        from django.db import connections
+        from django.urls import get_resolver
+
+        patterns = get_resolver().url_patterns
+        connections.close_all()
+        server.log.info("application preloaded: %d URL patterns", len(patterns))
+
+
 def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     # Import every view (the URLconf reaches pandas, scikit-learn and SciPy: seconds of imports) before this
-    # worker accepts its first request; a worker restarted by max_requests warms up while the others serve.
+    # worker accepts its first request (nothing left to import when the master preloaded them).
     from django.urls import get_resolver
 
     patterns = get_resolver().url_patterns

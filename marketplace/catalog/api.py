@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from django.utils.decorators import method_decorator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import generics, mixins, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
@@ -35,7 +35,7 @@ from marketplace.certification.plausibility import (
 )
 from marketplace.core.api import ApiError
 from marketplace.core.auth import signed_in_user
-from marketplace.core.page_cache import public_api_cache
+from marketplace.core.page_cache import cached_api_response
 from marketplace.core.schema import ERRORS
 
 
@@ -43,9 +43,8 @@ def _licenses(items: list[dict[str, Any]]) -> list[services.LicensePrice]:
     return [services.LicensePrice(i["code"], i["price_minor"], i["currency"]) for i in items]
 
 
-# Anonymous searches are the same for everyone: served from the page cache, invalidated by any catalog change.
-@method_decorator(public_api_cache, name="dispatch")
-class ProductListCreate(generics.ListAPIView):
+# GenericAPIView + ListModelMixin rather than ListAPIView: `get` answers from the cache, a plain HttpResponse.
+class ProductListCreate(mixins.ListModelMixin, generics.GenericAPIView):
     """Search the catalog (`q`, `domain`, `license`, `format`, `provider`, `kind`, `min_price`, `max_price`,
     `rows`, `min_quality`, `privacy_grade`, `ordering`) or create a product."""
 
@@ -79,8 +78,20 @@ class ProductListCreate(generics.ListAPIView):
             )
         ]
     )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        # A page of listed products is the same for every caller (no field depends on who asks): once DRF has
+        # authenticated the caller, anonymous and token reads share the page cache, invalidated by any
+        # catalog change. The browsable API and other media types (`; indent=4`) are rendered every time.
+        if request.accepted_media_type != "application/json":
+            return self.list(request, *args, **kwargs)
+        return cached_api_response(request, lambda: self._rendered_page(request))
+
+    def _rendered_page(self, request: Request) -> HttpResponse:
+        page = self.list(request)
+        body = request.accepted_renderer.render(
+            page.data, request.accepted_media_type, self.get_renderer_context()
+        )
+        return HttpResponse(body, content_type=request.accepted_media_type)
 
     @extend_schema(request=ProductInputSerializer, responses={201: ProductOutputSerializer})
     def post(self, request: Request) -> Response:

@@ -4,7 +4,9 @@ Anonymous catalog and product pages are the same for everyone, and they are most
 cached page is keyed by the request's path and query and by a *catalog version* token; every write that
 changes what those pages show calls ``bump_catalog_version()``, so no one ever sees a stale page (the
 timeout only bounds the cache's size). Requests with any cookie (a session, messages, CSRF) and responses
-that set cookies are never cached, so nothing personal is ever stored or served from the cache.
+that set cookies are never cached, so nothing personal is ever stored or served from the cache. The catalog
+search API's body is the same for every caller too: it is cached under the same token for anonymous and
+signed-in callers alike (:func:`cached_api_response`).
 """
 
 from __future__ import annotations
@@ -66,44 +68,31 @@ def anonymous_page_cache(view: Callable[..., HttpResponse]) -> Callable[..., Htt
     return wrapped
 
 
-def public_api_cache(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Serve a public read API (``view`` is a DRF view's ``dispatch``) from the page cache, for GET requests
-    without credentials (no ``Authorization`` header, no cookie) that do not ask for the HTML browsable API.
+def cached_api_response(request: HttpRequest, build: Callable[[], HttpResponse]) -> HttpResponse:
+    """A read API's GET body from the page cache, else ``build()``'s response, stored when it is a 200 JSON
+    body that sets no cookie.
 
-    Same keys and invalidation as :func:`anonymous_page_cache`: the path with its query, under the catalog
-    version token, so a catalog change is seen at once. Only 200 JSON bodies are stored.
+    Only for bodies that are the same for every caller: the view calls this after its framework has
+    authenticated the caller (a bad token is refused before the cache is read), so a signed-in CLI and an
+    anonymous visitor share one entry. Same invalidation as :func:`anonymous_page_cache` (the catalog version
+    token); the key is the host (absolute links in the body) and the path with its query.
     """
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if (
-            request.method != "GET"
-            or request.COOKIES
-            or "HTTP_AUTHORIZATION" in request.META
-            or "text/html" in request.headers.get("Accept", "")
-        ):
-            return view(request, *args, **kwargs)
-        digest = hashlib.sha256(f"{request.get_host()} {request.get_full_path()}".encode()).hexdigest()
-        key = f"api:{_version()}:{digest}"
-        cached = _cache().get(key)
-        if cached is not None:
-            status, content_type, body = cached
-            response = HttpResponse(body, status=status, content_type=content_type)
-            response["X-Synthex-Cache"] = "hit"
-            return response
-        response = view(request, *args, **kwargs)
-        render = getattr(response, "render", None)
-        if render is not None and not getattr(response, "is_rendered", True):
-            render()
-        if (
-            response.status_code == 200
-            and response.get("Content-Type", "").startswith("application/json")
-            and not response.cookies
-        ):
-            _cache().set(
-                key, (200, response["Content-Type"], response.content), settings.SYNTHEX_PAGE_CACHE_SECONDS
-            )
-            response["X-Synthex-Cache"] = "miss"
+    digest = hashlib.sha256(f"{request.get_host()} {request.get_full_path()}".encode()).hexdigest()
+    key = f"api:{_version()}:{digest}"
+    cached = _cache().get(key)
+    if cached is not None:
+        status, content_type, body = cached
+        response = HttpResponse(body, status=status, content_type=content_type)
+        response["X-Synthex-Cache"] = "hit"
         return response
-
-    return wrapped
+    response = build()
+    if (
+        response.status_code == 200
+        and response.get("Content-Type", "").startswith("application/json")
+        and not response.cookies
+    ):
+        _cache().set(
+            key, (200, response["Content-Type"], response.content), settings.SYNTHEX_PAGE_CACHE_SECONDS
+        )
+        response["X-Synthex-Cache"] = "miss"
+    return response

@@ -316,7 +316,7 @@ def evaluate(
         lambda percent: report("privacy", percent / 100),
     )
     privacy_section["identifier_copies"] = identifiers.assess(
-        synthetic_used, train_used, holdout_used, columns, np.random.default_rng(seeds[7])
+        synthetic_used, train_used, holdout_used, columns, np.random.default_rng(seeds[7]), metadata
     )
     privacy_section["tests"].append(identifiers.test(privacy_section["identifier_copies"], config))
     privacy_section["grade"], privacy_section["passed"] = privacy.grade(privacy_section, config)

@@ -11,8 +11,10 @@ other half) that occur in train. Fresh real rows share common values (first name
 often as an honest generator's rows may; copied identifiers push the synthetic share above that.
 
 Columns that number the rows in train and in the synthetic table (unique integers packed in a range, such as
-1..n) are skipped: row numbers carry nothing about anyone and would always overlap. Sparse unique numbers
-(customer numbers, account numbers) are read like any identifier.
+1..n) are skipped: row numbers carry nothing about anyone and would always overlap. So are whole-number
+columns the metadata declares as keys (primary, alternate, or sdtype ``id`` — the foreign keys of related
+tables): a generator renumbers them and the links they make are judged at the entity level. Undeclared
+sparse unique numbers (customer numbers, account numbers) and every text key are read like any identifier.
 """
 
 from __future__ import annotations
@@ -43,6 +45,23 @@ def _is_row_number(train: pd.Series, synthetic: pd.Series) -> bool:
     return numbered(train) and numbered(synthetic)
 
 
+def _declared_keys(metadata: dict | None) -> set[str]:
+    """Columns the provider's metadata declares as keys: the primary and alternate keys and every column
+    of sdtype ``id`` (foreign keys of related tables are declared so)."""
+    if not metadata:
+        return set()
+    keys = {str(k) for k in [metadata.get("primary_key"), *(metadata.get("alternate_keys") or [])] if k}
+    for name, spec in (metadata.get("columns") or {}).items():
+        if isinstance(spec, dict) and spec.get("sdtype") == "id":
+            keys.add(str(name))
+    return keys
+
+
+def _whole_numbers(values: pd.Series) -> bool:
+    numbers = pd.to_numeric(values.dropna(), errors="coerce")
+    return len(numbers) > 0 and not numbers.isna().any() and bool(np.all(np.mod(numbers, 1) == 0))
+
+
 def _is_key(values: pd.Series) -> bool:
     """A whole-number column whose train values are all distinct (account or card numbers read as numbers)."""
     numbers = pd.to_numeric(values.dropna(), errors="coerce")
@@ -60,9 +79,11 @@ def assess(
     holdout: pd.DataFrame | None,
     columns: tuple[Column, ...],
     rng: np.random.Generator,
+    metadata: dict | None = None,
 ) -> dict:
     """Per left-out column: the synthetic and baseline shares of distinct values found in train."""
     figures: dict[str, dict] = {}
+    keys = _declared_keys(metadata)
     if holdout is None:
         order = rng.permutation(len(train))
         half = len(train) // 2
@@ -76,7 +97,9 @@ def assess(
             continue
         if column.sdtype in STATISTICAL and not _is_key(train[column.name]):
             continue
-        if _is_row_number(train[column.name], synthetic[column.name]):
+        if _is_row_number(train[column.name], synthetic[column.name]) or (
+            column.name in keys and _whole_numbers(train[column.name])
+        ):
             continue
         known = _values(reference, column.name)
         synthetic_values, baseline_values = _values(synthetic, column.name), _values(baseline, column.name)

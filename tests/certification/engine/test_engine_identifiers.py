@@ -97,3 +97,20 @@ def test_a_synthetic_column_the_reference_lacks_is_refused(tables) -> None:
 
     with pytest.raises(EngineError, match="columns the train table lacks: note"):
         evaluate(smuggled, train, holdout, config=CONFIG)
+
+
+def test_whole_number_keys_declared_in_the_metadata_are_structure_not_identifiers(tables) -> None:
+    """Related tables' keys (declared sdtype id) are renumbered by generators and may reuse real numbers."""
+    train, holdout, honest = tables
+    rng = np.random.default_rng(8)
+    numbers = rng.choice(10**6, size=len(train) + len(holdout), replace=False)
+    train = train.assign(household=numbers[: len(train)])
+    holdout = holdout.assign(household=numbers[len(train) :])
+    renumbered = honest.assign(household=rng.choice(numbers[: len(train)], size=len(honest), replace=False))
+    metadata = {"columns": {"household": {"sdtype": "id"}}}
+    declared = evaluate(renumbered, train, holdout, metadata=metadata, config=CONFIG)
+    undeclared = evaluate(renumbered, train, holdout, config=CONFIG)
+
+    assert _test(declared, "identifier_copies/v1")["passed"] is True
+    assert "household" not in _test(declared, "identifier_copies/v1")["columns_tested"]
+    assert "household" in _test(undeclared, "identifier_copies/v1")["failing_columns"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from marketplace.catalog.models import FileRole, ProductVersion, VersionFile, Ve
 from marketplace.certification.models import Certificate
 from marketplace.certification.signing import format_issued_at
 from marketplace.core.errors import JsonableError
+from marketplace.core.storage import StoredFileMissing, content_name, fetch
 from marketplace.generators.models import SampleDraw
 
 if TYPE_CHECKING:
@@ -212,8 +212,10 @@ def _draw_source(draw: SampleDraw) -> _Source:
 
 
 def _local_source(source: _Source, scratch: Path) -> Path:
-    store = storages[source.storage_alias]
-    if not store.exists(source.storage_name):
+    """The source file at a local path: the stored file itself on a filesystem storage, else a copy."""
+    try:
+        return fetch(source.storage_alias, source.storage_name, scratch / "source", in_place=True)
+    except StoredFileMissing:
         logger.error(
             "ALERT: stored file missing: %s (%s) at %r", source.label, source.sha256, source.storage_name
         )
@@ -221,13 +223,7 @@ def _local_source(source: _Source, scratch: Path) -> Path:
             "The file is missing from storage; the platform has been alerted. Try again later.",
             "file_missing",
             503,
-        )
-    if isinstance(store, FileSystemStorage):
-        return Path(store.path(source.storage_name))
-    local = scratch / "source"
-    with store.open(source.storage_name, "rb") as remote, local.open("wb") as copy:
-        shutil.copyfileobj(remote, copy, 1 << 20)
-    return local
+        ) from None
 
 
 def _dtypes(version_file: VersionFile) -> dict[str, str]:
@@ -341,7 +337,7 @@ def _prepare(entitlement: Entitlement, source_file: _Source, fmt: str) -> Delive
             # A draw holds spare rows: the buyer's copy is cut back to the rows they asked for.
             max_rows=source_file.draw.rows if source_file.draw is not None else None,
         )
-        name = f"deliveries/{source_file.sha256[:2]}/{source_file.sha256}/{fingerprint.id}.{fmt}"
+        name = content_name("deliveries", source_file.sha256, fmt, variant=fingerprint.id)
         if cached is not None:
             if converted.sha256 != cached.sha256:
                 logger.error("ALERT: rebuilt copy %s differs from its receipt", cached.id)

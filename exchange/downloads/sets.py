@@ -18,7 +18,6 @@ import hashlib
 import io
 import logging
 import secrets
-import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -45,6 +43,7 @@ from exchange.ledger.services import build_receipt, record_event
 from marketplace.catalog.models import FileRole, ProductVersion, VersionFile
 from marketplace.certification.models import Certificate
 from marketplace.certification.signing import format_issued_at
+from marketplace.core.storage import StoredFileMissing, content_name, fetch
 from marketplace.generators.models import SampleDraw, Synthesizer
 
 if TYPE_CHECKING:
@@ -134,17 +133,15 @@ def prepare_draw_set_delivery(entitlement: Entitlement, draw: SampleDraw, fmt: s
 
 
 def _copy_local(alias: str, name: str, target: Path) -> Path:
-    store = storages[alias]
-    if not store.exists(name):
+    try:
+        return fetch(alias, name, target)
+    except StoredFileMissing:
         logger.error("ALERT: stored set file missing at %r", name)
         raise DeliveryError(
             "A file of this set is missing from storage; the platform has been alerted. Try again later.",
             "file_missing",
             503,
-        )
-    with store.open(name, "rb") as remote, target.open("wb") as local:
-        shutil.copyfileobj(remote, local, 1 << 20)
-    return target
+        ) from None
 
 
 def _read_tables(source: _SetSource, scratch: Path) -> dict[str, pa.Table]:
@@ -268,7 +265,7 @@ def _prepare(entitlement: Entitlement, source: _SetSource, fmt: str) -> Delivery
         )
         target, written = _write_zip(marked, fmt, scratch)
         sha256, quick = _sha256_and_blake3(target)
-        name = f"deliveries/{source.sha256[:2]}/{source.sha256}/{fingerprint.id}.{fmt}.zip"
+        name = content_name("deliveries", source.sha256, f"{fmt}.zip", variant=fingerprint.id)
         if cached is not None:
             if sha256 != cached.sha256:
                 logger.error("ALERT: rebuilt set copy %s differs from its receipt", cached.id)

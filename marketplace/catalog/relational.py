@@ -33,6 +33,7 @@ from marketplace.catalog.services import (
     ingest_error_status,
 )
 from marketplace.catalog.uploads import HashedFile
+from marketplace.core import storage
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -229,10 +230,11 @@ def load_sets(version: ProductVersion, folder: str) -> dict[str, dict[str, pd.Da
 
     sets: dict[str, dict[str, pd.DataFrame]] = {}
     for item in version.files.filter(deleted_at__isnull=True).order_by("role", "table_name"):
-        path = Path(folder) / f"{item.role}-{item.table_name}.{item.format}"
-        with storages[item.storage_alias].open(item.storage_name, "rb") as source, open(path, "wb") as target:
-            for chunk in iter(lambda: source.read(1 << 20), b""):
-                target.write(chunk)
+        path = storage.fetch(
+            item.storage_alias,
+            item.storage_name,
+            Path(folder) / f"{item.role}-{item.table_name}.{item.format}",
+        )
         sets.setdefault(item.role, {})[item.table_name] = ingest.read_table(path, item.format)
     return sets
 

@@ -8,13 +8,12 @@ in one call unless asked to keep the draft.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -41,6 +40,7 @@ from marketplace.catalog.models import (
 from marketplace.catalog.profiles import stored_reference_profile
 from marketplace.catalog.summary import refresh_product_summary
 from marketplace.catalog.uploads import HashedFile
+from marketplace.core import storage
 from marketplace.core.errors import JsonableError
 from marketplace.core.memory import release_freed_memory
 
@@ -316,8 +316,8 @@ def _stored_name(role: str, organization_id: int, sha256: str, fmt: str) -> tupl
     """(storage alias, content-addressed name) of a version file: synthetic tables are public objects,
     reference tables (train, holdout) sit in the private storage under their organization."""
     if role == FileRole.SYNTHETIC:
-        return "default", f"objects/{sha256[:2]}/{sha256}.{fmt}"
-    return "reference", f"org-{organization_id}/{sha256[:2]}/{sha256}.{fmt}"
+        return "default", storage.content_name("objects", sha256, fmt)
+    return "reference", storage.content_name(f"org-{organization_id}", sha256, fmt)
 
 
 def _version_file(
@@ -353,16 +353,10 @@ def _version_file(
 def _store(item: _Received, organization: Organization) -> tuple[str, bool]:
     """Save into the right storage under a content-addressed name; return (name, newly_written)."""
     alias, name = _stored_name(item.role, organization.pk, item.upload.sha256, item.fmt)
-    storage = storages[alias]
-    if storage.exists(name):
-        return name, False
-    copy_into = getattr(item.upload, "copy_into", None)
-    if copy_into is not None:  # an upload the client sent straight to the object store: copied there
-        return copy_into(storage, name), True
-    item.upload.seek(0)
-    # An uploaded file (not a File wrapper) lets the filesystem storage move the temporary file into place
-    # instead of copying it; S3 streams it in a multipart upload.
-    return storage.save(name, item.upload), True  # type: ignore[arg-type]  # an UploadedFile, a Django File
+    # An upload the client sent straight to the object store is copied there by the store.
+    copy_into: storage.StoreCopy | None = getattr(item.upload, "copy_into", None)
+    saved = storage.store_once(alias, name, copy_into or cast(File, item.upload))
+    return saved.name, saved.is_new
 
 
 def create_next_version(product: Product, *, user: User, **fields: Any) -> ProductVersion:
@@ -382,16 +376,8 @@ def add_table_file(
     under the same content-addressed name and profile rules as uploaded files. The caller's transaction
     owns the row; the stored object is written at once (a later identical file reuses it)."""
     profile = ingest.profile_table(path, fmt)
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    sha256 = digest.hexdigest()
-    alias, name = _stored_name(role, version.product.organization_id, sha256, fmt)
-    storage = storages[alias]
-    if not storage.exists(name):
-        with open(path, "rb") as handle:
-            name = storage.save(name, File(handle, name=path.name))
+    sha256 = storage.sha256_file(path)
+    name = storage.save_once(*_stored_name(role, version.product.organization_id, sha256, fmt), path)
     item = _version_file(
         version,
         role=role,

@@ -3,22 +3,20 @@ bounded uniform sample (``SYNTHEX_CERTIFY_MAX_ROWS``)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import storages
 
 from marketplace.catalog.models import VersionFile
+from marketplace.core import storage
 
 
 def fetch_file(item: VersionFile, folder: Path) -> Path:
     """Copy a stored file into ``folder`` (named by role, id and format) and return its path."""
-    target = folder / f"{item.role}-{item.pk}.{item.format}"
-    with storages[item.storage_alias].open(item.storage_name, "rb") as source, open(target, "wb") as sink:
-        shutil.copyfileobj(source, sink, 1024 * 1024)
-    return target
+    return storage.fetch(
+        item.storage_alias, item.storage_name, folder / f"{item.role}-{item.pk}.{item.format}"
+    )
 
 
 def load_table(

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from django.core.files import File
 from django.core.files.storage import storages
 from django.db import transaction
 from django.utils import timezone
@@ -34,6 +35,7 @@ from marketplace.catalog.services import (
 from marketplace.catalog.uploads import HashedFile
 from marketplace.certification import services as certification
 from marketplace.certification.models import Job
+from marketplace.core import storage
 from marketplace.generators import engines, fitting
 from marketplace.generators.errors import GeneratorError
 from marketplace.generators.models import GeneratorModel, Synthesizer
@@ -272,17 +274,17 @@ def create_uploaded_generator(
                 product, user, target_column=target_column, sdv_metadata=sdv_metadata
             )
             store_reference(version, Path(folder), (train.name or "train")[:255], train_frame, holdout_frame)
-            name = model_name(product.organization_id, model_file.sha256, "pkl")
-            storage = storages["reference"]
-            if not storage.exists(name):
-                model_file.seek(0)
-                written = storage.save(name, cast(Any, model_file))
-                name = written
+            saved = storage.store_once(
+                "reference",
+                model_name(product.organization_id, model_file.sha256, "pkl"),
+                cast(File, model_file),
+            )
+            written = saved.name if saved.is_new else None
             generator = GeneratorModel.objects.create(
                 version=version,
                 kind=GeneratorModel.Kind.UPLOADED,
                 synthesizer=Synthesizer.UPLOADED,
-                storage_name=name,
+                storage_name=saved.name,
                 sha256=model_file.sha256,
                 size_bytes=model_file.size,
                 sdv_metadata=sdv_metadata,

@@ -88,15 +88,16 @@ def create_set_version(
 
 def cmd_upload_set(context: Any, paths: dict[str, Any]) -> int:
     """Upload every table of the set (resumable chunks), wait for the server's checks, make the version."""
-    from synthex_client import cli, uploads
+    from synthex_client import uploads
+    from synthex_client.cli import common, versions
 
     arguments = context.arguments
     state = uploads.UploadState()
     ids: dict[str, list[str]] = {"synthetic": [], "train": [], "holdout": []}
     results = []
     with context.api(need_token=True) as api:
-        cli._check_product_exists(api, arguments.product)
-    with context.api(need_token=True) as api, cli._transfer_progress(context) as progress:
+        versions.check_product_exists(api, arguments.product)
+    with context.api(need_token=True) as api, common.transfer_progress(context) as progress:
         for role in ("synthetic", "train", "holdout"):
             for path in paths[role]:
                 task = progress.add_task(f"{role}/{path.name}", total=path.stat().st_size)
@@ -138,8 +139,8 @@ def cmd_upload_set(context: Any, paths: dict[str, Any]) -> int:
     context.emit({"version": version, "files": files, "job": job}, human)
     if job and arguments.watch:
         arguments.job_id = job
-        return cli.cmd_jobs_watch(context)
-    return cli.EXIT_OK
+        return versions.cmd_jobs_watch(context)
+    return common.EXIT_OK
 
 
 def fit_table_paths(names: list[str], metadata: str | None) -> tuple[list[Path], dict[str, Any] | None]:
@@ -162,20 +163,20 @@ def fit_table_paths(names: list[str], metadata: str | None) -> tuple[list[Path],
 def cmd_fit_tables(context: Any) -> int:
     """Send the real tables to fit SDV's HMA on (``POST products/{slug}/generator/tables/``); with
     ``--watch``, follow the fit and certification job's progress."""
-    from synthex_client import cli
+    from synthex_client.cli import common, versions
 
     arguments = context.arguments
     try:
         tables, metadata = fit_table_paths(arguments.files, arguments.metadata)
     except ValueError as error:
-        raise cli.UsageError(str(error)) from None
+        raise common.UsageError(str(error)) from None
     data: dict[str, str] = {}
     if metadata:
         data["metadata"] = json.dumps(metadata)
     if arguments.row_quotas:
         data["row_quotas"] = arguments.row_quotas
     with context.api(need_token=True) as api:
-        cli._check_product_exists(api, arguments.product)
+        versions.check_product_exists(api, arguments.product)
         handles = [path.open("rb") for path in tables]
         try:
             files = [("tables", (path.name, handle)) for path, handle in zip(tables, handles, strict=True)]
@@ -198,5 +199,5 @@ def cmd_fit_tables(context: Any) -> int:
     context.emit({"generator": generator, "job": job}, human)
     if job and arguments.watch:
         arguments.job_id = job
-        return cli.cmd_jobs_watch(context)
-    return cli.EXIT_OK
+        return versions.cmd_jobs_watch(context)
+    return common.EXIT_OK

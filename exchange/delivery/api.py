@@ -136,7 +136,7 @@ class SampleDetail(downloads_api.ThrottledDownloads):
         try:
             if fmt not in FORMATS:
                 raise downloads.DeliveryError(
-                    f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400
+                    "invalid_format", f"Unknown format {fmt!r}; use csv, parquet or jsonl.", 400
                 )
             delivery = downloads.prepare_draw_delivery(
                 entitlement, downloads.deliverable_draw(entitlement, draw.id), fmt

@@ -294,19 +294,19 @@ class DownloadFile(ThrottledDownloads):
             .first()
         )
         if delivery is None:
-            refuse(request, services.DeliveryError("This download link is not valid.", "forged_link", 403))
+            refuse(request, services.DeliveryError("forged_link", "This download link is not valid.", 403))
         if not request.user.is_authenticated:
             refuse(
                 request,
                 services.DeliveryError(
-                    "Sign in (or send your API token) to use this link.", "not_authenticated", 401
+                    "not_authenticated", "Sign in (or send your API token) to use this link.", 401
                 ),
                 delivery,
             )
         if request.user.pk != claims.buyer_id or delivery.entitlement.buyer_id != request.user.pk:
             refuse(
                 request,
-                services.DeliveryError("This link belongs to another buyer.", "wrong_buyer", 403),
+                services.DeliveryError("wrong_buyer", "This link belongs to another buyer.", 403),
                 delivery,
             )
         return serve_delivery(self, request, delivery)

@@ -75,7 +75,7 @@ def authorize_download(
     if not delivery.entitlement.is_active:
         refuse(
             services.DeliveryError(
-                "This entitlement was revoked (refunded); downloads are closed.", "revoked", 403
+                "revoked", "This entitlement was revoked (refunded); downloads are closed.", 403
             ),
             user=user,
             delivery=delivery,
@@ -87,8 +87,8 @@ def authorize_download(
         )
         refuse(
             services.DeliveryError(
-                "The file is missing from storage; the platform has been alerted. Ask for a new link later.",
                 "file_missing",
+                "The file is missing from storage; the platform has been alerted. Ask for a new link later.",
                 503,
             ),
             user=user,

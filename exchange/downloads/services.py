@@ -45,11 +45,8 @@ UPDATE_WINDOW_DAYS = {"standard": 365}
 
 
 class DeliveryError(JsonableError):
-    """A refused delivery step: a plain ``message``, a machine-readable ``code`` and the HTTP ``status``
-    (message first, unlike ``JsonableError``)."""
-
-    def __init__(self, message: str, code: str, status: int) -> None:
-        super().__init__(code, message, status)
+    """A refused delivery step: a machine-readable ``code``, a plain ``message`` and the HTTP ``status``, in
+    ``JsonableError``'s order."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,7 @@ def deliverable_file(entitlement: Entitlement, file_id: int | None) -> VersionFi
     """The synthetic file to deliver: ``file_id`` when given (it must belong to an accessible version), else
     the first synthetic file of the entitlement's own version. Raises DeliveryError."""
     if not entitlement.is_active:
-        raise DeliveryError("This entitlement was revoked (refunded); downloads are closed.", "revoked", 403)
+        raise DeliveryError("revoked", "This entitlement was revoked (refunded); downloads are closed.", 403)
     files = VersionFile.objects.filter(
         version__in=accessible_versions(entitlement), role=FileRole.SYNTHETIC
     ).select_related("version")
@@ -150,7 +147,7 @@ def deliverable_file(entitlement: Entitlement, file_id: int | None) -> VersionFi
     else:
         chosen = files.filter(pk=file_id).first()
     if chosen is None:
-        raise DeliveryError("No such file under this entitlement.", "file_not_found", 404)
+        raise DeliveryError("file_not_found", "No such file under this entitlement.", 404)
     return chosen
 
 
@@ -158,14 +155,14 @@ def deliverable_draw(entitlement: Entitlement, draw_id: str) -> SampleDraw:
     """The entitlement's succeeded draw ``draw_id``. Raises DeliveryError: ``revoked`` (403),
     ``draw_not_found`` (404, also for another entitlement's draw) or ``draw_not_ready`` (409)."""
     if not entitlement.is_active:
-        raise DeliveryError("This entitlement was revoked (refunded); downloads are closed.", "revoked", 403)
+        raise DeliveryError("revoked", "This entitlement was revoked (refunded); downloads are closed.", 403)
     draw = SampleDraw.objects.filter(
         pk=draw_id, entitlement_id=entitlement.id, buyer_id=entitlement.buyer_id
     ).first()
     if draw is None:
-        raise DeliveryError("No such draw under this entitlement.", "draw_not_found", 404)
+        raise DeliveryError("draw_not_found", "No such draw under this entitlement.", 404)
     if draw.status != SampleDraw.Status.SUCCEEDED or not draw.storage_name:
-        raise DeliveryError("This draw has no file (yet).", "draw_not_ready", 409)
+        raise DeliveryError("draw_not_ready", "This draw has no file (yet).", 409)
     return draw
 
 
@@ -220,8 +217,8 @@ def _local_source(source: _Source, scratch: Path) -> Path:
             "ALERT: stored file missing: %s (%s) at %r", source.label, source.sha256, source.storage_name
         )
         raise DeliveryError(
-            "The file is missing from storage; the platform has been alerted. Try again later.",
             "file_missing",
+            "The file is missing from storage; the platform has been alerted. Try again later.",
             503,
         ) from None
 
@@ -289,7 +286,7 @@ def prepare_draw_delivery(entitlement: Entitlement, draw: SampleDraw, fmt: str) 
     :func:`prepare_delivery`; its signed receipt binds the copy's SHA-256 to the draw file's (``draw_sha256``).
     Raises DeliveryError (another entitlement's or an unfinished draw, bad format, missing file)."""
     if draw.entitlement_id != entitlement.id or draw.status != SampleDraw.Status.SUCCEEDED:
-        raise DeliveryError("No such draw under this entitlement.", "draw_not_found", 404)
+        raise DeliveryError("draw_not_found", "No such draw under this entitlement.", 404)
     from exchange.downloads import sets
 
     if sets.is_entity_set_draw(draw):
@@ -303,7 +300,7 @@ def _prepare(entitlement: Entitlement, source_file: _Source, fmt: str) -> Delive
     from exchange.downloads import formats
 
     if fmt not in FORMATS:
-        raise DeliveryError(f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400)
+        raise DeliveryError("invalid_format", f"Unknown format {fmt!r}; use csv, parquet or jsonl.", 400)
     fingerprint = fingerprint_for(entitlement)
     lookup = {
         "source_sha256": source_file.sha256,
@@ -341,7 +338,7 @@ def _prepare(entitlement: Entitlement, source_file: _Source, fmt: str) -> Delive
         if cached is not None:
             if converted.sha256 != cached.sha256:
                 logger.error("ALERT: rebuilt copy %s differs from its receipt", cached.id)
-                raise DeliveryError("The cached copy could not be rebuilt identically.", "file_missing", 503)
+                raise DeliveryError("file_missing", "The cached copy could not be rebuilt identically.", 503)
             with target.open("rb") as handle:
                 stored = storage().save(name, File(handle))
             Delivery.objects.filter(pk=cached.pk).update(storage_name=stored, blake3=converted.blake3)
@@ -418,10 +415,10 @@ def read_link(token: str, now: datetime | None = None) -> LinkClaims:
         claims = signing.loads(token, salt=LINK_SALT)
         delivery_id, buyer_id, expires = str(claims["d"]), int(claims["b"]), int(claims["e"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
-        raise DeliveryError("This download link is not valid.", "forged_link", 403) from None
+        raise DeliveryError("forged_link", "This download link is not valid.", 403) from None
     expires_at = datetime.fromtimestamp(expires, tz=UTC)
     if (now or timezone.now()) >= expires_at:
-        raise DeliveryError("This download link has expired; ask for a new one.", "expired_link", 410)
+        raise DeliveryError("expired_link", "This download link has expired; ask for a new one.", 410)
     return LinkClaims(delivery_id, buyer_id, expires_at)
 
 
@@ -533,13 +530,13 @@ def start_download(
         entitlement = Entitlement.objects.select_for_update().get(pk=delivery.entitlement_id)
         if not entitlement.is_active:
             raise DeliveryError(
-                "This entitlement was revoked (refunded); downloads are closed.", "revoked", 403
+                "revoked", "This entitlement was revoked (refunded); downloads are closed.", 403
             )
         new_copy = starts_new_copy(delivery, range_start)
         source = delivery.draw if delivery.draw_id is not None else delivery.version_file
         if new_copy and source is not None and downloads_left(entitlement, source) == 0:
             raise DeliveryError(
-                "The license's download limit for this file is reached.", "limit_reached", 403
+                "limit_reached", "The license's download limit for this file is reached.", 403
             )
         return record_download(
             outcome=Download.Outcome.SERVED,

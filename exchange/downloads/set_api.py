@@ -36,7 +36,7 @@ def _set_delivery(request: Request, entitlement_id: str, number: int | None, fmt
     try:
         if fmt not in FORMATS:
             raise services.DeliveryError(
-                f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400
+                "invalid_format", f"Unknown format {fmt!r}; use csv, parquet or jsonl.", 400
             )
         version = sets.deliverable_set(entitlement, number)
         return sets.prepare_set_delivery(entitlement, version, fmt)

@@ -85,19 +85,19 @@ def deliverable_set(entitlement: Entitlement, number: int | None) -> ProductVers
     """The relational version ``number`` (default: the entitlement's own) the entitlement may download.
     Raises DeliveryError: ``revoked`` (403), ``version_not_found`` (404), ``not_a_table_set`` (400)."""
     if not entitlement.is_active:
-        raise DeliveryError("This entitlement was revoked (refunded); downloads are closed.", "revoked", 403)
+        raise DeliveryError("revoked", "This entitlement was revoked (refunded); downloads are closed.", 403)
     if number is None:
         chosen: ProductVersion | None = entitlement.version
     else:
         chosen = next((v for v in accessible_versions(entitlement) if v.number == number), None)
     if chosen is None:
         raise DeliveryError(
-            f"Version {number} is not included in this entitlement.", "version_not_found", 404
+            "version_not_found", f"Version {number} is not included in this entitlement.", 404
         )
     if not _is_relational(chosen):
         raise DeliveryError(
-            "This version is a single table: download its file (a set is several related tables).",
             "not_a_table_set",
+            "This version is a single table: download its file (a set is several related tables).",
             400,
         )
     return chosen
@@ -124,7 +124,7 @@ def prepare_draw_set_delivery(entitlement: Entitlement, draw: SampleDraw, fmt: s
     """The buyer's fingerprinted copy of a succeeded HMA draw (a table set) in ``fmt`` as one zip, cut back
     to the entity rows asked for; made, cached, logged and receipted as :func:`prepare_set_delivery`."""
     if draw.entitlement_id != entitlement.id or draw.status != SampleDraw.Status.SUCCEEDED:
-        raise DeliveryError("No such draw under this entitlement.", "draw_not_found", 404)
+        raise DeliveryError("draw_not_found", "No such draw under this entitlement.", 404)
     source = _SetSource(sha256=draw.sha256, metadata=draw.generator.sdv_metadata, version=None, draw=draw)
     return _prepare(entitlement, source, fmt)
 
@@ -138,8 +138,8 @@ def _copy_local(alias: str, name: str, target: Path) -> Path:
     except StoredFileMissing:
         logger.error("ALERT: stored set file missing at %r", name)
         raise DeliveryError(
-            "A file of this set is missing from storage; the platform has been alerted. Try again later.",
             "file_missing",
+            "A file of this set is missing from storage; the platform has been alerted. Try again later.",
             503,
         ) from None
 
@@ -240,7 +240,7 @@ def _sha256_and_blake3(path: Path) -> tuple[str, str]:
 
 def _prepare(entitlement: Entitlement, source: _SetSource, fmt: str) -> Delivery:
     if fmt not in FORMATS:
-        raise DeliveryError(f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400)
+        raise DeliveryError("invalid_format", f"Unknown format {fmt!r}; use csv, parquet or jsonl.", 400)
     fingerprint = fingerprint_for(entitlement)
     lookup: dict[str, Any] = {
         "source_sha256": source.sha256,
@@ -269,7 +269,7 @@ def _prepare(entitlement: Entitlement, source: _SetSource, fmt: str) -> Delivery
         if cached is not None:
             if sha256 != cached.sha256:
                 logger.error("ALERT: rebuilt set copy %s differs from its receipt", cached.id)
-                raise DeliveryError("The cached copy could not be rebuilt identically.", "file_missing", 503)
+                raise DeliveryError("file_missing", "The cached copy could not be rebuilt identically.", 503)
             with target.open("rb") as handle:
                 stored = storage().save(name, File(handle))
             Delivery.objects.filter(pk=cached.pk).update(storage_name=stored)

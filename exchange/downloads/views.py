@@ -102,7 +102,7 @@ def download_set(request: HttpRequest, entitlement_id: str, number: int, fmt: st
     try:
         if fmt not in FORMATS:
             raise services.DeliveryError(
-                f"Unknown format {fmt!r}; use csv, parquet or jsonl.", "invalid_format", 400
+                "invalid_format", f"Unknown format {fmt!r}; use csv, parquet or jsonl.", 400
             )
         delivery = sets.prepare_set_delivery(entitlement, sets.deliverable_set(entitlement, number), fmt)
     except services.DeliveryError as error:

@@ -9,11 +9,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from marketplace.catalog import relational, relational_views, selectors, services
+from marketplace.catalog import relational, relational_views, schema_diagram, selectors, services
 from marketplace.catalog.forms import ProductEditForm, ProductForm, VersionUploadForm
 from marketplace.catalog.ingest import IngestError
 from marketplace.catalog.licenses import LICENSES
-from marketplace.catalog.models import Domain, FileRole, Product, ProductVersion, VersionStatus
+from marketplace.catalog.models import (
+    Domain,
+    FileRole,
+    Product,
+    ProductVersion,
+    VersionFile,
+    VersionStatus,
+)
 from marketplace.catalog.uploads import upload_error
 from marketplace.certification.plausibility import (
     RuleChoicesRefused,
@@ -73,12 +80,37 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "version": version,
             "version_on_sale": on_sale,
             "newer_versions": [v for v in newer if v != version],
-            "synthetic_files": synthetic,
             "reference_files": reference,
             "licenses": [(lic, LICENSES[lic.code]) for lic in product.licenses.all()],
             "can_manage": can_manage,
+            **_tables_context(version, synthetic),
         },
     )
+
+
+def _tables_context(version: ProductVersion | None, synthetic: list[VersionFile]) -> dict[str, object]:
+    """The synthetic tables the page shows (their profiles and previews: synthetic rows only), each one's
+    column sdtypes and key marks, and for a relational version the diagram of its tables and keys, the
+    tables in the diagram's order."""
+    if version is None or not relational.is_relational(version):
+        columns = version.sdv_metadata.get("columns", {}) if version else {}
+        return {
+            "synthetic_files": synthetic,
+            "column_specs": {f.table_name: columns for f in synthetic},
+            "key_marks": {},
+            "diagram": None,
+        }
+    metadata = version.sdv_metadata
+    diagram = schema_diagram.layout(metadata)
+    order = {box.name: index for index, box in enumerate(diagram.boxes)}
+    return {
+        "synthetic_files": sorted(
+            synthetic, key=lambda f: (order.get(f.table_name, len(order)), f.table_name)
+        ),
+        "column_specs": {name: table.get("columns", {}) for name, table in metadata["tables"].items()},
+        "key_marks": schema_diagram.key_marks(metadata),
+        "diagram": diagram,
+    }
 
 
 @login_required

@@ -124,23 +124,11 @@ def cmd_upload_set(context: Any, paths: dict[str, Any]) -> int:
             api, arguments.product, ids, paths["metadata"], arguments.changelog, not arguments.no_submit
         )
         uploads.forget_attached(state, [r for _, r in results], api.base_url)
-    job = ((version.get("certification") or {}).get("job") or {}).get("id")
     files = [{"role": role, "path": r.path, "sha256": r.sha256, "size": r.size} for role, r in results]
-
-    def human() -> None:
-        for item in files:
-            context.out.print(
-                f"{item['role']} {item['path']}: {item['size']:,} bytes, sha256 {item['sha256']}"
-            )
-        context.out.print(f"Version {version['number']} of {arguments.product}: {version['status']}")
-        if job:
-            context.out.print(f"Certification job {job}: follow it with `synthex jobs watch {job}`")
-
-    context.emit({"version": version, "files": files, "job": job}, human)
-    if job and arguments.watch:
-        arguments.job_id = job
-        return versions.cmd_jobs_watch(context)
-    return common.EXIT_OK
+    lines = [
+        f"{item['role']} {item['path']}: {item['size']:,} bytes, sha256 {item['sha256']}" for item in files
+    ]
+    return versions.report_new_version(context, version, files, lines)
 
 
 def fit_table_paths(names: list[str], metadata: str | None) -> tuple[list[Path], dict[str, Any] | None]:

@@ -73,7 +73,6 @@ def cmd_upload(context: Context) -> int:
             rules=rules,
         )
         uploads.forget_attached(state, list(results.values()), api.base_url)
-    job = ((version.get("certification") or {}).get("job") or {}).get("id")
     files = [
         {
             "path": r.path,
@@ -87,11 +86,25 @@ def cmd_upload(context: Context) -> int:
         }
         for r in results.values()
     ]
+    lines = [
+        f"{item['path']}: {item['size']:,} bytes, sha256 {item['sha256']}"
+        + (f", resumed at chunk {item['resumed_from_chunk']}" if item["resumed_from_chunk"] else "")
+        for item in files
+    ]
+    return report_new_version(context, version, files, lines)
+
+
+def report_new_version(
+    context: Context, version: dict[str, Any], files: list[dict[str, Any]], lines: list[str]
+) -> int:
+    """Report an uploaded version (its ``files``, shown as ``lines``) and its certification job; with
+    ``--watch``, follow the job (exit 1 when it fails)."""
+    arguments = context.arguments
+    job = ((version.get("certification") or {}).get("job") or {}).get("id")
 
     def human() -> None:
-        for item in files:
-            resumed = f", resumed at chunk {item['resumed_from_chunk']}" if item["resumed_from_chunk"] else ""
-            context.out.print(f"{item['path']}: {item['size']:,} bytes, sha256 {item['sha256']}{resumed}")
+        for line in lines:
+            context.out.print(line)
         context.out.print(f"Version {version['number']} of {arguments.product}: {version['status']}")
         if job:
             context.out.print(f"Certification job {job}: follow it with `synthex jobs watch {job}`")

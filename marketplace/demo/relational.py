@@ -19,12 +19,9 @@ from marketplace.catalog import relational
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product
 from marketplace.catalog.uploads import local_upload
-from marketplace.datasets.randhie import randhie_tables
-from marketplace.generators import hma
+from marketplace.demo.relational_sets import demo_sets
 
 TITLE = "RAND Health Insurance Experiment: plans, persons and yearly visits (synthetic)"
-# Enough persons for a meaningful set, few enough that HMA fits and samples in about a minute on 2 cores.
-PERSONS = 1500
 
 
 def seed_relational_product(
@@ -32,16 +29,10 @@ def seed_relational_product(
 ) -> Product:
     """Create (once) the three-table product of meridian-health; with ``certify`` its certificate is made
     now, else by the worker."""
-    from marketplace.certification.engine.relational_schema import split_by_entity
-
     existing = Product.objects.filter(title=TITLE).first()
     if existing is not None and existing.versions.exists():
         return existing
-    tables, metadata = randhie_tables(PERSONS)
-    train, holdout = split_by_entity(tables, metadata, holdout_share=0.2, seed=0, entity="persons")
-    log(f"  {TITLE}: fitting HMA on {len(train['persons']):,} persons and {len(train['years']):,} years…")
-    model = hma.fit_hma(train, metadata, seed=0, progress=lambda stage, percent: None)
-    synthetic = hma.sample_entities(model, entity="persons", rows=len(train["persons"]), seed=1)
+    sets = demo_sets(log=log, label=TITLE)
     product = existing or catalog.create_product(
         user=provider,
         organization=Organization.objects.get(slug="meridian-health"),
@@ -61,14 +52,18 @@ def seed_relational_product(
     with tempfile.TemporaryDirectory(prefix="synthex-demo-set-") as name:
         folder = Path(name)
         files: dict[str, list] = {}
-        for role, role_tables in (("synthetic", synthetic), ("train", train), ("holdout", holdout)):
+        for role, role_tables in (
+            ("synthetic", sets.synthetic),
+            ("train", sets.train),
+            ("holdout", sets.holdout),
+        ):
             (folder / role).mkdir()
             for table, frame in role_tables.items():
                 path = folder / role / f"{table}.csv"
                 frame.to_csv(path, index=False)
                 files.setdefault(role, []).append(local_upload(path, name=f"{table}.csv"))
         version = relational.create_relational_version(
-            product, user=provider, metadata=metadata, changelog="First release.", **files
+            product, user=provider, metadata=sets.metadata, changelog="First release.", **files
         )
     with transaction.atomic():
         catalog.submit_version(version, user=provider)

@@ -1,4 +1,4 @@
-"""Celery tasks of certification (queue ``certify``) and the job sweep (queue ``default``)."""
+"""Celery tasks of certification (queue ``certify``); the job sweep is in generators.tasks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from marketplace.catalog.models import ProductVersion, VersionStatus
-from marketplace.certification import services, sweep
+from marketplace.certification import services
 from marketplace.certification.models import Certificate
 from marketplace.core import leases
 
@@ -49,9 +49,3 @@ def render_certificate_charts_task(certificate_id: str) -> None:
     certificate = Certificate.objects.filter(pk=certificate_id).first()
     if certificate is not None:
         services.render_certificate_charts(certificate)
-
-
-@shared_task
-def sweep_jobs_task() -> dict[str, int]:
-    """Periodic (beat): queue again certify and fit jobs whose worker died, resend those whose message was lost."""
-    return sweep.sweep_jobs()

@@ -1,4 +1,5 @@
-"""Celery tasks of generators: ``fit_generator_task`` (queue ``fit``), ``sample_generator_task`` (``sample``)."""
+"""Celery tasks of generators: ``fit_generator_task`` (queue ``fit``), ``sample_generator_task`` (``sample``), and
+the sweeps of draws and of certify and fit jobs (queue ``default``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from marketplace.certification import services as certification
 from marketplace.core import leases
-from marketplace.generators import relational
+from marketplace.generators import job_sweep, relational
 from marketplace.generators.errors import GeneratorError
 from marketplace.generators.services import draws, jobs
 
@@ -52,3 +53,9 @@ def sample_generator_task(draw_id: str) -> None:
 def sweep_draws_task() -> dict[str, int]:
     """Periodic (beat): queue again draws whose worker died, re-send draws whose message was lost."""
     return draws.sweep_draws()
+
+
+@shared_task
+def sweep_jobs_task() -> dict[str, int]:
+    """Periodic (beat): queue again certify and fit jobs whose worker died, resend those whose message was lost."""
+    return job_sweep.sweep_jobs()

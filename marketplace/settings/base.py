@@ -364,7 +364,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0 * SYNTHEX_LEDGER_HEAD_EVERY_MINUTES,
     },
     "sweep-jobs": {
-        "task": "marketplace.certification.tasks.sweep_jobs_task",
+        "task": "marketplace.generators.tasks.sweep_jobs_task",
         "schedule": float(SYNTHEX_SWEEP_SECONDS),
     },
     "sweep-validations": {

@@ -10,8 +10,9 @@ import pytest
 from django.utils import timezone
 
 from marketplace.catalog.models import VersionStatus
-from marketplace.certification import services, sweep
+from marketplace.certification import services
 from marketplace.certification.models import Job
+from marketplace.generators import job_sweep as sweep
 
 pytestmark = pytest.mark.django_db
 

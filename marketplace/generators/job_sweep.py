@@ -6,6 +6,9 @@
 - a job queued for longer than ``leases.RESEND_QUEUED_AFTER_SECONDS`` (or a lease) since it was last sent (its
   message lost: the web process died between commit and publish) is sent again. Duplicate messages are
   harmless: one worker claims the job.
+
+It lives in generators, the layer above certification: a job is a certify job (certification's) or a fit job
+(generators'), and only this layer may reach both without an import cycle.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from django.utils import timezone
 from marketplace.certification import services
 from marketplace.certification.models import Job
 from marketplace.core import leases
+from marketplace.generators.services.jobs import fail_generator
 
 logger = logging.getLogger(__name__)
 
 
 def send(job: Job) -> None:
     """Send the task that runs ``job`` (a claim decides whether it does anything)."""
+    # The tasks modules import this one (the beat task): imported when sending.
     from marketplace.certification.tasks import certify_version_task
     from marketplace.generators.tasks import fit_generator_task
 
@@ -40,8 +45,6 @@ def _give_up(job: Job) -> None:
     )
     logger.error("job %s lost its worker %s times; failing it", job.pk, job.attempts)
     if job.kind == Job.Kind.FIT:
-        from marketplace.generators.services.jobs import fail_generator
-
         fail_generator(job, message)
     else:
         services.finish_job(job, error=message)

@@ -188,7 +188,9 @@ def version_factory(small_tables: dict[str, pd.DataFrame], tmp_path: Path) -> Ca
             target_column=target,
         )
         if submit:
-            version = services.submit_version(version, user=user)
+            from marketplace.certification.submission import submit_version
+
+            version = submit_version(version, user=user)
         return version
 
     return make

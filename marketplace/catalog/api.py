@@ -29,6 +29,7 @@ from marketplace.catalog.serializers import (
     VersionSubmitSerializer,
 )
 from marketplace.catalog.uploads import raise_upload_error
+from marketplace.certification import submission
 from marketplace.certification.plausibility import (
     enforceable,
     reference_rules,
@@ -211,7 +212,7 @@ class VersionCreate(APIView):
         data = VersionInputSerializer(data={**payload, **files})
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        version = services.create_and_submit_version(
+        version = submission.create_and_submit_version(
             product,
             user=user,
             synthetic=values["synthetic"],
@@ -262,12 +263,12 @@ class VersionSubmit(APIView):
         data.is_valid(raise_exception=True)
         if version.status == "draft" and (missing := selectors.missing_reference(version)):
             raise ApiError(missing, "reference_required", 400)
-        version = services.submit_version(
+        version = submission.submit_version(
             version,
             user=signed_in_user(request),
             sdtype_overrides=data.validated_data.get("metadata"),
             target_column=data.validated_data.get("target"),
-            rules=services.checked_rule_choices(version, data.validated_data.get("rules")),
+            rules=submission.checked_rule_choices(version, data.validated_data.get("rules")),
         )
         return Response(
             VersionOutputSerializer(version, context={"show_reference": True}).data, status=status.HTTP_200_OK

@@ -25,6 +25,7 @@ from marketplace.catalog import relational, services, upload_sessions
 from marketplace.catalog.models import Product, ProductVersion
 from marketplace.catalog.serializers import VersionOutputSerializer
 from marketplace.catalog.uploads import raise_upload_error
+from marketplace.certification import submission
 from marketplace.core.auth import signed_in_user
 
 
@@ -95,7 +96,7 @@ def create_relational(request: Request, product: Product, user: User) -> Respons
         )
         upload_sessions.mark_attached(sessions)
         if _flag(request.data.get("submit"), True):
-            version = services.submit_version(version, user=user)
+            version = submission.submit_version(version, user=user)
     except services.CatalogError:
         if version is not None and version.status == "draft":
             services.delete_draft(version, user=user)

@@ -14,6 +14,7 @@ from django.urls import reverse
 from marketplace.catalog import relational, services
 from marketplace.catalog.ingest.metadata import SDTYPES
 from marketplace.catalog.models import FileRole, Product, ProductVersion
+from marketplace.certification import submission
 from marketplace.core.auth import signed_in_user
 
 
@@ -60,7 +61,7 @@ def confirm_tables(request: HttpRequest, product: Product, version: ProductVersi
         metadata = _posted_metadata(request.POST, version.sdv_metadata)
         try:
             version = relational.confirm_metadata(version, metadata, user=user)
-            services.submit_version(version, user=user)
+            submission.submit_version(version, user=user)
         except services.CatalogError as caught:
             error = caught.message
             problems = caught.extra.get("problems", [])

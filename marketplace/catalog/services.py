@@ -1,9 +1,10 @@
 """Writes for the catalog: products, licenses, versions and their files.
 
 A version is made in two steps, as a provider would in the browser: ``create_version`` receives and
-validates the uploads (stored, hashed, profiled, SDV metadata detected) as a *draft*; ``submit_version``
-records the provider's confirmed or corrected metadata and sends it to certification. The API does both
-in one call unless asked to keep the draft.
+validates the uploads (stored, hashed, profiled, SDV metadata detected) as a *draft*;
+``certification.submission.submit_version`` records the provider's confirmed or corrected metadata
+(``lock_draft``, ``mark_submitted`` here) and sends it to certification. The API does both in one call
+unless asked to keep the draft. Catalog never imports certification: certification reads catalog.
 """
 
 from __future__ import annotations
@@ -475,19 +476,18 @@ def create_version(
     return version
 
 
-@transaction.atomic
-def submit_version(
+def lock_draft(
     version: ProductVersion,
     *,
     user: User,
     sdtype_overrides: dict[str, str] | None = None,
     target_column: str | None = None,
-    rules: dict | None = None,
 ) -> ProductVersion:
-    """Confirm the draft's metadata (with the provider's corrections) and send it to certification.
+    """The draft's row, locked until the caller's transaction ends, with the provider's metadata corrections
+    (sdtypes, target column) applied but not saved. Raises ``CatalogError``: ``not_a_draft`` (409) when it was
+    submitted already, ``unknown_target`` or the ingest code (400) for a bad correction.
 
-    ``rules`` (``{"dismissed": [{"id", "reason"}], "declared": [statement]}``) replaces the provider's
-    plausibility choices when given; their shape is checked here, their statements by certification."""
+    The first step of ``certification.submission.submit_version``; ``mark_submitted`` is its catalog end."""
     ensure_can_manage(user, version.product)
     version = ProductVersion.objects.select_for_update().get(pk=version.pk)
     if version.status != VersionStatus.DRAFT:
@@ -504,89 +504,15 @@ def submit_version(
                 "unknown_target", f"The target column {target_column!r} is not in the synthetic table."
             )
         version.target_column = target_column
-    if rules is not None:
-        from marketplace.certification.plausibility import RuleChoicesRefused, check_rule_choices
+    return version
 
-        try:
-            version.rules = {**version.rules, **check_rule_choices(rules)}
-        except RuleChoicesRefused as error:
-            raise CatalogError("bad_rules", str(error)) from None
-    from marketplace.certification.services import BaselineRefused, check_reference_baseline
 
-    try:
-        # Before any job exists: a holdout that overlaps train, or too small a one, makes every privacy
-        # figure meaningless.
-        check_reference_baseline(version)
-    except BaselineRefused as error:
-        raise CatalogError(error.code, str(error), extra={"baseline": error.figures}) from None
+def mark_submitted(version: ProductVersion) -> ProductVersion:
+    """Save the locked draft (``lock_draft``) as submitted now and refresh its product's summary."""
     version.status = VersionStatus.SUBMITTED
     version.submitted_at = timezone.now()
     version.save()
     refresh_product_summary(version.product)
-    from marketplace.certification.services import request_certification
-
-    request_certification(version)
-    return version
-
-
-def checked_rule_choices(version: ProductVersion, rules: dict[str, Any] | None) -> dict[str, list] | None:
-    """The provider's plausibility choices checked against the version's reference rows (None: keep the
-    stored ones). Raises ``RuleChoicesRefused`` (``bad_rules``, 400)."""
-    from marketplace.certification.plausibility import check_rule_choices, checked_against_reference
-
-    if rules is None:
-        return None
-    choices = check_rule_choices(rules)
-    checked_against_reference(version, choices)
-    return choices
-
-
-def create_and_submit_version(
-    product: Product,
-    *,
-    user: User,
-    synthetic: Sequence[HashedFile],
-    train: HashedFile | None = None,
-    holdout: HashedFile | None = None,
-    target_column: str = "",
-    changelog: str = "",
-    sessions: Sequence[Any] = (),
-    submit: bool = True,
-    sdtype_overrides: dict[str, str] | None = None,
-    rules: dict[str, Any] | None = None,
-) -> ProductVersion:
-    """Create a version from the uploads (``create_version``), attach the completed upload ``sessions`` they
-    came from, and unless ``submit`` is false send it to certification (``submit_version``) with the
-    provider's corrections and rule choices. All-or-nothing: on a refusal (a ``JsonableError``) the draft is
-    discarded and the error raised as it is; a version without its reference rows is refused
-    (``reference_required``) rather than failing in certification later."""
-    from marketplace.catalog import selectors, upload_sessions
-
-    version: ProductVersion | None = None
-    try:
-        version = create_version(
-            product,
-            user=user,
-            synthetic=synthetic,
-            train=train,
-            holdout=holdout,
-            target_column=target_column,
-            changelog=changelog,
-        )
-        upload_sessions.mark_attached(list(sessions))
-        if submit and (missing := selectors.missing_reference(version)):
-            raise CatalogError("reference_required", missing)
-        if submit:
-            version = submit_version(
-                version,
-                user=user,
-                sdtype_overrides=sdtype_overrides,
-                rules=checked_rule_choices(version, rules),
-            )
-    except JsonableError:
-        if version is not None and version.status == VersionStatus.DRAFT:
-            delete_draft(version, user=user)
-        raise
     return version
 
 

@@ -22,6 +22,7 @@ from marketplace.catalog.models import (
     VersionStatus,
 )
 from marketplace.catalog.uploads import upload_error
+from marketplace.certification import submission
 from marketplace.certification.plausibility import (
     RuleChoicesRefused,
     check_rule_choices,
@@ -243,7 +244,7 @@ def version_confirm(request: HttpRequest, slug: str, number: int) -> HttpRespons
         }
         try:
             choices = _rule_choices(request, version)
-            services.submit_version(
+            submission.submit_version(
                 version,
                 user=signed_in_user(request),
                 sdtype_overrides=overrides,

@@ -1,7 +1,7 @@
 """A version's plausibility rules before certification: what the engine will check on its reference rows, the
 provider's choices (dismissed rules with reasons, declared rules) and which rules SDV constraints can enforce.
 
-Reads only: the choices are stored by ``catalog.services.submit_version`` and the generators' services.
+Reads only: the choices are stored by ``certification.submission.submit_version`` and the generators' services.
 """
 
 from __future__ import annotations

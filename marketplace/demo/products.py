@@ -26,6 +26,7 @@ from marketplace.accounts.models import Membership, Organization, User
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product
 from marketplace.catalog.uploads import local_upload
+from marketplace.certification import submission
 
 logger = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ def seed(*, certify: bool = True, log: Callable[[str], None] = print) -> list[Pr
                 changelog="First release.",
             )
         with transaction.atomic():
-            catalog.submit_version(version, user=provider)
+            submission.submit_version(version, user=provider)
         if certify:
             from marketplace.certification.tasks import certify_version_task
 

@@ -19,6 +19,7 @@ from marketplace.catalog import relational
 from marketplace.catalog import services as catalog
 from marketplace.catalog.models import Product
 from marketplace.catalog.uploads import local_upload
+from marketplace.certification import submission
 from marketplace.demo.relational_sets import demo_sets
 
 TITLE = "RAND Health Insurance Experiment: plans, persons and yearly visits (synthetic)"
@@ -66,7 +67,7 @@ def seed_relational_product(
             product, user=provider, metadata=sets.metadata, changelog="First release.", **files
         )
     with transaction.atomic():
-        catalog.submit_version(version, user=provider)
+        submission.submit_version(version, user=provider)
     if certify:
         from marketplace.certification.tasks import certify_version_task
 

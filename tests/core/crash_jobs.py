@@ -23,6 +23,7 @@ from marketplace.accounts.models import User  # noqa: E402
 from marketplace.accounts.services import create_organization  # noqa: E402
 from marketplace.catalog import services as catalog  # noqa: E402
 from marketplace.catalog.uploads import local_upload  # noqa: E402
+from marketplace.certification import submission  # noqa: E402
 from marketplace.certification.models import Job  # noqa: E402
 from marketplace.datasets import load_adult  # noqa: E402
 from marketplace.generators.services import setup as generators  # noqa: E402
@@ -68,7 +69,7 @@ def queue_certification(folder: Path) -> Job:
         target_column="class",
     )
     with transaction.atomic():
-        catalog.submit_version(version, user=user)
+        submission.submit_version(version, user=user)
     return Job.objects.get(version=version, kind=Job.Kind.CERTIFY)
 
 

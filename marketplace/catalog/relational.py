@@ -26,11 +26,11 @@ from marketplace.catalog.models import FileRole, Product, ProductVersion, Versio
 from marketplace.catalog.profiles import stored_reference_profile
 from marketplace.catalog.services import (
     CatalogError,
-    _receive,
-    _Received,
-    _store,
+    ReceivedTable,
     ensure_can_manage,
     ingest_error_status,
+    receive_table,
+    store_table,
 )
 from marketplace.catalog.uploads import HashedFile
 from marketplace.core import storage
@@ -97,11 +97,11 @@ def check_sets(metadata: dict, sets: dict[str, dict[str, pd.DataFrame]]) -> None
         raise _refusal(error) from None
 
 
-def _received(role: str, files: Sequence[HashedFile]) -> list[_Received]:
+def _received(role: str, files: Sequence[HashedFile]) -> list[ReceivedTable]:
     received = []
     for upload in files:
         try:
-            received.append(_receive(role, upload))
+            received.append(receive_table(role, upload))
         except IngestError as error:
             raise CatalogError(
                 error.code, f"{upload.name}: {error.message}", status=ingest_error_status(error.code)
@@ -115,13 +115,13 @@ def _received(role: str, files: Sequence[HashedFile]) -> list[_Received]:
     return received
 
 
-def _frames(received: list[_Received]) -> dict[str, pd.DataFrame]:
+def _frames(received: list[ReceivedTable]) -> dict[str, pd.DataFrame]:
     return {
         item.table_name: ingest.read_table(item.upload.temporary_file_path(), item.fmt) for item in received
     }
 
 
-def _same_tables(by_role: dict[str, list[_Received]]) -> None:
+def _same_tables(by_role: dict[str, list[ReceivedTable]]) -> None:
     expected = sorted(item.table_name for item in by_role[FileRole.SYNTHETIC])
     for role in (FileRole.TRAIN, FileRole.HOLDOUT):
         got = sorted(item.table_name for item in by_role[role])
@@ -158,7 +158,7 @@ def create_relational_version(
         raise CatalogError("too_few_tables", "A relational version needs at least two synthetic tables.")
     if not train:
         raise CatalogError("reference_required", "Upload the real train tables (one file per table).")
-    by_role: dict[str, list[_Received]] = {
+    by_role: dict[str, list[ReceivedTable]] = {
         FileRole.SYNTHETIC: _received(FileRole.SYNTHETIC, synthetic),
         FileRole.TRAIN: _received(FileRole.TRAIN, train),
         FileRole.HOLDOUT: _received(FileRole.HOLDOUT, holdout),
@@ -177,14 +177,14 @@ def create_relational_version(
 
 
 def _save(
-    product: Product, user: User, by_role: dict[str, list[_Received]], metadata: dict, changelog: str
+    product: Product, user: User, by_role: dict[str, list[ReceivedTable]], metadata: dict, changelog: str
 ) -> ProductVersion:
     written: list[tuple[str, str]] = []
     try:
         stored = []
         for items in by_role.values():
             for item in items:
-                name, is_new = _store(item, product.organization)
+                name, is_new = store_table(item, product.organization)
                 if is_new:
                     written.append(("default" if item.role == FileRole.SYNTHETIC else "reference", name))
                 stored.append((item, name))

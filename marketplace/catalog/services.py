@@ -217,7 +217,9 @@ def update_product(
 
 
 @dataclass
-class _Received:
+class ReceivedTable:
+    """An uploaded table file checked and profiled (``receive_table``), not yet stored."""
+
     role: str
     upload: HashedFile
     fmt: str
@@ -269,13 +271,15 @@ def ingest_error_status(code: str) -> int:
     return {"too_large": 413, "validation_failed": 503}.get(code, 400)
 
 
-def _receive(role: str, upload: HashedFile) -> _Received:
+def receive_table(role: str, upload: HashedFile) -> ReceivedTable:
+    """The upload as a ``role`` table: its format and profile (a completed upload session's from its
+    worker's check, otherwise checked now). Raises ``IngestError`` for a file that is not a clean table."""
     # A completed upload session was already validated by a worker (upload_sessions.validate_upload).
     validated = getattr(upload, "validated", None)
     if validated is None:
         validated = inspect_table(upload.temporary_file_path(), upload.name or "", upload.size or 0)
     fmt, profile = validated
-    return _Received(
+    return ReceivedTable(
         role=role, upload=upload, fmt=fmt, profile=profile, table_name=_table_name(upload.name or "")
     )
 
@@ -284,7 +288,7 @@ def _column_names(profile: ingest.TableProfile) -> list[str]:
     return [column.name for column in profile.columns]
 
 
-def _check_reference_matches(received: list[_Received]) -> None:
+def _check_reference_matches(received: list[ReceivedTable]) -> None:
     synthetic = [r for r in received if r.role == FileRole.SYNTHETIC]
     reference = [r for r in received if r.role != FileRole.SYNTHETIC]
     if not reference:
@@ -351,8 +355,8 @@ def _version_file(
     )
 
 
-def _store(item: _Received, organization: Organization) -> tuple[str, bool]:
-    """Save into the right storage under a content-addressed name; return (name, newly_written)."""
+def store_table(item: ReceivedTable, organization: Organization) -> tuple[str, bool]:
+    """Save a received table into the right storage under a content-addressed name; return (name, newly_written)."""
     alias, name = _stored_name(item.role, organization.pk, item.upload.sha256, item.fmt)
     # An upload the client sent straight to the object store is copied there by the store.
     copy_into: storage.StoreCopy | None = getattr(item.upload, "copy_into", None)
@@ -416,10 +420,10 @@ def create_version(
     uploads = [(FileRole.SYNTHETIC, f) for f in synthetic]
     uploads += [(FileRole.TRAIN, train)] if train else []
     uploads += [(FileRole.HOLDOUT, holdout)] if holdout else []
-    received: list[_Received] = []
+    received: list[ReceivedTable] = []
     for role, upload in uploads:
         try:
-            received.append(_receive(role, upload))
+            received.append(receive_table(role, upload))
         except IngestError as error:
             raise CatalogError(
                 error.code, f"{upload.name}: {error.message}", status=ingest_error_status(error.code)
@@ -438,7 +442,7 @@ def create_version(
     try:
         stored = []
         for item in received:
-            name, is_new = _store(item, product.organization)
+            name, is_new = store_table(item, product.organization)
             if is_new:
                 written.append(("default" if item.role == FileRole.SYNTHETIC else "reference", name))
             stored.append((item, name))

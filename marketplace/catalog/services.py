@@ -187,6 +187,29 @@ def update_product(
             "Staff unlisted this product (moderation); only staff can list it again. Contact support.",
             403,
         )
+    _apply_listing_text(product, title=title, summary=summary, description_md=description_md, domain=domain)
+    if tags is not None:
+        product.tags = _clean_tags(tags)
+    if is_listed is not None:
+        product.is_listed = is_listed
+        if user.is_staff:
+            product.unlisted_by_staff_at = None if is_listed else timezone.now()
+    product.save()
+    if licenses is not None:
+        _replace_licenses(product, licenses)
+    refresh_product_summary(product)
+    return product
+
+
+def _apply_listing_text(
+    product: Product,
+    *,
+    title: str | None,
+    summary: str | None,
+    description_md: str | None,
+    domain: str | None,
+) -> None:
+    """Set the given text fields on ``product`` (unsaved); None leaves a field as it is."""
     if title is not None:
         product.title = title.strip()
     if summary is not None:
@@ -196,24 +219,18 @@ def update_product(
         product.description_html = render_markdown(description_md)
     if domain is not None:
         product.domain = domain
-    if tags is not None:
-        product.tags = _clean_tags(tags)
-    if is_listed is not None:
-        product.is_listed = is_listed
-        if user.is_staff:
-            product.unlisted_by_staff_at = None if is_listed else timezone.now()
-    product.save()
-    if licenses is not None:
-        _validate_licenses(licenses)
-        product.licenses.exclude(code__in=[item.code for item in licenses]).delete()
-        for item in licenses:
-            ProductLicense.objects.update_or_create(
-                product=product,
-                code=item.code,
-                defaults={"price_minor": item.price_minor, "currency": item.currency},
-            )
-    refresh_product_summary(product)
-    return product
+
+
+def _replace_licenses(product: Product, licenses: Sequence[LicensePrice]) -> None:
+    """Make ``licenses`` the product's whole price list (checked first; prices in minor units)."""
+    _validate_licenses(licenses)
+    product.licenses.exclude(code__in=[item.code for item in licenses]).delete()
+    for item in licenses:
+        ProductLicense.objects.update_or_create(
+            product=product,
+            code=item.code,
+            defaults={"price_minor": item.price_minor, "currency": item.currency},
+        )
 
 
 @dataclass
@@ -398,6 +415,19 @@ def add_table_file(
     return item
 
 
+def _receive_uploads(uploads: Sequence[tuple[str, HashedFile]]) -> list[ReceivedTable]:
+    """Each ``(role, upload)`` received (``receive_table``); a bad file is a ``CatalogError`` naming it."""
+    received: list[ReceivedTable] = []
+    for role, upload in uploads:
+        try:
+            received.append(receive_table(role, upload))
+        except IngestError as error:
+            raise CatalogError(
+                error.code, f"{upload.name}: {error.message}", status=ingest_error_status(error.code)
+            ) from None
+    return received
+
+
 def create_version(
     product: Product,
     *,
@@ -420,14 +450,7 @@ def create_version(
     uploads = [(FileRole.SYNTHETIC, f) for f in synthetic]
     uploads += [(FileRole.TRAIN, train)] if train else []
     uploads += [(FileRole.HOLDOUT, holdout)] if holdout else []
-    received: list[ReceivedTable] = []
-    for role, upload in uploads:
-        try:
-            received.append(receive_table(role, upload))
-        except IngestError as error:
-            raise CatalogError(
-                error.code, f"{upload.name}: {error.message}", status=ingest_error_status(error.code)
-            ) from None
+    received = _receive_uploads(uploads)
     names = [r.table_name for r in received if r.role == FileRole.SYNTHETIC]
     if len(set(names)) != len(names):
         raise CatalogError("duplicate_table_name", "Two synthetic files have the same name; rename one.")

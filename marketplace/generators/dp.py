@@ -367,68 +367,18 @@ def fit_tree(
     nonnegative counts) and ``steps`` (the measurements and their ρ; empty without noise).
     """
     report = progress or (lambda _: None)
-    d = codes.shape[1]
     if rho is None:
-        groups = [[[code] for code in range(size)] for size in sizes]
-        marginals = [_counts(codes, [c], sizes) for c in range(d)]
-        report("choosing the tree")
-        information: dict[tuple[int, int], float] = {}
-
-        def strongest(options: list[tuple[int, int]]) -> tuple[int, int]:
-            for edge in options:
-                if edge not in information:
-                    information[edge] = _mutual_information(codes, edge, sizes)
-            return max(options, key=information.__getitem__)
-
-        edges = _spanning_tree(d, strongest)
-        pairs = [_counts(codes, list(edge), sizes) for edge in edges]
-        return {
-            "groups": groups,
-            "edges": edges,
-            "marginals": marginals,
-            "pairs": pairs,
-            "steps": [],
-            "dropped": [[] for _ in range(d)],
-        }
+        return _fit_exact_tree(codes, sizes, report)
+    d = codes.shape[1]
     noise = _Noise()
     rho_part = rho / 3.0
     report("measuring 1-way marginals")
-    groups, marginals, compressed = [], [], np.empty_like(codes)
-    # A merged group (each member under 3σ) holding only the missing value is noise: it is never sampled.
-    dropped: list[list[int]] = []
-    for column in range(d):
-        noisy = noise.gaussian(_counts(codes, [column], sizes), rho_part / d, f"1-way {column}")
-        sigma = noise.steps[-1]["sigma"]
-        column_groups, column_counts = _compress(noisy, sigma)
-        merged_only_missing = noisy[sizes[column] - 1] < 3 * sigma and column_groups[-1] == [
-            sizes[column] - 1
-        ]
-        dropped.append([len(column_groups) - 1] if merged_only_missing else [])
-        lookup = np.empty(sizes[column], dtype=np.int64)
-        for new, group in enumerate(column_groups):
-            lookup[group] = new
-        compressed[:, column] = lookup[codes[:, column]]
-        groups.append(column_groups)
-        marginals.append(np.clip(column_counts, 0, None))
+    groups, marginals, compressed, dropped = _measure_marginals(codes, sizes, noise, rho_part / d)
     fitted_sizes = [len(g) for g in groups]
     tree: list[tuple[int, int]] = []
     if d > 1:
         report("choosing the tree")
-        total = max(float(np.mean([m.sum() for m in marginals])), 1.0)
-        probabilities = [m / m.sum() if m.sum() > 0 else np.full(len(m), 1 / len(m)) for m in marginals]
-
-        errors: dict[tuple[int, int], int] = {}
-
-        def choose(options: list[tuple[int, int]]) -> tuple[int, int]:
-            for a, b in options:
-                if (a, b) not in errors:
-                    exact = _counts(compressed, [a, b], fitted_sizes)
-                    estimate = np.outer(probabilities[a], probabilities[b]) * total
-                    errors[(a, b)] = round(float(np.abs(exact - estimate).sum()))
-            scores = [errors[edge] for edge in options]
-            return options[noise.select(scores, rho_part / (d - 1), "tree edge")]
-
-        tree = _spanning_tree(d, choose)
+        tree = _choose_noisy_tree(compressed, marginals, fitted_sizes, noise, rho_part / (d - 1))
     report("measuring 2-way marginals")
     pairs = [
         np.clip(
@@ -446,6 +396,82 @@ def fit_tree(
         "steps": noise.steps,
         "dropped": dropped,
     }
+
+
+def _fit_exact_tree(codes: np.ndarray, sizes: Sequence[int], report: Callable[[str], None]) -> dict[str, Any]:
+    """``fit_tree`` without noise: exact counts and the Chow-Liu tree (highest mutual information)."""
+    d = codes.shape[1]
+    groups = [[[code] for code in range(size)] for size in sizes]
+    marginals = [_counts(codes, [c], sizes) for c in range(d)]
+    report("choosing the tree")
+    information: dict[tuple[int, int], float] = {}
+
+    def strongest(options: list[tuple[int, int]]) -> tuple[int, int]:
+        for edge in options:
+            if edge not in information:
+                information[edge] = _mutual_information(codes, edge, sizes)
+        return max(options, key=information.__getitem__)
+
+    edges = _spanning_tree(d, strongest)
+    pairs = [_counts(codes, list(edge), sizes) for edge in edges]
+    return {
+        "groups": groups,
+        "edges": edges,
+        "marginals": marginals,
+        "pairs": pairs,
+        "steps": [],
+        "dropped": [[] for _ in range(d)],
+    }
+
+
+def _measure_marginals(
+    codes: np.ndarray, sizes: Sequence[int], noise: _Noise, rho_each: float
+) -> tuple[list[list[list[int]]], list[np.ndarray], np.ndarray, list[list[int]]]:
+    """Each column's noisy 1-way counts (``rho_each`` per column), compressed: (groups, nonnegative counts,
+    the rows in compressed codes, per column the fitted codes never sampled)."""
+    groups, marginals, compressed = [], [], np.empty_like(codes)
+    # A merged group (each member under 3σ) holding only the missing value is noise: it is never sampled.
+    dropped: list[list[int]] = []
+    for column in range(codes.shape[1]):
+        noisy = noise.gaussian(_counts(codes, [column], sizes), rho_each, f"1-way {column}")
+        sigma = noise.steps[-1]["sigma"]
+        column_groups, column_counts = _compress(noisy, sigma)
+        merged_only_missing = noisy[sizes[column] - 1] < 3 * sigma and column_groups[-1] == [
+            sizes[column] - 1
+        ]
+        dropped.append([len(column_groups) - 1] if merged_only_missing else [])
+        lookup = np.empty(sizes[column], dtype=np.int64)
+        for new, group in enumerate(column_groups):
+            lookup[group] = new
+        compressed[:, column] = lookup[codes[:, column]]
+        groups.append(column_groups)
+        marginals.append(np.clip(column_counts, 0, None))
+    return groups, marginals, compressed, dropped
+
+
+def _choose_noisy_tree(
+    compressed: np.ndarray,
+    marginals: list[np.ndarray],
+    fitted_sizes: Sequence[int],
+    noise: _Noise,
+    rho_each: float,
+) -> list[tuple[int, int]]:
+    """MST's tree: each edge picked by the exponential mechanism (``rho_each`` per pick) among those joining
+    two components, scored by how far the pair's counts lie from independence of the noisy marginals."""
+    total = max(float(np.mean([m.sum() for m in marginals])), 1.0)
+    probabilities = [m / m.sum() if m.sum() > 0 else np.full(len(m), 1 / len(m)) for m in marginals]
+    errors: dict[tuple[int, int], int] = {}
+
+    def choose(options: list[tuple[int, int]]) -> tuple[int, int]:
+        for a, b in options:
+            if (a, b) not in errors:
+                exact = _counts(compressed, [a, b], fitted_sizes)
+                estimate = np.outer(probabilities[a], probabilities[b]) * total
+                errors[(a, b)] = round(float(np.abs(exact - estimate).sum()))
+        scores = [errors[edge] for edge in options]
+        return options[noise.select(scores, rho_each, "tree edge")]
+
+    return _spanning_tree(len(marginals), choose)
 
 
 def _mutual_information(codes: np.ndarray, edge: tuple[int, int], sizes: Sequence[int]) -> float:

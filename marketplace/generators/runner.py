@@ -240,20 +240,26 @@ def _embedded_frames(root: Any, columns: list[str]) -> tuple[int, list[Any]]:
         elif isinstance(item, np.ndarray):
             if item.ndim == 2 and item.shape[1] == len(columns):
                 frames.append(pd.DataFrame(item, columns=columns))
-        elif isinstance(item, pd.Series):
-            continue
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple | set | frozenset):
-            stack.extend(item)
-        else:
-            state = getattr(item, "__dict__", None)
-            if isinstance(state, dict):
-                stack.extend(state.values())
-            for slot in getattr(type(item), "__slots__", ()) or ():
-                if isinstance(slot, str) and hasattr(item, slot):
-                    stack.append(getattr(item, slot))
+        elif not isinstance(item, pd.Series):
+            stack.extend(_held_objects(item))
     return len(seen), frames
+
+
+def _held_objects(item: Any) -> list[Any]:
+    """The objects ``item`` holds: a dict's values, a list's, tuple's or set's members, otherwise the instance's
+    attributes (``__dict__``) then its slots."""
+    if isinstance(item, dict):
+        return list(item.values())
+    if isinstance(item, list | tuple | set | frozenset):
+        return list(item)
+    held: list[Any] = []
+    state = getattr(item, "__dict__", None)
+    if isinstance(state, dict):
+        held.extend(state.values())
+    for slot in getattr(type(item), "__slots__", ()) or ():
+        if isinstance(slot, str) and hasattr(item, slot):
+            held.append(getattr(item, slot))
+    return held
 
 
 def _inspect(job: str, request: dict[str, Any], model: Any) -> dict[str, Any]:

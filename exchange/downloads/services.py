@@ -28,6 +28,7 @@ from marketplace.accounts.models import User
 from marketplace.catalog.licenses import LICENSES
 from marketplace.catalog.models import FileRole, ProductVersion, VersionFile, VersionStatus
 from marketplace.certification.models import Certificate
+from marketplace.certification.selectors import latest_certificate
 from marketplace.certification.signing import format_issued_at
 from marketplace.core.errors import JsonableError
 from marketplace.core.storage import StoredFileMissing, content_name, fetch
@@ -347,9 +348,7 @@ def _prepare(entitlement: Entitlement, source_file: _Source, fmt: str) -> Delive
         with target.open("rb") as handle:
             stored = storage().save(name, File(handle))
     certificate = (
-        Certificate.objects.filter(version_id=source_file.version_file.version_id)
-        .order_by("-issued_at")
-        .first()
+        latest_certificate(source_file.version_file.version_id)
         if source_file.version_file is not None
         else None
     )

@@ -41,7 +41,7 @@ from exchange.downloads.services import (
 )
 from exchange.ledger.services import build_receipt, record_event
 from marketplace.catalog.models import FileRole, ProductVersion, VersionFile
-from marketplace.certification.models import Certificate
+from marketplace.certification.selectors import latest_certificate
 from marketplace.certification.signing import format_issued_at
 from marketplace.core.storage import StoredFileMissing, content_name, fetch
 from marketplace.generators.models import SampleDraw, Synthesizer
@@ -341,11 +341,7 @@ def _record(
             },
         )
         delivery.ledger_index = event.leaf_id
-        certificate = (
-            Certificate.objects.filter(version=source.version).order_by("-issued_at").first()
-            if source.version is not None
-            else None
-        )
+        certificate = latest_certificate(source.version) if source.version is not None else None
         document: dict[str, Any] = {
             "schema": RECEIPT_SCHEMA,
             "delivery": delivery.id,

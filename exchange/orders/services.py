@@ -41,7 +41,7 @@ from exchange.orders.models import Order, Payment, Refund
 from exchange.orders.payouts import payable_balances
 from marketplace.accounts.models import User
 from marketplace.catalog.models import ProductVersion, VersionStatus
-from marketplace.certification.models import Certificate
+from marketplace.certification.selectors import latest_certificate
 from marketplace.core.errors import JsonableError
 
 logger = logging.getLogger(__name__)
@@ -68,12 +68,7 @@ def _check_sellable(version: ProductVersion, buyer: User) -> None:
         raise OrderError("unlisted", "This product is not listed.", 409)
     if version.status != VersionStatus.CERTIFIED:
         raise OrderError("not_certified", "Only certified versions are sold.", 409)
-    latest = (
-        Certificate.objects.filter(version=version)
-        .select_related("revocation")
-        .order_by("-issued_at")
-        .first()
-    )
+    latest = latest_certificate(version)
     if latest is not None and hasattr(latest, "revocation"):
         raise OrderError("certificate_revoked", "This version's certificate was revoked.", 409)
     if latest is None or not latest.privacy_passed:

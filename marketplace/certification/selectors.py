@@ -13,8 +13,15 @@ def latest_job(version: ProductVersion) -> Job | None:
     return version.jobs.order_by("-created_at").first()
 
 
-def latest_certificate(version: ProductVersion) -> Certificate | None:
-    return version.certificates.order_by("-issued_at").first()
+def latest_certificate(version: ProductVersion | int) -> Certificate | None:
+    """The version's (or the version id's) most recently issued certificate, with its revocation if any
+    (read as ``hasattr(certificate, "revocation")`` without another query); None before certification."""
+    return (
+        Certificate.objects.filter(version=version)
+        .select_related("revocation")
+        .order_by("-issued_at")
+        .first()
+    )
 
 
 def certification_summary(version: ProductVersion) -> dict[str, Any] | None:

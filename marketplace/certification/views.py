@@ -74,10 +74,10 @@ def job_status(request: HttpRequest, slug: str, number: int) -> JsonResponse:
     if not catalog_selectors.can_manage(request.user, product):
         raise Http404("No such job.")
     version = get_object_or_404(ProductVersion, product=product, number=number)
-    job = version.jobs.order_by("-created_at").first()
+    job = selectors.latest_job(version)
     if job is None:
         raise Http404("No job for this version.")
-    certificate = version.certificates.order_by("-issued_at").first()
+    certificate = selectors.latest_certificate(version)
     return JsonResponse(
         {
             "status": job.status,

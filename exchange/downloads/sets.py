@@ -32,10 +32,10 @@ from django.utils import timezone
 from exchange.delivery.models import Entitlement
 from exchange.downloads.constants import FORMATS
 from exchange.downloads.models import Delivery
+from exchange.downloads.selectors import accessible_versions
 from exchange.downloads.services import (
     RECEIPT_SCHEMA,
     DeliveryError,
-    accessible_versions,
     fingerprint_for,
     storage,
 )

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from exchange.delivery.models import Entitlement
 from exchange.delivery.selectors import entitlements_of
-from exchange.downloads import services
+from exchange.downloads import selectors, services
 from exchange.downloads.constants import FORMATS
 from exchange.downloads.models import Delivery, Download
 from marketplace.catalog.licenses import LICENSES
@@ -26,9 +26,9 @@ def library(request: HttpRequest) -> HttpResponse:
     for entitlement in entitlements_of(request.user):  # type: ignore[arg-type]
         license_ = LICENSES.get(entitlement.license_code)
         versions = (
-            services.accessible_versions(entitlement) if entitlement.is_active else [entitlement.version]
+            selectors.accessible_versions(entitlement) if entitlement.is_active else [entitlement.version]
         )
-        newer = services.newer_versions(entitlement)
+        newer = selectors.newer_versions(entitlement)
         included = {version.pk for version in versions}
         files = []
         for version in versions:
@@ -38,7 +38,7 @@ def library(request: HttpRequest) -> HttpResponse:
                     {
                         "version": version,
                         "file": version_file,
-                        "left": services.downloads_left(entitlement, version_file),
+                        "left": selectors.downloads_left(entitlement, version_file),
                         "deliveries": list(deliveries),
                         "curl": {
                             fmt: request.build_absolute_uri(
@@ -72,7 +72,7 @@ def library(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "downloads/library.html",
-        {"rows": rows, "formats": FORMATS, "limit_note": services.download_limit},
+        {"rows": rows, "formats": FORMATS, "limit_note": selectors.download_limit},
     )
 
 

@@ -97,14 +97,14 @@ def test_other_formats_keep_text_cells_as_they_are(
 def test_a_leaked_csv_copy_is_still_traced_to_its_buyer(
     hostile_table: Any, buyer: Any, api_client_for: Any, tmp_path: Any
 ) -> None:
-    from exchange.downloads import formats, services
+    from exchange.downloads import formats, selectors
 
     client = api_client_for(buyer)
     leaked = tmp_path / "leak.csv"
     leaked.write_bytes(_body(client.get(_path(_link(client, hostile_table)["url"]))))
     table = formats.read_any(leaked)
     assert "=cmd|' /C calc'!A0" in table.column("comment").to_pylist()
-    suspects, candidates = services.trace_table(table)
+    suspects, candidates = selectors.trace_table(table)
     assert candidates == 1 and suspects[0].entitlement_id == hostile_table.id
     assert Download.objects.filter(outcome="served").count() == 1
 

@@ -99,7 +99,7 @@ def test_two_buyers_get_different_copies_and_a_leaked_entity_table_names_its_buy
     certified_set: Any, buyer: Any, user_factory: Any, api_client_for: Any
 ) -> None:
     from exchange.downloads import formats
-    from exchange.downloads.services import trace_table
+    from exchange.downloads.selectors import trace_table
 
     copies = {}
     for person in (buyer, user_factory("second-buyer")):

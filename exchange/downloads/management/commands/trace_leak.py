@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from exchange.delivery.models import Entitlement
-from exchange.downloads import services
+from exchange.downloads import selectors
 from exchange.downloads.formats import read_any
 from exchange.downloads.models import Delivery
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{path} is not a readable CSV, Parquet or JSON Lines table: {error}"
             ) from error
-        suspects, tried = services.trace_table(table)
+        suspects, tried = selectors.trace_table(table)
         self.stdout.write(
             f"{path}: {table.num_rows} rows, {table.num_columns} columns; {tried} candidate copies"
         )

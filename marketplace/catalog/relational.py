@@ -225,7 +225,8 @@ def _save(
 
 
 def load_sets(version: ProductVersion, folder: str) -> dict[str, dict[str, pd.DataFrame]]:
-    """The version's tables by role (``synthetic``, ``train``, ``holdout`` when present) and table name."""
+    """The version's tables by role (``synthetic``, ``train``, ``holdout`` when present) and table name.
+    Raises ``storage.StoredFileChanged`` when a stored table no longer has the SHA-256 recorded at upload."""
     from pathlib import Path
 
     sets: dict[str, dict[str, pd.DataFrame]] = {}
@@ -234,6 +235,7 @@ def load_sets(version: ProductVersion, folder: str) -> dict[str, dict[str, pd.Da
             item.storage_alias,
             item.storage_name,
             Path(folder) / f"{item.role}-{item.table_name}.{item.format}",
+            item.sha256,
         )
         sets.setdefault(item.role, {})[item.table_name] = ingest.read_table(path, item.format)
     return sets
@@ -252,7 +254,13 @@ def confirm_metadata(version: ProductVersion, metadata: dict, *, user: User) -> 
             "bad_metadata", "The metadata needs a 'tables' mapping (SDV multi-table metadata)."
         )
     with tempfile.TemporaryDirectory(prefix="synthex-relational-") as folder:
-        check_sets(metadata, load_sets(version, folder))
+        try:
+            sets = load_sets(version, folder)
+        except storage.StoredFileChanged:
+            raise CatalogError(
+                "integrity", "A stored table no longer matches its recorded SHA-256; it was not used.", 409
+            ) from None
+        check_sets(metadata, sets)
     ProductVersion.objects.filter(pk=version.pk, status=VersionStatus.DRAFT).update(sdv_metadata=metadata)
     version.refresh_from_db()
     return version

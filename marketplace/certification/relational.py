@@ -10,6 +10,7 @@ whole: a uniform sample of rows would cut children from their parents.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 
 from marketplace.catalog.models import FileRole
@@ -17,8 +18,15 @@ from marketplace.catalog.relational import load_sets
 from marketplace.certification.models import Certificate, Job
 from marketplace.certification.progress import progress_writer
 from marketplace.certification.services import CertificationFailed, issue_certificate
+from marketplace.core.storage import StoredFileChanged
+
+logger = logging.getLogger(__name__)
 
 _CORE = ("quality", "plausibility", "privacy", "parameters", "engine")
+CHANGED_TABLE_MESSAGE = (
+    "A stored table of this version no longer matches the SHA-256 recorded at upload; it was not used. "
+    "Contact the team."
+)
 
 
 def run_relational_certification(job: Job) -> Certificate:
@@ -30,7 +38,13 @@ def run_relational_certification(job: Job) -> Certificate:
     progress = progress_writer(job)
     progress("loading", 0)
     with tempfile.TemporaryDirectory(prefix="synthex-certify-") as folder:
-        sets = load_sets(version, folder)
+        try:
+            sets = load_sets(version, folder)
+        except StoredFileChanged as error:
+            logger.error(
+                "ALERT: stored table %s of version %s no longer matches its SHA-256", error, version.pk
+            )
+            raise CertificationFailed(CHANGED_TABLE_MESSAGE) from None
     if FileRole.TRAIN not in sets:
         raise CertificationFailed(
             "This version has no reference train tables: upload the real tables the synthetic set imitates "

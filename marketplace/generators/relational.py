@@ -36,7 +36,8 @@ from marketplace.catalog.summary import refresh_product_summary
 from marketplace.catalog.uploads import HashedFile
 from marketplace.certification import services as certification
 from marketplace.certification.models import Certificate, Job
-from marketplace.generators import engines, hma, storage
+from marketplace.core.storage import StoredFileChanged
+from marketplace.generators import engines, storage
 from marketplace.generators.errors import GeneratorError
 from marketplace.generators.models import GeneratorModel, SampleDraw, Synthesizer
 from marketplace.generators.sandbox import SandboxRefused, job_folder, open_output, run_in_sandbox
@@ -53,6 +54,8 @@ from marketplace.generators.services.setup import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from marketplace.generators import hma
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +108,7 @@ def _read_tables(uploads: Sequence[HashedFile]) -> dict[str, pd.DataFrame]:
 
 def _plan(tables: dict[str, pd.DataFrame], metadata: dict | None) -> tuple[dict, hma.HmaPlan]:
     from marketplace.certification.engine.relational_schema import RelationalError
+    from marketplace.generators import hma  # lazy: SDV and the engine stay out of web processes
 
     if metadata is not None and not is_relational_metadata(metadata):
         raise GeneratorError(
@@ -214,6 +218,7 @@ def run_hma_job(job: Job) -> GeneratorModel:
     """Fit the job's HMA generator on its train set, store the model and an evaluation set as the version's
     synthetic tables, and certify the set against the holdout; the generator is then ready."""
     from marketplace.catalog.relational import load_sets
+    from marketplace.generators import hma  # lazy: SDV and the engine stay out of web processes
 
     generator = GeneratorModel.objects.select_related("version__product").get(version=job.version)
     version = generator.version
@@ -224,7 +229,13 @@ def run_hma_job(job: Job) -> GeneratorModel:
     progress = _job_progress(job)
     progress("loading", 2)
     with tempfile.TemporaryDirectory(prefix="synthex-hma-") as folder:
-        sets = load_sets(version, folder)
+        try:
+            sets = load_sets(version, folder)
+        except StoredFileChanged:
+            raise GeneratorError(
+                "integrity",
+                "A stored reference table no longer matches its recorded SHA-256; it was not used.",
+            ) from None
         if FileRole.TRAIN not in sets:
             raise GeneratorError(
                 "no_reference", "The reference train tables were deleted; the generator cannot be fitted."
@@ -338,6 +349,8 @@ def check_entity_request(generator: GeneratorModel, rows: Any, conditions: Any) 
 def draw_set_in_sandbox(generator: GeneratorModel, *, rows: int, seed: int, target: Path) -> dict[str, int]:
     """Sample ``rows`` entity rows with their children from the stored model inside the sandbox and copy
     the checked table-set zip to ``target``; returns rows per table. Raises ``GeneratorError``."""
+    from marketplace.generators import hma  # lazy: SDV and the engine stay out of web processes
+
     limits = sandbox_limits()
     with job_folder() as job:
         storage.fetch("reference", generator.storage_name, job / "model.pkl", generator.sha256)

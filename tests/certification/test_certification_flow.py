@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -16,6 +17,7 @@ from django.core.management.base import CommandError
 from marketplace.catalog.models import FileRole, Product
 from marketplace.certification import keys, services, signing
 from marketplace.certification.models import Certificate, Job
+from marketplace.certification.submission import submit_version
 from marketplace.certification.tasks import certify_version_task
 
 pytestmark = pytest.mark.django_db
@@ -361,3 +363,32 @@ def test_sampling_a_file_larger_than_the_memory_budget_stays_bounded(tmp_path):
     assert counts == "3000000/50000"
     assert int(sampled_mb) < 160, (sampled, whole)
     assert int(sampled_mb) * 2 < int(whole_mb), (sampled, whole)
+
+
+def test_a_swapped_stored_file_is_refused_and_certifies_nothing(
+    provider, product_factory, version_factory, django_capture_on_commit_callbacks
+):
+    version = version_factory(product_factory(provider, "Swapped file"), provider)
+    item = version.files.get(role=FileRole.SYNTHETIC)
+    store = storages[item.storage_alias]
+    original = synthetic_bytes(version)
+    # Other tests store the same bytes under the same content-addressed name: put them back afterwards.
+    store.delete(item.storage_name)
+    assert store.save(item.storage_name, ContentFile(original[: original.rindex(b"\n", 0, -1) + 1])) == (
+        item.storage_name
+    )
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            submit_version(version, user=provider)
+    finally:
+        store.delete(item.storage_name)
+        store.save(item.storage_name, ContentFile(original))
+    version.refresh_from_db()
+    job = version.jobs.get()
+    assert (job.status, job.error) == (
+        "failed",
+        "The stored synthetic file people.csv no longer matches the SHA-256 recorded at upload; it was not "
+        "used. Contact the team.",
+    )
+    assert version.status == "failed"
+    assert not Certificate.objects.exists()

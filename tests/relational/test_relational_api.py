@@ -7,6 +7,8 @@ import json
 
 import pandas as pd
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.urls import reverse
 from relational_data import independent, metadata, randhie
 
@@ -164,3 +166,42 @@ def test_metadata_with_a_cycle_is_refused_on_confirmation(provider, product_fact
     assert response.status_code == 400
     assert response.json()["code"] == "cycle"
     assert ProductVersion.objects.get(product=product).sdv_metadata == metadata()
+
+
+def test_a_swapped_stored_table_is_refused_on_confirmation_and_certifies_nothing(
+    provider, product_factory, api_client_for, sets, django_capture_on_commit_callbacks
+):
+    product = product_factory(provider)
+    client = api_client_for(provider)
+    response = client.post(
+        f"/api/v1/products/{product.slug}/versions/",
+        _body(sets, metadata=metadata(), submit="false"),
+        format="multipart",
+    )
+    assert response.status_code == 201
+    version = ProductVersion.objects.get(product=product)
+    item = version.files.get(role="synthetic", table_name="plans")
+    store = storages[item.storage_alias]
+    with store.open(item.storage_name, "rb") as handle:
+        original = handle.read()
+    url = f"/api/v1/products/{product.slug}/versions/1/"
+    # Other tests store the same bytes under the same content-addressed name: put them back afterwards.
+    store.delete(item.storage_name)
+    store.save(item.storage_name, ContentFile(original[: original.rindex(b"\n", 0, -1) + 1]))
+    try:
+        refused = client.put(url + "metadata/", {"metadata": metadata()}, format="json")
+        with django_capture_on_commit_callbacks(execute=True):
+            submitted = client.post(url + "submit/", {}, format="json")
+    finally:
+        store.delete(item.storage_name)
+        store.save(item.storage_name, ContentFile(original))
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "integrity"
+    assert submitted.status_code == 200, submitted.json()
+    version.refresh_from_db()
+    assert version.status == "failed"
+    assert version.jobs.get().error == (
+        "A stored table of this version no longer matches the SHA-256 recorded at upload; it was not used. "
+        "Contact the team."
+    )
+    assert not version.certificates.exists()

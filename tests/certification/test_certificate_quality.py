@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from marketplace.certification.engine import EngineConfig, composite, learning
-from marketplace.certification.engine.evaluate import _plain
+from marketplace.certification.engine.evaluate import plain_values
 from marketplace.certification.engine.schema import clean_table, resolve_columns
 from marketplace.certification.services import issue_certificate
 
@@ -62,7 +62,7 @@ def _drifted_quality() -> tuple[dict, list[str]]:
         "column_pair_trends": {"score": 0.9, "details": []},
         "reference": {"sdmetrics_score": 0.95, "column_shapes": 0.97, "column_pair_trends": 0.93},
     }
-    return _plain(section), names
+    return plain_values(section), names
 
 
 def test_certificate_page_puts_drifted_columns_first_and_parts_beside_their_references(

@@ -73,11 +73,13 @@ class Evaluation:
         }
 
 
-def _plain(value: Any) -> Any:
+def plain_values(value: Any) -> Any:
+    """``value`` as the certificate holds it: mappings with string keys, lists, Python bools, ints and floats
+    (rounded to 6 decimals; NaN and infinities as None), other values as their text."""
     if isinstance(value, dict | MappingProxyType):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain_values(item) for key, item in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(item) for item in value]
+        return [plain_values(item) for item in value]
     if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, int | np.integer):
@@ -340,10 +342,10 @@ def evaluate(
         "libraries": {"numpy": np.__version__, "pandas": pd.__version__, "sklearn": sklearn.__version__},
     }
     return Evaluation(
-        quality=MappingProxyType(_plain(quality_section)),
-        privacy=MappingProxyType(_plain(privacy_section)),
-        charts=MappingProxyType(_plain(chart_section)),
-        plausibility=MappingProxyType(_plain(plausibility_section)),
-        parameters=MappingProxyType(_plain(parameters)),
+        quality=MappingProxyType(plain_values(quality_section)),
+        privacy=MappingProxyType(plain_values(privacy_section)),
+        charts=MappingProxyType(plain_values(chart_section)),
+        plausibility=MappingProxyType(plain_values(plausibility_section)),
+        parameters=MappingProxyType(plain_values(parameters)),
         engine=MappingProxyType(dict(ENGINE)),
     )

@@ -16,10 +16,11 @@ from rest_framework.response import Response
 
 from exchange.delivery.models import Entitlement
 from exchange.downloads import services, sets
-from exchange.downloads.api import ThrottledDownloads, link_payload
+from exchange.downloads.api import REDIRECT_TO_LINK, ThrottledDownloads, link_payload
 from exchange.downloads.constants import FORMATS
 from exchange.downloads.models import Delivery, Download
 from marketplace.core.api import ApiError
+from marketplace.core.schema import BINARY, ERRORS
 
 
 class SetLinkInput(serializers.Serializer):
@@ -72,7 +73,7 @@ class EntitlementSet(ThrottledDownloads):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={302: dict})
+    @extend_schema(responses={302: REDIRECT_TO_LINK, 200: BINARY, **ERRORS})
     def get(self, request: Request, entitlement_id: str, number: int, fmt: str) -> HttpResponseRedirect:
         delivery = _set_delivery(request, entitlement_id, number, fmt)
         link = services.issue_link(delivery, request.user)  # type: ignore[arg-type]

@@ -110,7 +110,7 @@ def test_without_holdout_the_grade_is_capped_and_says_why() -> None:
     assert "No holdout" in privacy["baseline_statement"]
     assert privacy["grade"] in {"C", "D"}
     assert privacy["dcr_share"] is None
-    assert [test["name"] for test in privacy["tests"]] == ["exact_copies"]
+    assert [test["name"] for test in privacy["tests"]] == ["exact_copies", "identifier_copies"]
 
 
 def test_dcr_share_is_measured_at_equal_train_and_holdout_size() -> None:

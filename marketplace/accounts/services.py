@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils.text import slugify
 from rest_framework.authtoken.models import Token
 
+from marketplace.accounts.authentication import forget_user_tokens
 from marketplace.accounts.models import Membership, Organization, User
 
 
@@ -41,3 +42,24 @@ def api_token_for(user: User) -> str:
     """Return the user's API key, creating it on first use."""
     token, _ = Token.objects.get_or_create(user=user)
     return token.key
+
+
+def revoke_api_token(user: User) -> None:
+    """Delete the user's API token: refused (401) from the next request on, in every process (its cached
+    lookup is forgotten before the row goes)."""
+    forget_user_tokens(user.pk)
+    Token.objects.filter(user=user).delete()
+
+
+@transaction.atomic
+def rotate_api_token(user: User) -> str:
+    """Replace the user's API key with a new one and return it; the old key is refused at once."""
+    revoke_api_token(user)
+    return Token.objects.create(user=user).key
+
+
+def deactivate_user(user: User) -> None:
+    """Mark the user inactive: no sign-in, and their API token refused from the next request on."""
+    forget_user_tokens(user.pk)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    user.is_active = False

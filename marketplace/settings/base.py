@@ -40,8 +40,25 @@ CACHES: dict[str, dict[str, Any]] = {
             "OPTIONS": {"MAX_ENTRIES": 5000},
         }
     ),
+    # "tokens": API token lookups (marketplace/accounts/authentication.py), shared by every process like
+    # "pages" so that revoking a token in one process reaches all of them.
+    "tokens": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("SYNTHEX_CACHE_URL"),
+            "KEY_PREFIX": "tokens",
+        }
+        if env_str("SYNTHEX_CACHE_URL")
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache" / "tokens"),
+            "OPTIONS": {"MAX_ENTRIES": 5000},
+        }
+    ),
 }
 SYNTHEX_PAGE_CACHE_SECONDS = env_int("SYNTHEX_PAGE_CACHE_SECONDS", 300, minimum=1)
+# How long a valid API token's lookup is reused without a query (0: every request reads the database).
+SYNTHEX_TOKEN_CACHE_SECONDS = env_int("SYNTHEX_TOKEN_CACHE_SECONDS", 60, minimum=0)
 
 # No public default: without SECRET_KEY in the environment each instance makes its own under its var dir.
 SECRET_KEY = env_str("SECRET_KEY") or instance_secret_key(VAR_DIR)
@@ -216,7 +233,7 @@ if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", SYN
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "marketplace.accounts.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],

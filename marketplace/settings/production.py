@@ -63,6 +63,11 @@ if not _CACHE_URL:
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL},
     "pages": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL},
+    "tokens": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _CACHE_URL,
+        "KEY_PREFIX": "tokens",
+    },
 }
 
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int(

@@ -21,6 +21,10 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
     "pages": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pages"},
+    "tokens": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tokens"},
 }
+# Token lookups are read from the database every time (tests change users through the ORM); tests of the
+# token cache turn it on.
+SYNTHEX_TOKEN_CACHE_SECONDS = 0
 # The shadow-model attack refits a synthesizer dozens of times; tests that want it turn it on.
 SYNTHEX_SHADOW_BUDGET_SECONDS = 0

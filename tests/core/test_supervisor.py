@@ -46,6 +46,24 @@ class Output:
             if found:
                 return found
 
+    def wait_for_each(self, patterns: list[str], seconds: float = 60) -> list[re.Match[str]]:
+        """Lines matching every pattern, in whatever order they come: a child's own output and the
+        supervisor's line about starting it are written by different processes and may arrive either way."""
+        deadline = time.monotonic() + seconds
+        found: dict[str, re.Match[str]] = {}
+        while len(found) < len(patterns):
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                missing = [p for p in patterns if p not in found]
+                raise AssertionError(f"no line matched {missing!r} in:\n" + "\n".join(self.seen)) from None
+            self.seen.append(line)
+            for pattern in patterns:
+                match = re.search(pattern, line)
+                if pattern not in found and match:
+                    found[pattern] = match
+        return [found[pattern] for pattern in patterns]
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -75,8 +93,8 @@ def test_a_killed_process_is_started_again_the_others_keep_running_and_ctrl_c_st
             started[found[1]] = int(found[2])
         os.kill(started["worker"], signal.SIGKILL)
         output.wait_for(r"worker +\| exited with status -9; starting it again in 1 s")
-        restarted = int(output.wait_for(r"worker +\| started \(pid (\d+)\)")[1])
-        output.wait_for(r"worker +\| up")
+        started_again, _ = output.wait_for_each([r"worker +\| started \(pid (\d+)\)", r"worker +\| up"])
+        restarted = int(started_again[1])
         assert restarted != started["worker"]
         assert _alive(started["web"]) and _alive(restarted)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from typing import Any
 
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -95,51 +96,62 @@ def verify_page(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {}
     status = 200
     if request.method == "POST":
-        upload = request.FILES.get("certificate")
-        document = None
-        if upload is None:
-            context["error"] = "Choose the certificate file (the .json you downloaded)."
-        elif (upload.size or 0) > MAX_CERTIFICATE_BYTES:
-            context["error"] = "That file is too large to be a certificate."
-        else:
-            try:
-                parsed = json.loads(upload.read())
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                document = parsed
-            else:
-                context["error"] = "That file is not a certificate (not a JSON object)."
+        document, error = _dropped_certificate(request)
+        if error:
+            context["error"] = error
         if document is not None:
-            result = signing.verify_certificate_signature(document, keys.keys_document())
-            receipt_upload = request.FILES.get("receipt")
-            receipt = None
-            if receipt_upload is not None and (receipt_upload.size or 0) <= MAX_CERTIFICATE_BYTES:
-                try:
-                    receipt = json.loads(receipt_upload.read())
-                except ValueError:
-                    receipt = {}
-            files = []
-            for data in request.FILES.getlist("data"):
-                with tempfile.NamedTemporaryFile() as copy:
-                    for chunk in data.chunks():
-                        copy.write(chunk)
-                    copy.flush()
-                    # A buyer's copy is found by its own hash: no receipt needed (one given is used).
-                    files.append(
-                        (
-                            data.name,
-                            check_file(document, copy.name, name=data.name or "upload", receipt=receipt),
-                        )
-                    )
-            revoked = Certificate.objects.filter(pk=document.get("id"), revocation__isnull=False).exists()
-            context.update(
-                result=result,
-                files=files,
-                revoked=revoked,
-                doc=document,
-                valid=result.ok and not revoked and all(m.ok for _, m in files),
-            )
+            context.update(_verification(request, document))
         if "error" in context:
             status = 400
     return render(request, "certification/verify.html", context, status=status)
+
+
+def _dropped_certificate(request: HttpRequest) -> tuple[dict | None, str]:
+    """The dropped certificate as a JSON object, or None and the reason it was refused."""
+    upload = request.FILES.get("certificate")
+    if upload is None:
+        return None, "Choose the certificate file (the .json you downloaded)."
+    if (upload.size or 0) > MAX_CERTIFICATE_BYTES:
+        return None, "That file is too large to be a certificate."
+    try:
+        parsed = json.loads(upload.read())
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return parsed, ""
+    return None, "That file is not a certificate (not a JSON object)."
+
+
+def _dropped_receipt(request: HttpRequest) -> Any:
+    """The dropped receipt (parsed JSON; ``{}`` when unreadable), or None when none or too large."""
+    receipt_upload = request.FILES.get("receipt")
+    if receipt_upload is None or (receipt_upload.size or 0) > MAX_CERTIFICATE_BYTES:
+        return None
+    try:
+        return json.loads(receipt_upload.read())
+    except ValueError:
+        return {}
+
+
+def _verification(request: HttpRequest, document: dict) -> dict[str, object]:
+    """The page's verdict on ``document``: its signature, each dropped data file's hash, revocation."""
+    result = signing.verify_certificate_signature(document, keys.keys_document())
+    receipt = _dropped_receipt(request)
+    files = []
+    for data in request.FILES.getlist("data"):
+        with tempfile.NamedTemporaryFile() as copy:
+            for chunk in data.chunks():
+                copy.write(chunk)
+            copy.flush()
+            # A buyer's copy is found by its own hash: no receipt needed (one given is used).
+            files.append(
+                (data.name, check_file(document, copy.name, name=data.name or "upload", receipt=receipt))
+            )
+    revoked = Certificate.objects.filter(pk=document.get("id"), revocation__isnull=False).exists()
+    return {
+        "result": result,
+        "files": files,
+        "revoked": revoked,
+        "doc": document,
+        "valid": result.ok and not revoked and all(m.ok for _, m in files),
+    }

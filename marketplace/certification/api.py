@@ -151,48 +151,15 @@ class CertificateVerify(APIView):
         responses={200: CertificateVerifyOutput, 413: ERRORS[400], **ERRORS},
     )
     def post(self, request: Request) -> Response:
-        if not hasattr(request.data, "get"):
-            raise ApiError("Send an object with a 'certificate' member (or a multipart form).", "bad_request")
-        raw = request.data.get("certificate")
-        if raw is None:
-            raise ApiError(
-                "Send the certificate as 'certificate' (JSON object or file).", "missing_certificate"
-            )
-        if hasattr(raw, "read"):
-            raw = raw.read(5 * 1024 * 1024 + 1)
-            if len(raw) > 5 * 1024 * 1024:
-                raise ApiError("That certificate is too large.", "too_large", 413)
-        if isinstance(raw, (bytes, str)):
-            try:
-                raw = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                raise ApiError("The certificate is not valid JSON.", "bad_certificate") from None
-        if not isinstance(raw, dict):
-            raise ApiError("The certificate must be a JSON object.", "bad_certificate")
-        result = signing.verify_certificate_signature(raw, keys.keys_document())
+        document = _posted_certificate(request)
+        result = signing.verify_certificate_signature(document, keys.keys_document())
         reasons = list(result.reasons)
         files = []
         for upload in request.FILES.getlist("data"):
-            with tempfile.NamedTemporaryFile() as copy:
-                for chunk in upload.chunks():
-                    copy.write(chunk)
-                copy.flush()
-                check = check_file(raw, copy.name, name=upload.name or "data")
-            files.append(
-                {
-                    "name": upload.name,
-                    "sha256": check.sha256,
-                    "matches": check.ok,
-                    "artifact": check.artifact_name,
-                    # A buyer's copy is recognised by its own hash: its signed delivery receipt.
-                    "delivery": check.delivery,
-                }
-            )
-            if not check.ok:
-                reasons.extend(
-                    check.reasons or (f"{upload.name}: its SHA-256 matches no artifact of this certificate.",)
-                )
-        revoked = Certificate.objects.filter(pk=raw.get("id"), revocation__isnull=False).exists()
+            checked, refusals = _checked_upload(document, upload)
+            files.append(checked)
+            reasons.extend(refusals)
+        revoked = Certificate.objects.filter(pk=document.get("id"), revocation__isnull=False).exists()
         if revoked:
             reasons.append("This certificate has been revoked by Synthex.")
         ok = result.ok and all(f["matches"] for f in files) and not revoked
@@ -206,3 +173,47 @@ class CertificateVerify(APIView):
                 "reasons": reasons,
             }
         )
+
+
+def _posted_certificate(request: Request) -> dict[str, Any]:
+    """The certificate sent as a JSON member or a file (at most 5 MiB), as a JSON object; ApiError otherwise."""
+    if not hasattr(request.data, "get"):
+        raise ApiError("Send an object with a 'certificate' member (or a multipart form).", "bad_request")
+    raw = request.data.get("certificate")
+    if raw is None:
+        raise ApiError("Send the certificate as 'certificate' (JSON object or file).", "missing_certificate")
+    if hasattr(raw, "read"):
+        raw = raw.read(5 * 1024 * 1024 + 1)
+        if len(raw) > 5 * 1024 * 1024:
+            raise ApiError("That certificate is too large.", "too_large", 413)
+    if isinstance(raw, (bytes, str)):
+        try:
+            raw = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError("The certificate is not valid JSON.", "bad_certificate") from None
+    if not isinstance(raw, dict):
+        raise ApiError("The certificate must be a JSON object.", "bad_certificate")
+    return raw
+
+
+def _checked_upload(document: dict[str, Any], upload: Any) -> tuple[dict[str, Any], list[str]]:
+    """One sent data file checked against ``document``: its output row and the reasons it fails (none when
+    it matches an artifact or a delivered copy)."""
+    with tempfile.NamedTemporaryFile() as copy:
+        for chunk in upload.chunks():
+            copy.write(chunk)
+        copy.flush()
+        check = check_file(document, copy.name, name=upload.name or "data")
+    checked = {
+        "name": upload.name,
+        "sha256": check.sha256,
+        "matches": check.ok,
+        "artifact": check.artifact_name,
+        # A buyer's copy is recognised by its own hash: its signed delivery receipt.
+        "delivery": check.delivery,
+    }
+    if check.ok:
+        return checked, []
+    return checked, list(
+        check.reasons or (f"{upload.name}: its SHA-256 matches no artifact of this certificate.",)
+    )

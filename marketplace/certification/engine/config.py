@@ -110,6 +110,10 @@ class EngineConfig:
     vulnerable_min_rows: int = 100
     mia_p_value: float = 0.001
     mia_p_value_strict: float = 0.01
+    # closest_records: the 1/(n + 1) chance is a bound (honest generators are rarely nearer to train than
+    # fresh real rows are), so its count is tested at a wider level than the membership TPRs.
+    closest_p_value: float = 0.01
+    closest_p_value_strict: float = 0.05
     mia_tpr_ratio: float = 2.0
     # Plausibility rules (docs/engine.md#plausibility): a rule covers at least max(rule_min_support,
     # rule_min_support_share · train rows) rows and quotes no value seen in fewer rows.

@@ -235,11 +235,11 @@ def _closest_test(closest: dict, config: EngineConfig) -> dict:
         "closest_records/v1",
         closest["rate"],
         allowance / max(closest["synthetic_rows"], 1),
-        passed=not (p_value < config.mia_p_value and count > allowance),
-        strict_passed=not (p_value < config.mia_p_value_strict and count > allowance / 2),
+        passed=not (p_value < config.closest_p_value and count > allowance),
+        strict_passed=not (p_value < config.closest_p_value_strict and count > allowance / 2),
         ci=list(wilson_interval(count, closest["synthetic_rows"])),
         source=f"{SYNTHEX}; rank of a fresh row among n exchangeable baseline distances",
-        fails_when=f"more distinct synthetic rows than Binomial(rows, 1/(n + 1)) allows (p < {config.mia_p_value}) "
+        fails_when=f"more distinct synthetic rows than Binomial(rows, 1/(n + 1)) allows (p < {config.closest_p_value}) "
         f"and more than {config.copy_margin} × distinct synthetic rows",
         meaning="Share of distinct synthetic rows nearer to a train row than any of n real rows the generator "
         "never saw is (holdout rows, and train rows to the rest of train): lightly perturbed copies of "

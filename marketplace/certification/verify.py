@@ -152,22 +152,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_request:
         return EXIT_OK if exit_request.code == 0 else EXIT_USAGE
     try:
-        certificate = read_json_file(arguments.certificate)
-        if not isinstance(certificate, dict):
-            raise InputError(f"{arguments.certificate} is not a JSON object.")
-        keys = load_keys_from_arguments(arguments)
-        receipt = read_json_file(arguments.receipt) if arguments.receipt else None
-        for path in arguments.data:
-            if not Path(path).is_file():
-                raise InputError(f"Cannot read {path}: no such file.")
+        certificate, keys, receipt = _read_inputs(arguments)
+        signature = verify_certificate_signature(certificate, keys)
+        failures = [*signature.reasons, *_check_data_files(certificate, keys, receipt, arguments.data)]
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    if failures:
+        for reason in failures:
+            print(f"FAILED: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"OK: certificate {certificate.get('id')!r} is signed by {signature.key_id}")
+    return EXIT_OK
 
-    failures: list[str] = []
-    signature = verify_certificate_signature(certificate, keys)
-    failures.extend(signature.reasons)
+
+def _read_inputs(arguments: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """(certificate, keys document, receipt or None) from the arguments; InputError when one cannot be read or
+    a ``--data`` file is missing."""
+    certificate = read_json_file(arguments.certificate)
+    if not isinstance(certificate, dict):
+        raise InputError(f"{arguments.certificate} is not a JSON object.")
+    keys = load_keys_from_arguments(arguments)
+    receipt = read_json_file(arguments.receipt) if arguments.receipt else None
     for path in arguments.data:
+        if not Path(path).is_file():
+            raise InputError(f"Cannot read {path}: no such file.")
+    return certificate, keys, receipt
+
+
+def _check_data_files(
+    certificate: dict[str, Any], keys: dict[str, Any], receipt: Any, paths: Sequence[str]
+) -> list[str]:
+    """Check each data file as an artifact (or, with a receipt, as the delivered copy it names), printing each
+    match; returns the reasons of those that fail. InputError when a file cannot be read."""
+    failures: list[str] = []
+    for path in paths:
         try:
             match = (
                 verify_artifact(certificate, None, path)
@@ -175,18 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else verify_delivered_file(certificate, receipt, keys, path)
             )
         except OSError as error:
-            print(f"error: Cannot read {path}: {error.strerror or error}.", file=sys.stderr)
-            return EXIT_USAGE
+            raise InputError(f"Cannot read {path}: {error.strerror or error}.") from None
         failures.extend(match.reasons)
         if match.ok:
             print(f"{path}: matches artifact {match.artifact_name!r} (SHA-256 {match.sha256})")
-
-    if failures:
-        for reason in failures:
-            print(f"FAILED: {reason}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"OK: certificate {certificate.get('id')!r} is signed by {signature.key_id}")
-    return EXIT_OK
+    return failures
 
 
 if __name__ == "__main__":

@@ -198,14 +198,20 @@ def plan_table(batches: Iterable[pa.RecordBatch]) -> FingerprintPlan:
     columns = []
     for name, kind in kinds.items():
         if kind == "numeric":
-            places = decimals[name]
-            if places is None:
-                digits = int(math.floor(math.log10(magnitude[name]))) + 1 if magnitude[name] >= 1 else 1
-                places = max(0, CONTINUOUS_SIGNIFICANT_DIGITS - digits)
+            places = _decimal_places(decimals[name], magnitude[name])
             columns.append(ColumnPlan(name, "numeric", places, integer[name]))
         elif kind == "text":
             columns.append(ColumnPlan(name, "text"))
     return FingerprintPlan(tuple(columns), rows, omit_rate_for(rows))
+
+
+def _decimal_places(decimals: int | None, magnitude: float) -> int:
+    """A numeric column's unit in decimal places: the decimals its values show, or for continuous values
+    (``decimals`` None) enough places for ``CONTINUOUS_SIGNIFICANT_DIGITS`` at its largest ``magnitude``."""
+    if decimals is not None:
+        return decimals
+    digits = int(math.floor(math.log10(magnitude))) + 1 if magnitude >= 1 else 1
+    return max(0, CONTINUOUS_SIGNIFICANT_DIGITS - digits)
 
 
 def _units(array: pa.Array | pa.ChunkedArray, column: ColumnPlan) -> tuple[np.ndarray, np.ndarray]:

@@ -194,15 +194,8 @@ class _Auditor:
         expected = 0
         for index, entry_type, canonical, stored_hash in leaves_stream:
             canonical = bytes(canonical)
-            if index != expected:
-                self.fail(
-                    "log", f"leaves {expected} to {index - 1}", "missing from the log (gap in the indexes)"
-                )
+            self._log_leaf(index, expected, canonical, bytes(stored_hash))
             expected = index + 1
-            hashed = leaf_hash(canonical)
-            self.tree.append(hashed)
-            if bytes(stored_hash) != hashed:
-                self.fail("leaf hash", f"leaf {index}", "its stored hash is not SHA-256(0x00 || its bytes)")
             for name, stream in (*streams.items(), ("posting", postings), ("ref", refs)):
                 for row in stream.skip_before(index):
                     self.fail("orphan", f"{name} row of {row[0]}", "has no leaf in the log")
@@ -214,21 +207,7 @@ class _Auditor:
                 continue
             row = entry_stream.take()
             self.entry_counts[entry_type] += 1
-            if entry_type == "account":
-                rebuilt = self._account(row)
-                subject = f"account {index}"
-            elif entry_type == "transaction":
-                rebuilt = self._transaction(row, postings.take_while(index))
-                subject = f"journal transaction {index}"
-            else:
-                rebuilt = leaves.event_leaf(
-                    event_id=index,
-                    kind=row[2],
-                    key_sha256=leaves.sha256_hex(row[1]),
-                    refs=_json(row[3]),
-                    time=_utc(row[4]),
-                )
-                subject = f"event {index}"
+            rebuilt, subject = self._rebuilt_entry(entry_type, index, row, postings)
             if entry_type != "account":
                 self._refs(subject, _json(row[3]), refs.take_while(index))
             if rebuilt != canonical:
@@ -236,6 +215,33 @@ class _Auditor:
         for name, stream in (*streams.items(), ("posting", postings), ("ref", refs)):
             while stream.head is not None:
                 self.fail("orphan", f"{name} row of {stream.take()[0]}", "has no leaf in the log")
+
+    def _log_leaf(self, index: int, expected: int, canonical: bytes, stored_hash: bytes) -> None:
+        """Add leaf ``index`` to the rebuilt tree, failing a gap before it or a stored hash that is not its own."""
+        if index != expected:
+            self.fail("log", f"leaves {expected} to {index - 1}", "missing from the log (gap in the indexes)")
+        hashed = leaf_hash(canonical)
+        self.tree.append(hashed)
+        if stored_hash != hashed:
+            self.fail("leaf hash", f"leaf {index}", "its stored hash is not SHA-256(0x00 || its bytes)")
+
+    def _rebuilt_entry(
+        self, entry_type: str, index: int, row: tuple[Any, ...], postings: _Stream
+    ) -> tuple[bytes, str]:
+        """The canonical bytes leaf ``index`` should hold, rebuilt from its database row (a transaction takes
+        its postings from ``postings``), and how the audit names the entry."""
+        if entry_type == "account":
+            return self._account(row), f"account {index}"
+        if entry_type == "transaction":
+            return self._transaction(row, postings.take_while(index)), f"journal transaction {index}"
+        rebuilt = leaves.event_leaf(
+            event_id=index,
+            kind=row[2],
+            key_sha256=leaves.sha256_hex(row[1]),
+            refs=_json(row[3]),
+            time=_utc(row[4]),
+        )
+        return rebuilt, f"event {index}"
 
     def _account(self, row: tuple[Any, ...]) -> bytes:
         index, kind, currency, organization_id, normal_side, opened_at = row

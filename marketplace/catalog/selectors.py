@@ -64,55 +64,64 @@ class CatalogQuery:
         ``min_price``/``max_price`` are integer minor units (the API's rule), or with
         ``prices_in_major_units`` amounts as people write them (``12.50``: the web page's filter). The
         catalog's currencies (USD, EUR, GBP) all have two decimals."""
-        errors: list[str] = []
-
-        def choice(name: str, allowed: Any) -> str:
-            value = (params.get(name) or "").strip()
-            if value and value not in allowed:
-                errors.append(f"Unknown {name} {value!r}.")
-                return ""
-            return value
-
-        def number(name: str, kind: type) -> Any:
-            raw = (params.get(name) or "").strip()
-            if not raw:
-                return None
-            try:
-                value = kind(raw)
-                if value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
-                    raise ValueError(raw)
-            except (ValueError, InvalidOperation):
-                errors.append(f"{name} must be a number.")
-                return None
-            if value < 0:
-                errors.append(f"{name} must not be negative.")
-                return None
-            return value
-
-        def price(name: str) -> int | None:
-            if not prices_in_major_units:
-                return number(name, int)
-            amount = number(name, Decimal)
-            return None if amount is None else int((amount * 100).to_integral_value(ROUND_HALF_EVEN))
-
-        min_quality = number("min_quality", float)
+        read = _QueryParams(params, prices_in_major_units)
+        min_quality = read.number("min_quality", float)
         if min_quality is not None and min_quality > 1:
             min_quality = min_quality / 100 if min_quality <= 100 else None
         return cls(
             q=(params.get("q") or "").strip()[:200],
-            domain=choice("domain", Domain.values),
-            license=choice("license", LICENSES),
-            format=choice("format", FORMATS),
+            domain=read.choice("domain", Domain.values),
+            license=read.choice("license", LICENSES),
+            format=read.choice("format", FORMATS),
             provider=(params.get("provider") or "").strip()[:60],
-            kind=choice("kind", ("dataset", "generator")),
-            min_price_minor=price("min_price"),
-            max_price_minor=price("max_price"),
-            rows=choice("rows", ROW_BUCKETS),
+            kind=read.choice("kind", ("dataset", "generator")),
+            min_price_minor=read.price("min_price"),
+            max_price_minor=read.price("max_price"),
+            rows=read.choice("rows", ROW_BUCKETS),
             min_quality=min_quality,
-            privacy_grade=choice("privacy_grade", PRIVACY_GRADES),
-            ordering=choice("ordering", ORDERINGS),
-            errors=tuple(errors),
+            privacy_grade=read.choice("privacy_grade", PRIVACY_GRADES),
+            ordering=read.choice("ordering", ORDERINGS),
+            errors=tuple(read.errors),
         )
+
+
+class _QueryParams:
+    """Reads one query's parameters, collecting a plain sentence in ``errors`` for each value dropped."""
+
+    def __init__(self, params: Any, prices_in_major_units: bool) -> None:
+        self.params = params
+        self.prices_in_major_units = prices_in_major_units
+        self.errors: list[str] = []
+
+    def choice(self, name: str, allowed: Any) -> str:
+        value = (self.params.get(name) or "").strip()
+        if value and value not in allowed:
+            self.errors.append(f"Unknown {name} {value!r}.")
+            return ""
+        return value
+
+    def number(self, name: str, kind: type) -> Any:
+        raw = (self.params.get(name) or "").strip()
+        if not raw:
+            return None
+        try:
+            value = kind(raw)
+            if value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
+                raise ValueError(raw)
+        except (ValueError, InvalidOperation):
+            self.errors.append(f"{name} must be a number.")
+            return None
+        if value < 0:
+            self.errors.append(f"{name} must not be negative.")
+            return None
+        return value
+
+    def price(self, name: str) -> int | None:
+        """Integer minor units, or amounts in major units (two decimals) rounded half-even to minor units."""
+        if not self.prices_in_major_units:
+            return self.number(name, int)
+        amount = self.number(name, Decimal)
+        return None if amount is None else int((amount * 100).to_integral_value(ROUND_HALF_EVEN))
 
 
 def listed_products() -> QuerySet[Product]:
@@ -127,16 +136,16 @@ def _terms(q: str) -> list[str]:
 def _apply_filters(qs: QuerySet[Product], query: CatalogQuery, skip: str = "") -> QuerySet[Product]:
     for term in _terms(query.q):
         qs = qs.filter(search_text__contains=term)
-    if query.domain and skip != "domain":
-        qs = qs.filter(domain=query.domain)
-    if query.license and skip != "license":
-        qs = qs.filter(licenses__code=query.license)
-    if query.format and skip != "format":
-        qs = qs.filter(formats__contains=f",{query.format},")
-    if query.provider and skip != "provider":
-        qs = qs.filter(organization__slug=query.provider)
-    if query.kind and skip != "kind":
-        qs = qs.filter(kind=query.kind)
+    facets: dict[str, dict[str, str]] = {
+        "domain": {"domain": query.domain},
+        "license": {"licenses__code": query.license},
+        "format": {"formats__contains": f",{query.format},"},
+        "provider": {"organization__slug": query.provider},
+        "kind": {"kind": query.kind},
+    }
+    for facet, lookup in facets.items():
+        if getattr(query, facet) and skip != facet:
+            qs = qs.filter(**lookup)
     if query.min_price_minor is not None:
         qs = qs.filter(price_from_minor__gte=query.min_price_minor)
     if query.max_price_minor is not None:

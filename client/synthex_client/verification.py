@@ -120,6 +120,46 @@ def verify_extension(
     return Outcome(report.failures, report.notes)
 
 
+def _signed_heads(
+    heads: list[dict[str, Any]], keys_document: Mapping[str, Any], failures: list[str]
+) -> list[tuple[str, Any]]:
+    """(checkpoint text, parsed checkpoint) of each head validly signed and listing its signed size and root,
+    oldest first; each other head's reason is added to ``failures``."""
+    checked: list[tuple[str, Any]] = []
+    for head in heads:
+        try:
+            checkpoint = parse_checkpoint(head["checkpoint"], keys_document)
+        except ValueError as error:
+            failures.append(f"Tree head {head['id']} is not validly signed: {error}.")
+            continue
+        if checkpoint.size != head["size"] or checkpoint.root.hex() != head["root"]:
+            failures.append(f"Tree head {head['id']} lists a size or root other than the signed ones.")
+            continue
+        checked.append((head["checkpoint"], checkpoint))
+    return checked
+
+
+def _check_remembered(
+    api: Any,
+    keys_document: Mapping[str, Any],
+    remembered: str,
+    newest: tuple[str, Any],
+    failures: list[str],
+    notes: list[str],
+) -> None:
+    """Whether the ``newest`` head extends the checkpoint verified last time; adds to ``failures`` or
+    ``notes``."""
+    try:
+        earlier = parse_checkpoint(remembered, keys_document)
+    except ValueError as error:
+        failures.append(f"The tree head verified last time no longer verifies: {error}.")
+        return
+    reasons = _extension_failures(api, keys_document, remembered, earlier, *newest)
+    failures.extend(f"Since last time: {reason}" for reason in reasons)
+    if not reasons:
+        notes.append(f"the newest head extends the one verified last time ({earlier.size} entries)")
+
+
 def verify_heads(
     api: Any, keys_document: Mapping[str, Any], *, remembered: str | None = None, last: int = 0
 ) -> Outcome:
@@ -135,17 +175,7 @@ def verify_heads(
         return Outcome(("The server has published no signed tree head yet.",), ())
     failures: list[str] = []
     notes: list[str] = []
-    checked: list[tuple[str, Any]] = []
-    for head in heads:
-        try:
-            checkpoint = parse_checkpoint(head["checkpoint"], keys_document)
-        except ValueError as error:
-            failures.append(f"Tree head {head['id']} is not validly signed: {error}.")
-            continue
-        if checkpoint.size != head["size"] or checkpoint.root.hex() != head["root"]:
-            failures.append(f"Tree head {head['id']} lists a size or root other than the signed ones.")
-            continue
-        checked.append((head["checkpoint"], checkpoint))
+    checked = _signed_heads(heads, keys_document, failures)
     notes.append(f"{len(checked)} of {len(heads)} tree heads are validly signed")
     extensions = 0
     for (old_text, old), (new_text, new) in zip(checked, checked[1:], strict=False):
@@ -154,15 +184,7 @@ def verify_heads(
         extensions += not reasons and new.size > old.size
     notes.append(f"{extensions} consistency proofs between successive heads hold")
     if remembered is not None and checked:
-        try:
-            earlier = parse_checkpoint(remembered, keys_document)
-        except ValueError as error:
-            failures.append(f"The tree head verified last time no longer verifies: {error}.")
-        else:
-            reasons = _extension_failures(api, keys_document, remembered, earlier, *checked[-1])
-            failures.extend(f"Since last time: {reason}" for reason in reasons)
-            if not reasons:
-                notes.append(f"the newest head extends the one verified last time ({earlier.size} entries)")
+        _check_remembered(api, keys_document, remembered, checked[-1], failures, notes)
     newest = checked[-1] if checked else None
     facts = {
         "heads": len(heads),

@@ -87,6 +87,22 @@ def _connection(url: str) -> http.client.HTTPConnection:
     raise ServerError(0, f"Cannot download {url}: only http and https links can be fetched.")
 
 
+def _read_body_into(response: http.client.HTTPResponse, sink: Any) -> tuple[int, bool]:
+    """Read a 200 or 206 body into ``sink`` (see ``Api.fetch``): (bytes received, whether it is the range).
+    Any other status is raised as the API's error."""
+    if response.status not in (200, 206):  # an error, or a redirect without a Location
+        raise _error_from(
+            httpx.Response(response.status, headers=response.getheaders(), content=response.read())
+        )
+    resumed = response.status == 206
+    sink.begin(resumed)
+    received = 0
+    while count := response.readinto(sink.buffer()):
+        sink.commit(count)
+        received += count
+    return received, resumed
+
+
 def _error_from(response: httpx.Response) -> ClientError:
     try:
         body = response.json()
@@ -380,32 +396,11 @@ class SynthexClient:
             for _ in range(MAX_REDIRECTS + 1):
                 connection = _connection(target)
                 try:
-                    sent = dict(headers)
-                    if self._token and _origin(target) == _origin(self.base_url):
-                        sent["Authorization"] = f"Token {self._token}"
-                    parts = urlsplit(target)
-                    connection.request(
-                        "GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=sent
-                    )
-                    if connection.sock is not None:
-                        connection.sock.settimeout(TRANSFER_SECONDS)
-                    response = connection.getresponse()
+                    response = self._send_get(connection, target, headers)
                     if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
                         target = urljoin(target, response.getheader("Location", ""))
                         continue
-                    if response.status not in (200, 206):  # an error, or a redirect without a Location
-                        raise _error_from(
-                            httpx.Response(
-                                response.status, headers=response.getheaders(), content=response.read()
-                            )
-                        )
-                    resumed = response.status == 206
-                    sink.begin(resumed)
-                    received = 0
-                    while count := response.readinto(sink.buffer()):
-                        sink.commit(count)
-                        received += count
-                    return received, resumed
+                    return _read_body_into(response, sink)
                 finally:
                     connection.close()
         except TimeoutError:
@@ -413,6 +408,19 @@ class SynthexClient:
         except (OSError, http.client.HTTPException) as error:
             raise ServerError(0, f"Cannot reach {_origin(target)}: {error}.") from None
         raise ServerError(0, f"{url} redirected more than {MAX_REDIRECTS} times.")
+
+    def _send_get(
+        self, connection: http.client.HTTPConnection, target: str, headers: dict[str, str]
+    ) -> http.client.HTTPResponse:
+        """GET ``target`` on ``connection`` with ``headers``; the API token goes to this server's origin only."""
+        sent = dict(headers)
+        if self._token and _origin(target) == _origin(self.base_url):
+            sent["Authorization"] = f"Token {self._token}"
+        parts = urlsplit(target)
+        connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=sent)
+        if connection.sock is not None:
+            connection.sock.settimeout(TRANSFER_SECONDS)
+        return connection.getresponse()
 
     # --- generators ------------------------------------------------------------------------------
     def request_sample(

@@ -150,6 +150,35 @@ def _received_matches(session: dict[str, Any], index: int, data: memoryview, dig
     return digest == session["chunk_sha256"][index]
 
 
+def _session_for(
+    api: SynthexClient,
+    state: UploadState,
+    key: str,
+    path: Path,
+    size: int,
+    chunk_size: int | None,
+    product: str | None,
+) -> dict[str, Any]:
+    """This user's earlier session of the file, resumed, or a new one remembered in ``state``."""
+    session = _resume(api, state, key)
+    if session is None:
+        session = api.start_upload(path.name, size, chunk_size, product)
+        state.put(key, {"upload_id": session["id"], "size": size, "sha256": None})
+    return session
+
+
+def _complete(
+    api: SynthexClient, state: UploadState, key: str, path: Path, upload_id: str, local: str
+) -> None:
+    """Complete the upload; abort it and raise :class:`UploadFailed` when the server's SHA-256 is not ``local``."""
+    done = api.complete_upload(upload_id, local)
+    # On S3 the server's worker hashes the assembled object and checks it against ``local``.
+    if done["sha256"] is not None and done["sha256"] != local:
+        api.abort_upload(upload_id)
+        state.forget(key)
+        raise UploadFailed(f"{path}: the server received SHA-256 {done['sha256']}, but the file is {local}.")
+
+
 def upload_file(
     api: SynthexClient,
     path: Path,
@@ -170,10 +199,7 @@ def upload_file(
     began = time.perf_counter()
     size = path.stat().st_size
     key = state_key(api.base_url, path)
-    session = _resume(api, state, key)
-    if session is None:
-        session = api.start_upload(path.name, size, chunk_size, product)
-        state.put(key, {"upload_id": session["id"], "size": size, "sha256": None})
+    session = _session_for(api, state, key, path, size, chunk_size, product)
     upload_id, per_chunk, count = session["id"], session["chunk_size"], session["chunks"]
     if session["status"] == "complete":
         if on_start:
@@ -217,12 +243,7 @@ def upload_file(
             if on_progress:
                 on_progress(len(data))
     local = whole.hexdigest()
-    done = api.complete_upload(upload_id, local)
-    # On S3 the server's worker hashes the assembled object and checks it against ``local``.
-    if done["sha256"] is not None and done["sha256"] != local:
-        api.abort_upload(upload_id)
-        state.forget(key)
-        raise UploadFailed(f"{path}: the server received SHA-256 {done['sha256']}, but the file is {local}.")
+    _complete(api, state, key, path, upload_id, local)
     state.put(key, {"upload_id": upload_id, "size": size, "sha256": local})
     return UploadResult(
         str(path), upload_id, local, size, count, per_chunk, count - first, first, time.perf_counter() - began

@@ -189,6 +189,27 @@ def column_pair_trends(
     }
 
 
+def _boundary_adherence(
+    real: pd.DataFrame, synthetic: pd.DataFrame, column: Column, spec: dict[str, Any]
+) -> float | None:
+    """The share of a continuous column's synthetic values within the real range (or the declared
+    ``range_min``/``range_max`` of a numerical column); missing synthetic values count only when the real
+    column has none. None when the real column has no value; NaN without synthetic values."""
+    values = real[column.name].to_numpy()
+    present = values[~np.isnan(values)]
+    if len(present) == 0:
+        return None
+    low, high = present.min(), present.max()
+    if "range_min" in spec and column.sdtype == "numerical":
+        low = float(spec["range_min"])
+    if "range_max" in spec and column.sdtype == "numerical":
+        high = float(spec["range_max"])
+    candidate = synthetic[column.name].to_numpy()
+    if len(present) < len(values):
+        candidate = candidate[~np.isnan(candidate)]
+    return float(np.mean((candidate >= low) & (candidate <= high))) if len(candidate) else math.nan
+
+
 def validity(
     real: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -205,21 +226,9 @@ def validity(
     category: list[dict[str, Any]] = []
     for column in columns:
         if column.is_continuous:
-            values = real[column.name].to_numpy()
-            present = values[~np.isnan(values)]
-            if len(present) == 0:
-                continue
-            low, high = present.min(), present.max()
-            spec = declared.get(column.name, {})
-            if "range_min" in spec and column.sdtype == "numerical":
-                low = float(spec["range_min"])
-            if "range_max" in spec and column.sdtype == "numerical":
-                high = float(spec["range_max"])
-            candidate = synthetic[column.name].to_numpy()
-            if len(present) < len(values):
-                candidate = candidate[~np.isnan(candidate)]
-            score = float(np.mean((candidate >= low) & (candidate <= high))) if len(candidate) else math.nan
-            boundary.append({"column": column.name, "score": score})
+            score = _boundary_adherence(real, synthetic, column, declared.get(column.name, {}))
+            if score is not None:
+                boundary.append({"column": column.name, "score": score})
         elif column.is_discrete:
             allowed = real[column.name].dropna().unique()
             candidate = synthetic[column.name]

@@ -98,35 +98,9 @@ def scan_text(
     carry = b""
     with path.open("rb") as stream:
         while chunk := stream.read(SCAN_CHUNK_BYTES):
-            nul = chunk.find(b"\x00")
-            if nul >= 0:
-                line = newlines + chunk.count(b"\n", 0, nul) + 1
-                raise IngestError(
-                    "nul_bytes",
-                    f"{name} contains a NUL byte on line {line} (byte offset {offset + nul}); "
-                    "text tables cannot contain NUL bytes.",
-                )
-            data = carry + chunk
-            try:
-                _, consumed = codecs.utf_8_decode(data, "strict", False)
-            except UnicodeDecodeError as error:
-                position = offset - len(carry) + error.start
-                line = newlines + chunk.count(b"\n", 0, max(0, error.start - len(carry))) + 1
-                raise IngestError(
-                    "undecodable",
-                    f"{name} is not valid UTF-8: byte 0x{data[error.start]:02x} on line {line} "
-                    f"(byte offset {position}) cannot be decoded. Save the file as UTF-8.",
-                ) from None
-            carry = data[consumed:]
-            raw = np.frombuffer(chunk, dtype=np.uint8)
-            line_ends = np.flatnonzero(raw == 10)
-            if quoted:
-                quote_positions = np.flatnonzero(raw == 34)
-                outside = (quotes + np.searchsorted(quote_positions, line_ends)) % 2 == 0
-                boundary_index = np.flatnonzero(outside)
-                quotes += int(quote_positions.size)
-            else:
-                boundary_index = np.arange(line_ends.size)
+            _refuse_nul(name, chunk, newlines, offset)
+            carry = _undecoded_tail(name, carry, chunk, newlines, offset)
+            line_ends, boundary_index, quotes = _row_ends(chunk, quotes, quoted=quoted)
             boundaries = line_ends[boundary_index] + offset
             if boundaries.size:
                 starts = np.concatenate(([last_boundary], boundaries[:-1]))
@@ -155,6 +129,48 @@ def scan_text(
         )
     tail = offset - last_boundary - 1
     return TextScan(longest_row=max(longest_row, tail), lines=newlines + (1 if tail > 0 else 0))
+
+
+def _row_ends(chunk: bytes, quotes: int, *, quoted: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """(positions of the chunk's newlines, indexes of those that end a row, quote characters seen so far
+    including this chunk's). With ``quoted`` a newline ends a row only outside double quotes (``quotes``
+    counted before the chunk is even)."""
+    raw = np.frombuffer(chunk, dtype=np.uint8)
+    line_ends = np.flatnonzero(raw == 10)
+    if not quoted:
+        return line_ends, np.arange(line_ends.size), quotes
+    quote_positions = np.flatnonzero(raw == 34)
+    outside = (quotes + np.searchsorted(quote_positions, line_ends)) % 2 == 0
+    return line_ends, np.flatnonzero(outside), quotes + int(quote_positions.size)
+
+
+def _refuse_nul(name: str, chunk: bytes, newlines: int, offset: int) -> None:
+    """IngestError ``nul_bytes`` when ``chunk`` (read at byte ``offset``, after ``newlines`` lines) has a NUL."""
+    nul = chunk.find(b"\x00")
+    if nul >= 0:
+        line = newlines + chunk.count(b"\n", 0, nul) + 1
+        raise IngestError(
+            "nul_bytes",
+            f"{name} contains a NUL byte on line {line} (byte offset {offset + nul}); "
+            "text tables cannot contain NUL bytes.",
+        )
+
+
+def _undecoded_tail(name: str, carry: bytes, chunk: bytes, newlines: int, offset: int) -> bytes:
+    """The end of ``carry + chunk`` that stops inside a character (decoded with the next chunk); IngestError
+    ``undecodable`` naming line and byte offset when the bytes are not UTF-8."""
+    data = carry + chunk
+    try:
+        _, consumed = codecs.utf_8_decode(data, "strict", False)
+    except UnicodeDecodeError as error:
+        position = offset - len(carry) + error.start
+        line = newlines + chunk.count(b"\n", 0, max(0, error.start - len(carry))) + 1
+        raise IngestError(
+            "undecodable",
+            f"{name} is not valid UTF-8: byte 0x{data[error.start]:02x} on line {line} "
+            f"(byte offset {position}) cannot be decoded. Save the file as UTF-8.",
+        ) from None
+    return data[consumed:]
 
 
 def _raise_line_too_long(name: str, line: int, max_line_bytes: int) -> None:

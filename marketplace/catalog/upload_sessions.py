@@ -208,26 +208,7 @@ def receive_chunk(
     SHA-256 differs from ``chunk_sha256`` (when the client sends one), or that differs from the copy
     already received. ``chunk_sha256`` of the session lists the checked hashes ("" where none was sent).
     """
-    if upload.transport != Upload.Transport.SERVER:
-        raise CatalogError(
-            "direct_upload", "This upload goes straight to the object store: PUT its parts to part_urls.", 409
-        )
-    if upload.status != Upload.Status.OPEN:
-        raise CatalogError("upload_closed", "This upload is already complete.", 409)
-    count = chunk_count(upload)
-    if not 0 <= index < count:
-        raise CatalogError(
-            "bad_chunk", f"Chunk {index} does not exist: this file has chunks 0 to {count - 1}."
-        )
-    expected_length = min(upload.chunk_size, upload.size - index * upload.chunk_size)
-    if length != expected_length:
-        raise CatalogError("bad_chunk", f"Chunk {index} must be {expected_length:,} bytes, not {length:,}.")
-    received = len(upload.chunk_sha256)
-    if index > received:
-        raise CatalogError("chunk_out_of_order", f"Send chunk {received} next (chunks arrive in order).", 409)
-    expected = chunk_sha256.lower()
-    if expected and not _HEX64.match(expected):
-        raise CatalogError("bad_sha256", "X-Chunk-SHA256 must be 64 hexadecimal digits.")
+    expected = _checked_chunk_request(upload, index, length, chunk_sha256)
     digest = hashlib.sha256() if expected else None
     cached = _RUNNING.pop(upload.id, None)
     running = (
@@ -265,14 +246,47 @@ def receive_chunk(
                     "chunk_mismatch", f"Chunk {index} differs from the copy already received.", 409
                 )
             return upload
-        if running is not None:
-            _RUNNING[upload.id] = (index + 1, running)
-            while len(_RUNNING) > _RUNNING_MAX:
-                _RUNNING.popitem(last=False)
+        _remember_running_hash(upload.id, index, running)
         upload.chunk_sha256 = [*hashes, expected]
         upload.received_bytes = index * upload.chunk_size + length
         upload.save(update_fields=["chunk_sha256", "received_bytes", "updated_at"])
         return upload
+
+
+def _checked_chunk_request(upload: Upload, index: int, length: int, chunk_sha256: str) -> str:
+    """Refuse a chunk this session cannot take (another transport, closed, no such index, wrong length, out
+    of order, a malformed hash); returns the client's chunk SHA-256 in lower case ("" when none was sent)."""
+    if upload.transport != Upload.Transport.SERVER:
+        raise CatalogError(
+            "direct_upload", "This upload goes straight to the object store: PUT its parts to part_urls.", 409
+        )
+    if upload.status != Upload.Status.OPEN:
+        raise CatalogError("upload_closed", "This upload is already complete.", 409)
+    count = chunk_count(upload)
+    if not 0 <= index < count:
+        raise CatalogError(
+            "bad_chunk", f"Chunk {index} does not exist: this file has chunks 0 to {count - 1}."
+        )
+    expected_length = min(upload.chunk_size, upload.size - index * upload.chunk_size)
+    if length != expected_length:
+        raise CatalogError("bad_chunk", f"Chunk {index} must be {expected_length:,} bytes, not {length:,}.")
+    received = len(upload.chunk_sha256)
+    if index > received:
+        raise CatalogError("chunk_out_of_order", f"Send chunk {received} next (chunks arrive in order).", 409)
+    expected = chunk_sha256.lower()
+    if expected and not _HEX64.match(expected):
+        raise CatalogError("bad_sha256", "X-Chunk-SHA256 must be 64 hexadecimal digits.")
+    return expected
+
+
+def _remember_running_hash(upload_id: str, index: int, running: Any) -> None:
+    """Keep the whole file's hash up to chunk ``index`` for the next chunk (the oldest are dropped past
+    ``_RUNNING_MAX`` uploads); nothing to keep when it was not known."""
+    if running is None:
+        return
+    _RUNNING[upload_id] = (index + 1, running)
+    while len(_RUNNING) > _RUNNING_MAX:
+        _RUNNING.popitem(last=False)
 
 
 class _CutOff(Exception):

@@ -181,6 +181,18 @@ def linkability(
     return _risk(links(targets), links(control_targets), len(targets), len(control_targets))
 
 
+def _right_guesses(secret: pd.Series, guess: np.ndarray, *, is_discrete: bool) -> np.ndarray:
+    """Per target, whether the guessed secret is right: equal (discrete) or within ``_INFERENCE_TOLERANCE``
+    relative error of the guess (continuous); a missing secret guessed as missing is right."""
+    both_missing = secret.isna().to_numpy() & pd.isna(guess)
+    if is_discrete:
+        return both_missing | (secret.to_numpy() == guess)
+    truth = secret.to_numpy(dtype=np.float64)
+    guess = guess.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return both_missing | (np.abs(guess - truth) <= _INFERENCE_TOLERANCE * np.abs(guess))
+
+
 def inference(
     synthetic_matrix: np.ndarray,
     synthetic: pd.DataFrame,
@@ -229,16 +241,8 @@ def inference(
     details = []
     attack_total = len(targets) - control_count
     for index, column in enumerate(columns):
-        secret = targets[column.name]
         guess = synthetic[column.name].to_numpy()[guesses[index]]
-        both_missing = secret.isna().to_numpy() & pd.isna(guess)
-        if column.is_discrete:
-            right = both_missing | (secret.to_numpy() == guess)
-        else:
-            truth = secret.to_numpy(dtype=np.float64)
-            guess = guess.astype(np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                right = both_missing | (np.abs(guess - truth) <= _INFERENCE_TOLERANCE * np.abs(guess))
+        right = _right_guesses(targets[column.name], guess, is_discrete=column.is_discrete)
         result = _risk(
             int(right[:attack_total].sum()), int(right[attack_total:].sum()), attack_total, control_count
         )

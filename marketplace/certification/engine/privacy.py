@@ -9,6 +9,7 @@ attacks; the tests themselves are built in ``privacy_tests.py``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,35 @@ def _nndr(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 def _distinct(keys: np.ndarray) -> np.ndarray:
     """Positions of the first occurrence of each distinct key, in row order."""
     return np.sort(np.unique(keys, return_index=True)[1])
+
+
+def _shuffled_train(
+    train: pd.DataFrame, train_matrix: np.ndarray, train_keys: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Train's encoded rows, row keys and rows in one random order (``rng``), so any prefix is a uniform
+    sample of train."""
+    order = rng.permutation(len(train))
+    return train_matrix[order], train_keys[order], train.iloc[order].reset_index(drop=True)
+
+
+def _baseline_integrity(
+    train_matrix: np.ndarray,
+    train_keys: np.ndarray,
+    holdout_matrix: np.ndarray,
+    holdout_keys: np.ndarray,
+    config: EngineConfig,
+) -> tuple[Any, np.ndarray, dict]:
+    """(holdout-to-train distances, train rows' distances to their nearest other train row, the overlap
+    figures); raises ``baseline.HoldoutOverlapError`` when the holdout overlaps train."""
+    holdout_to_train = nearest(holdout_matrix, train_matrix, second=True, n_jobs=config.n_jobs)
+    train_to_other = nearest(
+        train_matrix[: config.baseline_train_sample], train_matrix, second=True, n_jobs=config.n_jobs
+    ).second
+    integrity = baseline.overlap_figures(
+        train_keys, holdout_keys, np.sqrt(holdout_to_train.first), np.sqrt(train_to_other), config
+    )
+    baseline.refuse_if_overlapping(integrity)
+    return holdout_to_train, train_to_other, integrity
 
 
 def assess(
@@ -93,22 +123,15 @@ def assess(
         )
     baseline.refuse_if_too_small(len(train), len(holdout), config)
     holdout_query, holdout_sampled = bounded_sample(holdout, config.privacy_max_rows, rng)
-    order = rng.permutation(len(train))
-    train_matrix, train_keys = train_matrix[order], train_keys[order]
-    train_ordered = train.iloc[order].reset_index(drop=True)
+    train_matrix, train_keys, train_ordered = _shuffled_train(train, train_matrix, train_keys, rng)
     holdout_matrix = encoding.encode(holdout_query)
     holdout_keys = matching.row_keys(holdout_query, names)
     equal_size = min(len(holdout_query), len(train))
     members = min(len(train), max(equal_size, config.membership_max_members))
 
-    holdout_to_train = nearest(holdout_matrix, train_matrix, second=True, n_jobs=config.n_jobs)
-    train_to_other = nearest(
-        train_matrix[: config.baseline_train_sample], train_matrix, second=True, n_jobs=config.n_jobs
-    ).second
-    integrity = baseline.overlap_figures(
-        train_keys, holdout_keys, np.sqrt(holdout_to_train.first), np.sqrt(train_to_other), config
+    holdout_to_train, train_to_other, integrity = _baseline_integrity(
+        train_matrix, train_keys, holdout_matrix, holdout_keys, config
     )
-    baseline.refuse_if_overlapping(integrity)
     progress(15)
 
     synthetic_keys = matching.row_keys(synthetic_query, names)
@@ -121,9 +144,9 @@ def assess(
         synthetic_distinct_rows=len(distinct),
         members=members,
     )
-    result["exact_match_rate_holdout"] = float(np.isin(holdout_keys, train_keys).mean())
     result.update(
-        _matching(
+        {"exact_match_rate_holdout": float(np.isin(holdout_keys, train_keys).mean())}
+        | _matching(
             synthetic_query,
             synthetic_keys,
             train_ordered,
@@ -168,12 +191,14 @@ def assess(
         )
     )
     progress(95)
-    result["baseline"] = "holdout"
-    result["shadow_attack"] = _SHADOW_NOT_RUN
-    result["baseline_integrity"] = integrity
-    result["baseline_statement"] = (
-        "Each figure is compared with the same figure for real holdout rows the generator never saw. "
-        + baseline.statement(integrity)
+    result.update(
+        baseline="holdout",
+        shadow_attack=_SHADOW_NOT_RUN,
+        baseline_integrity=integrity,
+        baseline_statement=(
+            "Each figure is compared with the same figure for real holdout rows the generator never saw. "
+            + baseline.statement(integrity)
+        ),
     )
     result["tests"] = _tests(result, integrity, len(distinct), len(holdout_query), equal_size, config)
     charts = _dcr_chart(np.sqrt(to_train.prefix), np.sqrt(to_holdout.first))

@@ -180,6 +180,63 @@ def _reference(sdmetrics: dict | None, section: dict) -> dict:
     }
 
 
+def _check_target(columns: tuple[Column, ...], target: str | None) -> None:
+    """EngineError when the target column is neither numerical nor categorical (ml_efficacy needs one)."""
+    if target is not None and next(c for c in columns if c.name == target).sdtype not in (
+        "numerical",
+        "datetime",
+        "categorical",
+        "boolean",
+        "ordinal",
+    ):
+        raise EngineError(f"The target column {target!r} is neither numerical nor categorical.")
+
+
+def _ml_efficacy(
+    synthetic_clean: pd.DataFrame,
+    train_clean: pd.DataFrame,
+    holdout_clean: pd.DataFrame | None,
+    columns: tuple[Column, ...],
+    target: str | None,
+    config: EngineConfig,
+    learning_seed: int,
+) -> dict | None:
+    """The ml_efficacy figures (None without a target): models fitted on synthetic and on real rows, tested
+    on the holdout or, without one, on 20% of train (seeded by ``learning_seed``) kept out of fitting."""
+    if target is None:
+        return None
+    if holdout_clean is not None:
+        fit_rows, test_rows = train_clean, holdout_clean
+    else:
+        order = np.random.default_rng(learning_seed).permutation(len(train_clean))
+        cut = int(len(order) * 0.8)
+        fit_rows, test_rows = (
+            train_clean.iloc[np.sort(order[:cut])],
+            train_clean.iloc[np.sort(order[cut:])],
+        )
+    return learning.ml_efficacy(
+        synthetic_clean, fit_rows, test_rows, columns, target, config.learning_max_rows, learning_seed
+    ) | {"test_rows_source": "holdout" if holdout_clean is not None else "20% of train, not used for fitting"}
+
+
+def _add_identifier_copies(
+    privacy_section: dict,
+    synthetic_used: pd.DataFrame,
+    train_used: pd.DataFrame,
+    holdout_used: pd.DataFrame | None,
+    columns: tuple[Column, ...],
+    metadata: dict | None,
+    config: EngineConfig,
+    seed: np.random.SeedSequence,
+) -> None:
+    """Add the identifier-copies test (on the raw tables) to the privacy section, then grade the section."""
+    privacy_section["identifier_copies"] = identifiers.assess(
+        synthetic_used, train_used, holdout_used, columns, np.random.default_rng(seed), metadata
+    )
+    privacy_section["tests"].append(identifiers.test(privacy_section["identifier_copies"], config))
+    privacy_section["grade"], privacy_section["passed"] = privacy.grade(privacy_section, config)
+
+
 def evaluate(
     synthetic: pd.DataFrame,
     train: pd.DataFrame,
@@ -212,14 +269,7 @@ def evaluate(
     report("prepare", 0)
     seeds = np.random.SeedSequence(config.seed).spawn(8)
     columns = resolve_columns(train, metadata)
-    if target is not None and next(c for c in columns if c.name == target).sdtype not in (
-        "numerical",
-        "datetime",
-        "categorical",
-        "boolean",
-        "ordinal",
-    ):
-        raise EngineError(f"The target column {target!r} is neither numerical nor categorical.")
+    _check_target(columns, target)
     inputs = {
         "synthetic": len(synthetic),
         "train": len(train),
@@ -265,25 +315,9 @@ def evaluate(
     }
     report("quality", 1)
     learning_seed = int(np.random.default_rng(seeds[3]).integers(2**31 - 1))
-    if target is not None:
-        if holdout_clean is not None:
-            fit_rows, test_rows = train_clean, holdout_clean
-        else:
-            order = np.random.default_rng(learning_seed).permutation(len(train_clean))
-            cut = int(len(order) * 0.8)
-            fit_rows, test_rows = (
-                train_clean.iloc[np.sort(order[:cut])],
-                train_clean.iloc[np.sort(order[cut:])],
-            )
-        quality_section["ml_efficacy"] = learning.ml_efficacy(
-            synthetic_clean, fit_rows, test_rows, columns, target, config.learning_max_rows, learning_seed
-        ) | {
-            "test_rows_source": "holdout"
-            if holdout_clean is not None
-            else "20% of train, not used for fitting"
-        }
-    else:
-        quality_section["ml_efficacy"] = None
+    quality_section["ml_efficacy"] = _ml_efficacy(
+        synthetic_clean, train_clean, holdout_clean, columns, target, config, learning_seed
+    )
     report("ml_efficacy", 0.5)
     assessment = composite.assess(
         synthetic_clean,
@@ -295,13 +329,19 @@ def evaluate(
         np.random.default_rng(seeds[6]),
         learning_seed,
     )
-    quality_section.update(composite.section(assessment, config))
-    quality_section["discriminator_auc"] = {
-        key: assessment["discriminator"][key]
-        for key in ("auc", "reference_auc", "skill", "rows_each", "folds")
-    }
-    quality_section["reference"] = _reference(sdmetrics_reference, quality_section)
-    quality_section["thresholds"] = composite.thresholds(config) | _sdmetrics_thresholds(config)
+    quality_section.update(
+        composite.section(assessment, config)
+        | {
+            "discriminator_auc": {
+                key: assessment["discriminator"][key]
+                for key in ("auc", "reference_auc", "skill", "rows_each", "folds")
+            }
+        }
+    )
+    quality_section.update(
+        reference=_reference(sdmetrics_reference, quality_section),
+        thresholds=composite.thresholds(config) | _sdmetrics_thresholds(config),
+    )
     report("ml_efficacy", 1)
     plausibility_section = plausibility.assess(
         synthetic_clean, train_clean, holdout_clean, columns, config, np.random.default_rng(seeds[5]), rules
@@ -317,11 +357,9 @@ def evaluate(
         np.random.default_rng(seeds[4]),
         lambda percent: report("privacy", percent / 100),
     )
-    privacy_section["identifier_copies"] = identifiers.assess(
-        synthetic_used, train_used, holdout_used, columns, np.random.default_rng(seeds[7]), metadata
+    _add_identifier_copies(
+        privacy_section, synthetic_used, train_used, holdout_used, columns, metadata, config, seeds[7]
     )
-    privacy_section["tests"].append(identifiers.test(privacy_section["identifier_copies"], config))
-    privacy_section["grade"], privacy_section["passed"] = privacy.grade(privacy_section, config)
     chart_section = charts.build(train_clean, synthetic_clean, columns) | {"dcr": dcr_chart}
     report("charts", 1)
     parameters = {

@@ -29,12 +29,15 @@ _counter = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_page_cache() -> Iterator[None]:
-    """Every test starts with an empty public-page cache (the test database is rolled back between tests,
-    which the cache cannot see)."""
+def _fresh_caches() -> Iterator[None]:
+    """Every test starts with empty caches: the test database is rolled back between tests, which the caches
+    cannot see, and a rolled-back user's id comes back for the next test's user with the old one's throttle
+    history (downloads answered 429 once enough tests had run on one worker)."""
+    from django.conf import settings
     from django.core.cache import caches
 
-    caches["pages"].clear()
+    for alias in settings.CACHES:
+        caches[alias].clear()
     yield
 
 

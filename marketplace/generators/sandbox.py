@@ -102,10 +102,16 @@ def bubblewrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
+def sandbox_prefix() -> str:
+    """The start of every job folder and cgroup name this process makes: its pid tells whose run a folder or
+    cgroup was (an operator's sweep, and tests running side by side, count only their own)."""
+    return f"synthex-sandbox-{os.getpid()}"
+
+
 @contextmanager
 def job_folder() -> Iterator[Path]:
     """A fresh private folder for one sandbox run, removed afterwards whatever happened."""
-    path = Path(tempfile.mkdtemp(prefix="synthex-sandbox-"))
+    path = Path(tempfile.mkdtemp(prefix=f"{sandbox_prefix()}-"))
     try:
         yield path
     finally:
@@ -240,7 +246,7 @@ class _Cgroups:
 
     @classmethod
     def create(cls, limits: SandboxLimits) -> _Cgroups:
-        name = f"synthex-sandbox-{uuid.uuid4().hex[:12]}"
+        name = f"{sandbox_prefix()}-{uuid.uuid4().hex[:12]}"
         folders: list[Path] = []
         notes: list[str] = []
         wanted = {

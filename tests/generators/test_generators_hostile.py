@@ -15,6 +15,7 @@ from generators_support import REPO, fake_model, hostile_pickle
 
 from marketplace.certification.models import Certificate, Job
 from marketplace.generators.models import GeneratorModel
+from marketplace.generators.sandbox import sandbox_prefix
 
 GOOD_FRAME = (
     "pd.DataFrame({'age': [30] * n, 'workclass': ['Private'] * n, 'education-num': [9] * n, "
@@ -23,20 +24,22 @@ GOOD_FRAME = (
 
 
 def _sandbox_leftovers() -> list[str]:
-    """Sandbox cgroups, job folders and processes still around (there must be none after a run)."""
+    """This process's sandbox cgroups, job folders and processes still around (there must be none after a
+    run); another xdist worker's runs, named by its own pid, are its business."""
+    prefix = sandbox_prefix()
     found = [
         str(path)
         for root in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup/memory"))
-        for path in root.glob("synthex-sandbox-*")
+        for path in root.glob(f"{prefix}-*")
     ]
-    found += [str(path) for path in Path("/tmp").glob("synthex-sandbox-*")]
+    found += [str(path) for path in Path("/tmp").glob(f"{prefix}-*")]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"synthex-sandbox-" in command:
+            if f"{prefix}-".encode() in command:
                 found.append(f"process {entry.name}")
     return found
 

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from marketplace.generators import sandbox
-from marketplace.generators.sandbox import SandboxRefused, job_folder, open_output, run_in_sandbox
+from marketplace.generators.sandbox import (
+    SandboxRefused,
+    job_folder,
+    open_output,
+    run_in_sandbox,
+    sandbox_prefix,
+)
 
 
 def test_a_ping_round_trip_answers_in_the_protocol_and_leaves_no_cgroup() -> None:
@@ -19,7 +25,7 @@ def test_a_ping_round_trip_answers_in_the_protocol_and_leaves_no_cgroup() -> Non
         outcome = run_in_sandbox(folder, {"action": "ping"})
         assert (outcome.response, outcome.notes) == ({"protocol": "synthex.sandbox/v1", "ok": True}, ())
     assert not folder.exists()
-    assert list(Path("/sys/fs/cgroup/pids").glob("synthex-sandbox-*")) == []
+    assert list(Path("/sys/fs/cgroup/pids").glob(f"{sandbox_prefix()}-*")) == []
 
 
 def test_without_writable_cgroups_the_run_goes_on_and_says_which_limits_are_missing(

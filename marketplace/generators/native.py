@@ -25,7 +25,6 @@ from django.db import transaction
 
 from marketplace.accounts.models import User
 from marketplace.catalog.models import Product
-from marketplace.catalog.services import refresh_product_summary
 from marketplace.catalog.uploads import HashedFile
 from marketplace.generators import budget, engines, storage
 from marketplace.generators.errors import GeneratorError
@@ -33,15 +32,13 @@ from marketplace.generators.models import GeneratorModel, Synthesizer
 from marketplace.generators.schema import DeclaredSchema, OutputInvalid, check_output
 from marketplace.generators.services.draws import SampledFile
 from marketplace.generators.services.setup import (
-    HOLDOUT_FRACTION,
     check_generator_product,
     check_quotas,
     check_target,
     new_generator_version,
-    queue_fit,
     read_training_rows,
     split_holdout,
-    store_reference,
+    start_fitted_generator,
 )
 
 if TYPE_CHECKING:
@@ -177,22 +174,16 @@ def create_native_generator(
         version = new_generator_version(product, user, target_column=target_column, sdv_metadata=sdv_metadata)
         if privacy is not None:
             budget.spend(version, epsilon=privacy[0], delta=privacy[1], mechanism="mst")
-        store_reference(version, Path(folder), (data.name or "data")[:255], train, holdout)
-        generator = GeneratorModel.objects.create(
-            version=version,
-            kind=GeneratorModel.Kind.FITTED,
+        return start_fitted_generator(
+            version,
+            Path(folder),
+            (data.name or "data")[:255],
+            (seed, train, holdout),
             synthesizer=synthesizer,
             sdv_metadata=sdv_metadata,
             parameters=parameters,
-            holdout_seed=seed,
-            holdout_fraction=HOLDOUT_FRACTION,
-            training_rows=len(train),
-            holdout_rows=len(holdout),
             row_quotas=quotas,
         )
-        queue_fit(version)
-        refresh_product_summary(product)
-    return generator
 
 
 def fit_generator(

@@ -197,22 +197,50 @@ def create_fitted_generator(
         version = new_generator_version(
             product, user, target_column=target_column, sdv_metadata=sdv_metadata, rules=rules
         )
-        store_reference(version, Path(folder), (data.name or "data")[:255], train, holdout)
-        generator = GeneratorModel.objects.create(
-            version=version,
-            kind=GeneratorModel.Kind.FITTED,
+        return start_fitted_generator(
+            version,
+            Path(folder),
+            (data.name or "data")[:255],
+            (seed, train, holdout),
             synthesizer=synthesizer,
             sdv_metadata=sdv_metadata,
-            constraints=checked,
             parameters=parameters,
-            holdout_seed=seed,
-            holdout_fraction=HOLDOUT_FRACTION,
-            training_rows=len(train),
-            holdout_rows=len(holdout),
             row_quotas=quotas,
+            constraints=checked,
         )
-        queue_fit(version)
-        refresh_product_summary(product)
+
+
+def start_fitted_generator(
+    version: ProductVersion,
+    folder: Path,
+    name: str,
+    split: tuple[int, pd.DataFrame, pd.DataFrame],
+    *,
+    synthesizer: str,
+    sdv_metadata: dict[str, Any],
+    parameters: dict[str, Any],
+    row_quotas: dict[str, int],
+    constraints: list[dict] | None = None,
+) -> GeneratorModel:
+    """Store a new version's reference rows (``split`` = seed, train, holdout), create its platform-fitted
+    generator and queue the fit; inside the caller's transaction (SDV and Synthex's own engines alike)."""
+    seed, train, holdout = split
+    store_reference(version, folder, name, train, holdout)
+    generator = GeneratorModel.objects.create(
+        version=version,
+        kind=GeneratorModel.Kind.FITTED,
+        synthesizer=synthesizer,
+        sdv_metadata=sdv_metadata,
+        constraints=constraints or [],
+        parameters=parameters,
+        holdout_seed=seed,
+        holdout_fraction=HOLDOUT_FRACTION,
+        training_rows=len(train),
+        holdout_rows=len(holdout),
+        row_quotas=row_quotas,
+    )
+    queue_fit(version)
+    refresh_product_summary(version.product)
     return generator
 
 

@@ -6,27 +6,13 @@ import json
 from typing import Any
 
 import pytest
+from orders_support import EVALUATION
 
 from marketplace.catalog.models import FileRole, ProductVersion, VersionStatus
 from marketplace.certification.models import Job
 from marketplace.certification.services import issue_certificate
 
 pytestmark = pytest.mark.django_db
-
-EVALUATION = {
-    "quality": {"score": 0.91, "grade": "A", "column_shapes": 0.93, "column_pair_trends": 0.89},
-    "plausibility": {
-        "score": 1.0,
-        "grade": "A",
-        "rows_violating_any": 0.0,
-        "holdout_rows_violating_any": 0.0,
-        "rules": [],
-    },
-    "privacy": {"grade": "A", "passed": True, "exact_match_rate": 0.0, "dcr_share": 0.5},
-    "charts": {},
-    "parameters": {},
-    "engine": {"name": "synthex-certify", "version": "test"},
-}
 
 
 def certify(version: ProductVersion, *, passed: bool = True, quality: float = 0.91) -> None:

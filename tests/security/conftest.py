@@ -10,23 +10,10 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from orders_support import EVALUATION
 
 WEBHOOK_SECRET = "whsec_security_tests"
 DEAD_URL = "http://127.0.0.1:9/nowhere/"
-EVALUATION = {
-    "quality": {"score": 0.91, "grade": "A", "column_shapes": 0.93, "column_pair_trends": 0.89},
-    "plausibility": {
-        "score": 1.0,
-        "grade": "A",
-        "rows_violating_any": 0.0,
-        "holdout_rows_violating_any": 0.0,
-        "rules": [],
-    },
-    "privacy": {"grade": "A", "passed": True, "exact_match_rate": 0.0, "dcr_share": 0.5},
-    "charts": {},
-    "parameters": {},
-    "engine": {"name": "synthex-certify", "version": "test"},
-}
 
 
 @pytest.fixture

@@ -137,9 +137,15 @@ FLAGS = (
 )
 
 
+# Per synthetic row, the key of the first equal-size train (holdout) sample row it matched (0: none): the real
+# row a paired match counts against, so that synthetic rows sharing one real twin count as one cluster.
+CLUSTERS = ("paired_train_cluster", "paired_holdout_cluster")
+
+
 def _empty_flags(synthetic: int, train: int, holdout: int) -> dict[str, np.ndarray]:
     sizes = {"synthetic": synthetic, "holdout": holdout, "train": train, "paired": synthetic}
-    return {name: np.zeros(sizes[name.split("_")[0]], dtype=bool) for name in FLAGS}
+    flags = {name: np.zeros(sizes[name.split("_")[0]], dtype=bool) for name in FLAGS}
+    return flags | {name: np.zeros(synthetic, dtype=np.uint64) for name in CLUSTERS}
 
 
 @dataclass
@@ -226,20 +232,39 @@ def match_flags(
     return flags
 
 
-def paired(train_flags: np.ndarray, holdout_flags: np.ndarray, synthetic_keys: np.ndarray) -> dict:
+def paired(
+    train_flags: np.ndarray,
+    holdout_flags: np.ndarray,
+    synthetic_keys: np.ndarray,
+    clusters: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
     """Distinct synthetic rows that match train (equal-size sample) but not holdout, against those that
     match holdout but not train: a paired (McNemar) comparison on the same synthetic rows. A generator
-    that never saw either set matches both alike, whatever the table's own duplicates."""
+    that never saw either set matches both alike, whatever the table's own duplicates.
+
+    The standard error is clustered on the real row matched (``clusters``: per synthetic row, the key of
+    its train and of its holdout twin). Under a random split each real row lands in the train or the
+    holdout sample by a coin flip, so the c synthetic rows sharing one real twin move the difference by
+    ±c together: the variance is Σ c², not Σ c. Without clusters every row is its own (McNemar's b + c).
+    A generator that makes many rows like one common real row is not copying c people."""
     _, first = np.unique(synthetic_keys, return_index=True)
     to_train, to_holdout = train_flags[first], holdout_flags[first]
-    only_train = int(np.sum(to_train & ~to_holdout))
-    only_holdout = int(np.sum(to_holdout & ~to_train))
+    only_train, only_holdout = to_train & ~to_holdout, to_holdout & ~to_train
     total = max(len(first), 1)
+    if clusters is None:
+        variance = float(only_train.sum() + only_holdout.sum())
+    else:
+        variance = float(
+            sum(
+                np.sum(np.unique(cluster[first][side], return_counts=True)[1].astype(np.float64) ** 2)
+                for cluster, side in zip(clusters, (only_train, only_holdout), strict=True)
+            )
+        )
     return {
         "train_rate": float(to_train.mean()) if len(first) else 0.0,
         "holdout_rate": float(to_holdout.mean()) if len(first) else 0.0,
-        "difference": (only_train - only_holdout) / total,
-        "standard_error": math.sqrt(only_train + only_holdout) / total,
+        "difference": float(only_train.sum() - only_holdout.sum()) / total,
+        "standard_error": math.sqrt(variance) / total,
         "synthetic_distinct_rows": len(first),
     }
 
@@ -355,3 +380,6 @@ def _flag(
     flags["paired_holdout_any"] |= paired_holdout > 0
     flags["paired_train_unique"] |= (paired_train == 1) & (paired_holdout == 0)
     flags["paired_holdout_unique"] |= (paired_holdout == 1) & (paired_train == 0)
+    for name, counts in (("paired_train_cluster", paired_train), ("paired_holdout_cluster", paired_holdout)):
+        fresh = (counts > 0) & (flags[name] == 0)
+        flags[name][fresh] = synthetic[fresh]

@@ -242,7 +242,10 @@ def _matching(
         )
         return unpaired.to_dict() | {
             "paired": matching.paired(
-                found[f"paired_train_{kind}"], found[f"paired_holdout_{kind}"], synthetic_keys
+                found[f"paired_train_{kind}"],
+                found[f"paired_holdout_{kind}"],
+                synthetic_keys,
+                (found["paired_train_cluster"], found["paired_holdout_cluster"]),
             )
         }
 

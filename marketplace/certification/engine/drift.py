@@ -87,9 +87,12 @@ def _share_test(
 def _share_tests(name: str, tables: dict[str, pd.Series]) -> list[dict]:
     """One test per category seen in at least 0.5% of real or synthetic rows (missing values included)."""
     labelled = {key: series.astype(object).where(series.notna(), _MISSING) for key, series in tables.items()}
-    shares = {key: series.value_counts(normalize=True) for key, series in labelled.items()}
+    # Plain dicts: Series.get falls back to *positions* for an integer label missing from an object index,
+    # which read another category's share for a level one side lacks.
+    counted = {key: series.value_counts(normalize=True) for key, series in labelled.items()}
+    shares = {key: dict(zip(counts.index, counts.to_numpy(), strict=True)) for key, counts in counted.items()}
     sizes = {key: len(series) for key, series in tables.items()}
-    candidates = shares["real"].index.union(shares["synthetic"].index, sort=False)
+    candidates = counted["real"].index.union(counted["synthetic"].index, sort=False)
     frequent = sorted(
         (
             label

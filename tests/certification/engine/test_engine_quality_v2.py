@@ -191,3 +191,22 @@ def test_sdmetrics_score_matches_quality_report_under_sdv_metadata(name: str) ->
     assert abs(ours["score"] - report.get_score()) <= 0.01
     assert abs(ours["column_shapes"]["score"] - properties["Column Shapes"]) <= 0.01
     assert abs(ours["column_pair_trends"]["score"] - properties["Column Pair Trends"]) <= 0.01
+
+
+def test_a_category_one_side_lacks_is_read_as_share_zero_not_by_position() -> None:
+    """An integer level missing from an object index: ``Series.get`` used to read the share at that
+    position (here "a"'s 0.5), so a level the synthetic data invented looked as common in real data."""
+    from marketplace.certification.engine import drift
+
+    real = pd.Series(["a"] * 50 + ["b"] * 50)
+    synthetic = pd.Series([0] * 10 + ["a"] * 45 + ["b"] * 45)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tests = drift._share_tests("c", {"real": real, "synthetic": synthetic, "holdout": real})
+
+    invented = next(test for test in tests if test["category"] == 0)
+    assert (invented["real_share"], invented["synthetic_share"], invented["reference_share"]) == (
+        0.0,
+        0.1,
+        0.0,
+    )

@@ -397,6 +397,10 @@ def test_production_hosts_permissive_engines_unless_an_sdv_licence_is_declared()
 # -- the page -------------------------------------------------------------------------------------------------
 
 
+# Buyers see the generator only when its version passed privacy. OpenDP's noise cannot be seeded (a seeded
+# mechanism is not private), and on these 400 rows the verdict fails an honest ε = 2 fit about 2.5 % of the time
+# (3 of 120 fits, closest_records and the density attack's AUC; docs/engine.md#false-alarms): one rerun.
+@pytest.mark.flaky(reruns=1)
 def test_the_fit_form_fits_mst_and_the_page_shows_engine_licence_and_budget(
     provider: Any,
     buyer: Any,
@@ -424,6 +428,11 @@ def test_the_fit_form_fits_mst_and_the_page_shows_engine_licence_and_budget(
         )
     generator = GeneratorModel.objects.get(version__product=generator_product)
     assert (generator.status, generator.error) == (GeneratorModel.Status.READY, "")
+    certificate = generator.version.certificates.get()
+    privacy = certificate.document["privacy"]
+    assert certificate.privacy_passed, [
+        (test["name"], test["value"], test["threshold"]) for test in privacy["tests"] if not test["passed"]
+    ]
     viewer = Client()
     viewer.force_login(buyer)
     page = viewer.get(f"/products/{generator_product.slug}/").content.decode()

@@ -127,6 +127,9 @@ def _cross_fitted_auc(real: np.ndarray, other: np.ndarray, folds: int, seed: int
     categorical = np.ones(data.shape[1], dtype=bool)
     for part in range(folds):
         fit_rows, test_rows = fold != part, fold == part
+        if not test_rows.any():
+            # Fewer pooled rows than folds (a table of a few rows): this fold has nothing to score.
+            continue
         if len(np.unique(labels[fit_rows])) < 2:
             return math.nan
         model = HistGradientBoostingClassifier(

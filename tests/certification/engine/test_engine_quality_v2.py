@@ -210,3 +210,26 @@ def test_a_category_one_side_lacks_is_read_as_share_zero_not_by_position() -> No
         0.1,
         0.0,
     )
+
+
+def test_a_table_of_fewer_rows_than_discriminator_folds_is_certified_not_crashed() -> None:
+    """statsmodels china_smoking has 8 rows: an 80/20 split leaves 2 holdout rows, so the discriminator pools
+    4 rows into 5 folds and one fold is empty. scikit-learn's "Found array with 0 sample(s)" escaped from
+    evaluate; now the empty fold is skipped, and the too-small holdout is refused with the engine's
+    sentence (without a holdout the table is certified)."""
+    import statsmodels.api as sm
+
+    from marketplace.certification.engine.baseline import HoldoutTooSmallError
+
+    table = sm.datasets.china_smoking.load_pandas().data.reset_index(drop=True)
+    train, holdout = adversarial.split(table)
+    synthetic = table.sample(20, replace=True, random_state=0).reset_index(drop=True)
+    with pytest.raises(HoldoutTooSmallError, match="holdout has 2 rows"):
+        evaluate(synthetic, train, holdout, config=CONFIG)
+    document = evaluate(synthetic, train, None, config=CONFIG).to_dict()
+    assert document["quality"]["grade"] in GRADES
+    real = np.array([[0], [1]], dtype=np.int64)
+    aucs = learning.discriminator_aucs(
+        real, [np.array([[0], [1]], dtype=np.int64)], folds=5, seed=0, n_jobs=1
+    )
+    assert len(aucs) == 1

@@ -164,7 +164,7 @@ def measure(
 ) -> dict:
     """Overlap figures of cleaned tables (see ``overlap_figures``)."""
     names = [c.name for c in columns if c.is_continuous or c.is_discrete]
-    encoding = fit_encoding(train, [holdout], columns, config.distance_max_categories)
+    encoding = fit_encoding(train, [holdout], columns, config.distance_max_categories, real=(holdout,))
     train_matrix, holdout_matrix = encoding.encode(train), encoding.encode(holdout)
     sample = rng.permutation(len(train))[: config.baseline_train_sample]
     to_train = nearest(holdout_matrix, train_matrix, n_jobs=config.n_jobs).first

@@ -72,9 +72,22 @@ class Encoding:
 
 
 def fit_encoding(
-    train: pd.DataFrame, others: list[pd.DataFrame], columns: tuple[Column, ...], max_categories: int
+    train: pd.DataFrame,
+    others: list[pd.DataFrame],
+    columns: tuple[Column, ...],
+    max_categories: int,
+    *,
+    real: tuple[pd.DataFrame, ...] = (),
 ) -> Encoding:
-    """Fit the distance coordinates on ``train``; ``others`` only decide whether missing flags are needed."""
+    """Fit the distance coordinates on ``train``; ``others`` only decide whether missing flags are needed.
+
+    The ``max_categories`` categories a discrete column keeps are the most frequent in train and the other
+    ``real`` tables (the holdout) together, ties broken by label, so which categories are kept does not
+    depend on how the real rows were split. Counted on train alone, a category whose rows the split put in
+    the holdout more often falls into "other", and holdout rows then share that code with each other and
+    with synthetic rows more than train rows do: on plotly's gapminder (142 countries, 12 rows each) an
+    honest sample failed membership_inference with AUC 0.38 (holdout rows nearer to synthetic rows).
+    """
     used = tuple(c for c in columns if c.is_continuous or c.is_discrete)
     spans, minimums, ranges, medians, flags, categories = [], [], [], [], [], []
     position = 0
@@ -92,7 +105,7 @@ def fit_encoding(
             categories.append(())
             width = 2 if has_missing else 1
         else:
-            counts = values.dropna().value_counts()
+            counts = pd.concat([values] + [t[column.name] for t in real]).dropna().value_counts()
             ordered = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
             kept = tuple(label for label, _ in ordered[:max_categories])
             minimums.append(0.0)

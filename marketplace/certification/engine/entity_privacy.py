@@ -176,7 +176,11 @@ def assess(
             np.sort(rng.choice(len(synthetic_rows), config.privacy_max_rows, replace=False))
         ]
     encoding = fit_encoding(
-        train_rows, [synthetic_rows, holdout_rows], columns, config.distance_max_categories
+        train_rows,
+        [synthetic_rows, holdout_rows],
+        columns,
+        config.distance_max_categories,
+        real=(holdout_rows,),
     )
     synthetic_matrix, member_matrix, holdout_matrix = (
         encoding.encode(t) for t in (synthetic_rows, members, non_members)

@@ -107,6 +107,7 @@ def assess(
         [synthetic] + ([holdout] if holdout is not None else []),
         columns,
         config.distance_max_categories,
+        real=(holdout,) if holdout is not None else (),
     )
     synthetic_query, synthetic_sampled = bounded_sample(synthetic, config.privacy_max_rows, rng)
     sizes = {

@@ -35,6 +35,7 @@ output.zip (sample_set): a table set, one stored ``<table>.parquet`` member per 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -42,7 +43,7 @@ import sys
 import time
 import traceback
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 PROTOCOL = "synthex.sandbox/v1"
@@ -89,15 +90,74 @@ class RunnerError(Exception):
         self.message = message
 
 
+def _sample_roots_in_order(model: Any, first_root: str | None) -> Callable[..., dict[str, Any]]:
+    """SDV 2.0's ``BaseHierarchicalSampler._sample`` with its root tables in a fixed order: ``first_root``
+    (when it is one), then the metadata's table order. Each root is drawn with its descendants; a child of
+    two roots is drawn under the first (its rows, its random draws), linked to the other by foreign key."""
+    import warnings
+
+    def sample(scale: float = 1.0, batch_size: int | None = None, max_tries_per_batch: int = 100) -> Any:
+        metadata = model.metadata
+        children = {r["child_table_name"] for r in metadata.relationships}
+        roots = sorted((t for t in metadata.tables if t not in children), key=lambda t: t != first_root)
+        options = {"batch_size": batch_size, "max_tries_per_batch": max_tries_per_batch}
+        sampled: dict[str, Any] = {}
+        for table in roots:
+            count = round(model._table_sizes[table] * scale)
+            if count <= 0:
+                warnings.warn(
+                    "The 'num_rows' parameter is too small. Some tables may have 1 row.", stacklevel=2
+                )
+            sampled[table] = model._sample_rows(model._table_synthesizers[table], max(count, 1), **options)
+            model._sample_children(table_name=table, sampled_data=sampled, scale=scale, **options)
+        linked: list[tuple[str, str]] = []
+        for relationship in metadata.relationships:
+            parent, child = relationship["parent_table_name"], relationship["child_table_name"]
+            if (parent, child) not in linked:
+                model._add_foreign_key_columns(sampled[child], sampled[parent], child, parent)
+                linked.append((parent, child))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The metadata lists columns in a different order")
+            sampled = model._reverse_transform_constraints(sampled)
+        return model._finalize(sampled)
+
+    return sample
+
+
+@contextlib.contextmanager
+def roots_in_order(model: Any, first_root: str | None = None) -> Iterator[None]:
+    """Within: an SDV multi-table synthesizer (HMA) samples its root tables in a fixed order, not a set's.
+
+    SDV 2.0's sampler loops over the root tables as a ``set`` of names, which iterates in an order that
+    follows the interpreter's string hash seed, random in every process (``python -I``, the sandbox,
+    ignores PYTHONHASHSEED). A child of two roots is drawn under whichever comes first: the demo's years
+    under persons or under plans, another set (relational grade D or C) from the same model and seed.
+    Within: ``first_root`` first, then the metadata's table order. An instance attribute only, gone on
+    exit (a pickled model holds none of this code). Each parent's children are a set too, but their order
+    was measured not to change a draw (persons → years, persons → visits: one set at hash seeds 0 and 1)."""
+    if not getattr(getattr(model, "metadata", None), "relationships", None):
+        yield
+        return
+    model._sample = _sample_roots_in_order(model, first_root)
+    try:
+        yield
+    finally:
+        vars(model).pop("_sample", None)
+
+
 def sample_entity_set(model: Any, entity: str, rows: int, seed: int) -> dict[str, Any]:
     """``rows`` rows of table ``entity`` with their children from an SDV multi-table synthesizer (HMA), the
     other tables scaled by the same factor. SDV resets every table model to one fixed seed before sampling;
-    the draw's seed replaces them, so draws with different seeds differ and equal seeds repeat a set."""
-    import contextlib
+    the draw's seed replaces them, so draws with different seeds differ and equal seeds repeat a set, in any
+    process (``roots_in_order``: a child of the entity and of a lookup table is drawn under the entity)."""
     import io
     import warnings
 
-    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+    with (
+        contextlib.redirect_stderr(io.StringIO()),
+        warnings.catch_warnings(),
+        roots_in_order(model, first_root=entity),
+    ):
         warnings.simplefilter("ignore")
         model.reset_sampling()
         model._numpy_seed = seed % 2**32

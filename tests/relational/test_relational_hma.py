@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -65,6 +69,61 @@ def test_draws_with_the_same_seed_repeat_and_other_seeds_differ() -> None:
     assert len(first["persons"]) == 25
     pd.testing.assert_frame_equal(first["years"], again["years"])
     assert not first["persons"].equals(other["persons"])
+
+
+REPO = Path(__file__).resolve().parents[2]
+# The root tables as SDV 2.0's sampler finds them (all tables, as a set, minus those with a parent), in the
+# order three_tables' metadata lists the tables; printed by each fresh interpreter below.
+_ROOTS = 'print(",".join(set(["plans", "persons", "years"]) - set(["years"])))'
+# Fits three_tables (plans → years ← persons) and draws a set in a fresh interpreter; prints the roots'
+# order and the set's digest.
+_FIT_AND_DRAW = f"""
+import hashlib
+import pandas as pd
+from hma_data import three_tables
+from marketplace.generators import hma
+
+tables, described = three_tables(80)
+assert list(described["tables"]) == ["plans", "persons", "years"]
+{_ROOTS}
+model = hma.fit_hma(tables, described, seed=1, progress=lambda stage, percent: None)
+drawn = hma.sample_entities(model, entity="persons", rows=40, seed=5)
+digest = hashlib.sha256()
+for name in sorted(drawn):
+    digest.update(name.encode() + pd.util.hash_pandas_object(drawn[name], index=False).to_numpy().tobytes())
+print(digest.hexdigest())
+"""
+
+
+def _in_fresh_process(code: str, hash_seed: int) -> str:
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests" / "relational")]),
+        "PYTHONHASHSEED": str(hash_seed),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=environment, capture_output=True, text=True, timeout=240
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return " ".join(completed.stdout.split())
+
+
+@pytest.mark.slow
+def test_a_fit_and_draw_do_not_depend_on_the_processs_string_hash_seed() -> None:
+    """SDV's HMA sampler loops over its root tables as a set of names, whose order follows the
+    interpreter's string hash seed (random per process; the sandbox runs ``python -I``); the child of two
+    roots was drawn under whichever came first (the demo's years under persons or under plans: relational
+    grade D or C). Two processes whose sets iterate in opposite orders must draw one set."""
+    orders: dict[str, int] = {}
+    for hash_seed in range(32):
+        order = _in_fresh_process(_ROOTS, hash_seed)
+        orders.setdefault(order, hash_seed)
+        if len(orders) == 2:
+            break
+    assert len(orders) == 2, orders
+    draws = {order: _in_fresh_process(_FIT_AND_DRAW, seed).split() for order, seed in orders.items()}
+    assert sorted(roots for roots, _ in draws.values()) == sorted(orders)
+    assert len({digest for _, digest in draws.values()}) == 1, draws
 
 
 def _zip(tables: dict[str, pd.DataFrame], compression: int = zipfile.ZIP_STORED) -> io.BytesIO:

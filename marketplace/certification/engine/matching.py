@@ -176,9 +176,11 @@ class Location:
 LEVELS = ("exact", "one", "two")
 
 
-def locations(rows: int) -> dict[str, Location]:
-    """One ``Location`` over every level (``any``) and one per level (exact, all but one, all but two)."""
-    return {name: Location.empty(rows) for name in ("any", *LEVELS)}
+def locations(rows: int, exact_numbers: bool = False) -> dict[str, Location]:
+    """One ``Location`` over every level (``any``) and one per level (exact, all but one, all but two; with
+    ``exact_numbers`` also all but one and all but two with numbers equal to the last digit)."""
+    names = ("any", *LEVELS, *(("one_exact", "two_exact") if exact_numbers else ()))
+    return {name: Location.empty(rows) for name in names}
 
 
 def location_test(location: Location, synthetic_keys: np.ndarray, train_rows: int, holdout_rows: int) -> dict:
@@ -281,12 +283,15 @@ def _hashed_codes(
     tables: list[pd.DataFrame], columns: tuple[Column, ...], widths: list[float], offset: float
 ) -> list[np.ndarray]:
     """Each cell as a 64-bit hash of (column, code): numbers binned to ``width`` (shifted by ``offset``
-    bins), categories by value, missing as its own code."""
+    bins; width 0: the exact value), categories by value, missing as its own code."""
     sizes = [len(t) for t in tables]
     hashed = np.empty((sum(sizes), len(columns)), dtype=np.uint64)
     for index, column in enumerate(columns):
         pooled = pd.concat([t[column.name] for t in tables], ignore_index=True)
-        if column.is_continuous:
+        if column.is_continuous and widths[index] == 0:
+            values = pooled.to_numpy(dtype=np.float64) + 0.0
+            codes = np.where(np.isnan(values), np.nan, values).view(np.int64)
+        elif column.is_continuous:
             values = pooled.to_numpy(dtype=np.float64)
             bins = np.floor(values / widths[index] + offset)
             codes = np.where(np.isnan(bins), -(2**62), np.nan_to_num(bins)).astype(np.int64)
@@ -343,7 +348,69 @@ def quasi_flags(
                         for total, h in zip(totals, hashed, strict=True)
                     ]
                     _flag(flags[level], keys[0], keys[1], keys[2], equal_size, (found or {}).get(level, ()))
+    if found and any(level.endswith("_exact") for level in found):
+        _locate_exact(synthetic, train, holdout, columns, plans, found)
     return flags
+
+
+def _locate_exact(
+    synthetic: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    columns: tuple[Column, ...],
+    plans: dict[str, list[tuple[int, ...]]],
+    found: dict[str, tuple[Location, ...]],
+) -> None:
+    """Update the ``one_exact`` / ``two_exact`` locations of ``found`` with the quasi-copy keys of ``plans``
+    whose numbers are compared exactly, not by bin (no flag changes).
+
+    A train row with one category changed keeps its other values to the last digit, which an honest row
+    shares with a real row almost never when numbers are continuous; in bins of 0.02 sd the copy's twin
+    hides among honest look-alikes (see ``numbers_finer_than_bins``)."""
+    hashed = _hashed_codes([synthetic, train, holdout], columns, [0.0] * len(columns), 0.0)
+    with np.errstate(over="ignore"):
+        totals = [h.sum(axis=1, dtype=np.uint64) for h in hashed]
+        for level, sets in plans.items():
+            targets = found.get(f"{level}_exact", ())
+            for chosen in sets if targets else []:
+                index = list(chosen)
+                keys = [
+                    total - h[:, index].sum(axis=1, dtype=np.uint64)
+                    for total, h in zip(totals, hashed, strict=True)
+                ]
+                in_train = _counts(keys[0], np.unique(keys[1], return_counts=True))
+                in_holdout = _counts(keys[0], np.unique(keys[2], return_counts=True))
+                for location in targets:
+                    location.update(in_train, in_holdout, keys[0])
+
+
+def numbers_finer_than_bins(
+    tables: list[pd.DataFrame], columns: tuple[Column, ...], tolerance: float
+) -> bool:
+    """Whether some continuous column holds two different values in one quasi-copy bin (``tolerance`` × its
+    first table's standard deviation): only then do exact-number levels of the copy-location test differ
+    from the binned ones and earn their own look.
+
+    On phik's insurance table (driver_age and mileage to 6 decimals, 3 categories; 1,600 train rows) 10 %
+    of rows copied from train with one category changed scored copy_location z = 1.2 on the binned levels
+    (36 % of honest GaussianCopula rows share a bin key with a real row) and passed privacy with grade A."""
+    for column in columns:
+        if not column.is_continuous:
+            continue
+        values = pd.concat([t[column.name] for t in tables], ignore_index=True).dropna().to_numpy(np.float64)
+        spread = float(np.std(tables[0][column.name].dropna().to_numpy(np.float64))) if len(values) else 0.0
+        if spread > 0 and len(np.unique(np.floor(values / (tolerance * spread)))) < len(np.unique(values)):
+            return True
+    return False
+
+
+def _counts(keys: np.ndarray, reference: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """How many reference rows share each key (``reference`` = np.unique(..., return_counts=True))."""
+    values, counts = reference
+    if len(values) == 0:
+        return np.zeros(len(keys), dtype=np.int64)
+    position = np.minimum(np.searchsorted(values, keys), len(values) - 1)
+    return np.where(values[position] == keys, counts[position], 0)
 
 
 def _flag(

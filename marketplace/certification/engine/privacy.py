@@ -218,7 +218,12 @@ def _matching(
     config: EngineConfig,
     rng: np.random.Generator,
 ) -> dict:
-    located = matching.locations(len(synthetic_keys))
+    located = matching.locations(
+        len(synthetic_keys),
+        matching.numbers_finer_than_bins(
+            [train, holdout, synthetic], encoding.columns, config.quasi_tolerance
+        ),
+    )
     flags = matching.match_flags(
         synthetic_keys, train_keys, holdout_keys, equal_size, (located["any"], located["exact"])
     )
@@ -229,7 +234,8 @@ def _matching(
         encoding.columns,
         config.quasi_tolerance,
         equal_size,
-        {level: (located["any"], located[level]) for level in ("one", "two")},
+        {level: (located["any"], located[level]) for level in ("one", "two")}
+        | {level: (located[level],) for level in ("one_exact", "two_exact") if level in located},
     )
     baseline_keys = np.concatenate([holdout_keys, train_keys])
 
@@ -261,7 +267,7 @@ def _matching(
         "copy_location": {
             name: matching.location_test(location, synthetic_keys, len(train_keys), len(holdout_keys))
             for name, location in located.items()
-            if name in ("any", "exact") or name in quasi
+            if name in ("any", "exact") or name.removesuffix("_exact") in quasi
         },
         "holdout_copies": {
             key: exact["paired"][key]

@@ -167,7 +167,8 @@ def _location_test(levels: dict, config: EngineConfig) -> dict:
         strict_passed=not any(fails(level, 2.0, allowance / 2) for level in levels.values()),
         ci=[figures["z"] - 1.96, figures["z"] + 1.96],
         source=f"{SYNTHEX}; exchangeability of a random train/holdout split (hypergeometric)",
-        fails_when=f"on any level (pooled, exact, all but one, all but two columns): z > {threshold:g} and "
+        fails_when=f"on any level (pooled, exact, all but one, all but two columns, numbers binned or exact): "
+        f"z > {threshold:g} and "
         f"the excess Σ(a/m − f)/(1 − f) > {config.copy_margin} × distinct synthetic rows",
         meaning="Standardised excess of synthetic rows whose real twins (exact, else equal on all but one or "
         "two columns) live in train rather than in the holdout, beyond the split's own share; natural "

@@ -289,3 +289,21 @@ def test_the_distance_keeps_categories_chosen_on_all_real_rows_not_on_train() ->
     assert {"holdout_copies", "dcr_share"} <= _failed(
         _privacy(adv.holdout_as_synthetic(holdout), train, holdout)
     )
+
+
+def test_one_category_changed_copies_keeping_continuous_numbers_fail_on_a_narrow_table() -> None:
+    """phik's insurance table: 2 continuous numbers (to 6 decimals) and 3 categories. 36 % of honest
+    GaussianCopula rows share a 0.02 sd bin key on all but one column with a real row, so 10 % of rows
+    copied from train with one category changed scored copy_location z = 1.2 and privacy A. Their numbers
+    equal a train row's to the last digit, which the exact-number levels see (z = 5.0); the honest sample
+    still passes."""
+    from importlib import resources
+
+    table = pd.read_csv(resources.files("phik") / "data" / "fake_insurance_data.csv.gz")
+    train, holdout = adv.split(table)
+    honest = adv.gaussian_copula(train, max(1_000, len(holdout)))
+
+    leaked = _privacy(adv.one_category_changed(honest, train, 0.1), train, holdout)
+    assert "copy_location" in _failed(leaked)
+    assert leaked["copy_location"]["one_exact"]["z"] > 3.4
+    assert _failed(_privacy(honest, train, holdout)) == set()

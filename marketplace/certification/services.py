@@ -293,12 +293,13 @@ def refresh_certified_summary(product: Product) -> None:
 
 def finish_job(job: Job, *, error: str = "") -> None:
     """Mark the attempt ``job`` (as claimed) succeeded or failed; an attempt whose lease another worker took
-    over changes nothing (the job finishes once, by the attempt that holds it)."""
+    over changes nothing (the job finishes once, by the attempt that holds it). A failed job keeps the
+    progress its run wrote (the claimed ``job`` still holds the claim's 0 %: every failure read "at 0 %")."""
     bump_catalog_version()  # the product page shows the version's certification state
     finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
         status=Job.Status.FAILED if error else Job.Status.SUCCEEDED,
         stage="failed" if error else "done",
-        progress=job.progress if error else 100,
+        progress=F("progress") if error else 100,
         error=error,
         finished_at=timezone.now(),
     )

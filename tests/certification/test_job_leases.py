@@ -56,6 +56,15 @@ def test_a_live_workers_job_is_not_claimed_and_a_dead_workers_is_claimed_as_a_ne
     assert services.claim_job(str(job.pk)) is None
 
 
+def test_a_failed_job_keeps_the_progress_its_run_reached(job: Job) -> None:
+    claimed = services.claim_job(str(job.pk))
+    assert claimed is not None and claimed.progress == 0
+    Job.objects.filter(pk=job.pk).update(stage="certifying: years", progress=72)  # as the run writes it
+    services.finish_job(claimed, error="the engine stopped")
+    job.refresh_from_db()
+    assert (job.status, job.progress, job.error) == ("failed", 72, "the engine stopped")
+
+
 def test_the_sweep_requeues_a_job_whose_worker_died_and_leaves_a_live_one(
     job: Job, sent: list[str], provider: Any, product_factory: Any, version_factory: Any
 ) -> None:

@@ -421,18 +421,11 @@ def _flag(
     equal_size: int,
     found: tuple[Location, ...] = (),
 ) -> None:
-    def lookup(keys: np.ndarray, reference: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        values, counts = reference
-        if len(values) == 0:
-            return np.zeros(len(keys), dtype=np.int64)
-        position = np.minimum(np.searchsorted(values, keys), len(values) - 1)
-        return np.where(values[position] == keys, counts[position], 0)
-
     in_train = np.unique(train, return_counts=True)
     in_holdout = np.unique(holdout, return_counts=True)
-    synthetic_train, synthetic_holdout = lookup(synthetic, in_train), lookup(synthetic, in_holdout)
-    holdout_train, holdout_holdout = lookup(holdout, in_train), lookup(holdout, in_holdout)
-    train_train, train_holdout = lookup(train, in_train), lookup(train, in_holdout)
+    synthetic_train, synthetic_holdout = _counts(synthetic, in_train), _counts(synthetic, in_holdout)
+    holdout_train, holdout_holdout = _counts(holdout, in_train), _counts(holdout, in_holdout)
+    train_train, train_holdout = _counts(train, in_train), _counts(train, in_holdout)
     for location in found:
         location.update(synthetic_train, synthetic_holdout, synthetic)
     flags["synthetic_any"] |= synthetic_train > 0
@@ -441,8 +434,8 @@ def _flag(
     flags["synthetic_unique"] |= (synthetic_train == 1) & (synthetic_holdout == 0)
     flags["holdout_unique"] |= (holdout_train == 1) & (holdout_holdout == 1)
     flags["train_unique"] |= (train_train == 2) & (train_holdout == 0)
-    paired_train = lookup(synthetic, np.unique(train[:equal_size], return_counts=True))
-    paired_holdout = lookup(synthetic, np.unique(holdout[:equal_size], return_counts=True))
+    paired_train = _counts(synthetic, np.unique(train[:equal_size], return_counts=True))
+    paired_holdout = _counts(synthetic, np.unique(holdout[:equal_size], return_counts=True))
     flags["paired_train_any"] |= paired_train > 0
     flags["paired_holdout_any"] |= paired_holdout > 0
     flags["paired_train_unique"] |= (paired_train == 1) & (paired_holdout == 0)

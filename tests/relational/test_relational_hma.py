@@ -167,8 +167,12 @@ def test_a_compressed_member_or_a_wrong_entity_count_is_refused() -> None:
 # -- fit, certificate, draws (API) ----------------------------------------------------------------------------
 
 
-# Failed once in the full suite under two xdist workers (job failed at 0 %, message cut by pytest); not
-# reproduced in four runs side by side. One rerun, and the message now says why if it fails again.
+# Failed once in the full suite under two xdist workers (job failed "at 0 %": every failed job read 0 % until
+# finish_job kept the progress reached, so where it failed is unknown). Not reproduced: tests/relational with
+# -n 2 twice side by side (4 workers, load ~7), again with the heartbeat every second (lease 4 s; in tests
+# its UPDATE always gets "database table is locked", caught in its thread), and the job's fit, draw and
+# certificate on 40 random splits outside Django. Workers have their own var dir, keys and storage; the fit
+# uses no sandbox. One rerun; a failure now names the job's error and the progress it reached.
 @pytest.mark.flaky(reruns=1)
 def test_a_three_table_hma_fit_reports_progress_certifies_every_table_and_draws_entity_sets(
     provider: Any,

@@ -8,6 +8,7 @@ attacks; the tests themselves are built in ``privacy_tests.py``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -277,6 +278,20 @@ def _matching(
     }
 
 
+def _paired_close(to_train_sample: np.ndarray, to_holdout: np.ndarray, tau: float) -> dict:
+    """The same distinct synthetic rows within ``tau`` of an equal-size train sample but not of the holdout,
+    minus the reverse (squared distances in): a generator that never saw the split is as near to both, however
+    much it favours the common rows both share."""
+    near_train, near_holdout = to_train_sample <= tau * tau, to_holdout <= tau * tau
+    only_train = int(np.sum(near_train & ~near_holdout))
+    only_holdout = int(np.sum(near_holdout & ~near_train))
+    total = max(len(to_train_sample), 1)
+    return {
+        "difference": (only_train - only_holdout) / total,
+        "standard_error": math.sqrt(only_train + only_holdout) / total,
+    }
+
+
 def _distances(to_train, to_holdout, holdout_to_train) -> dict:  # noqa: ANN001 - distance.Neighbours
     closer = to_train.prefix < to_holdout.first
     ties = to_train.prefix == to_holdout.first
@@ -302,6 +317,7 @@ def _distances(to_train, to_holdout, holdout_to_train) -> dict:  # noqa: ANN001 
             "distance": tau,
             "synthetic_rate": float(np.mean(dcr_train <= tau)),
             "holdout_rate": float(np.mean(dcr_holdout_baseline <= tau)),
+            "paired": _paired_close(to_train.prefix, to_holdout.first, tau),
         },
     }
 

@@ -21,15 +21,13 @@ from django.db.models import Max
 
 from marketplace.accounts.models import User
 from marketplace.catalog import ingest
-from marketplace.catalog.ingest import IngestError
 from marketplace.catalog.models import FileRole, Product, ProductVersion, VersionFile, VersionStatus
 from marketplace.catalog.profiles import stored_reference_profile
 from marketplace.catalog.services import (
     CatalogError,
     ReceivedTable,
     ensure_can_manage,
-    ingest_error_status,
-    receive_table,
+    receive_uploads,
     store_table,
 )
 from marketplace.catalog.uploads import HashedFile
@@ -98,14 +96,7 @@ def check_sets(metadata: dict, sets: dict[str, dict[str, pd.DataFrame]]) -> None
 
 
 def _received(role: str, files: Sequence[HashedFile]) -> list[ReceivedTable]:
-    received = []
-    for upload in files:
-        try:
-            received.append(receive_table(role, upload))
-        except IngestError as error:
-            raise CatalogError(
-                error.code, f"{upload.name}: {error.message}", status=ingest_error_status(error.code)
-            ) from None
+    received = receive_uploads([(role, upload) for upload in files])
     names = [item.table_name for item in received]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

@@ -415,7 +415,7 @@ def add_table_file(
     return item
 
 
-def _receive_uploads(uploads: Sequence[tuple[str, HashedFile]]) -> list[ReceivedTable]:
+def receive_uploads(uploads: Sequence[tuple[str, HashedFile]]) -> list[ReceivedTable]:
     """Each ``(role, upload)`` received (``receive_table``); a bad file is a ``CatalogError`` naming it."""
     received: list[ReceivedTable] = []
     for role, upload in uploads:
@@ -450,7 +450,7 @@ def create_version(
     uploads = [(FileRole.SYNTHETIC, f) for f in synthetic]
     uploads += [(FileRole.TRAIN, train)] if train else []
     uploads += [(FileRole.HOLDOUT, holdout)] if holdout else []
-    received = _receive_uploads(uploads)
+    received = receive_uploads(uploads)
     names = [r.table_name for r in received if r.role == FileRole.SYNTHETIC]
     if len(set(names)) != len(names):
         raise CatalogError("duplicate_table_name", "Two synthetic files have the same name; rename one.")

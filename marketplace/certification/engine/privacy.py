@@ -8,7 +8,6 @@ attacks; the tests themselves are built in ``privacy_tests.py``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -282,14 +281,8 @@ def _paired_close(to_train_sample: np.ndarray, to_holdout: np.ndarray, tau: floa
     """The same distinct synthetic rows within ``tau`` of an equal-size train sample but not of the holdout,
     minus the reverse (squared distances in): a generator that never saw the split is as near to both, however
     much it favours the common rows both share."""
-    near_train, near_holdout = to_train_sample <= tau * tau, to_holdout <= tau * tau
-    only_train = int(np.sum(near_train & ~near_holdout))
-    only_holdout = int(np.sum(near_holdout & ~near_train))
-    total = max(len(to_train_sample), 1)
-    return {
-        "difference": (only_train - only_holdout) / total,
-        "standard_error": math.sqrt(only_train + only_holdout) / total,
-    }
+    rows = np.arange(len(to_train_sample), dtype=np.uint64)  # the rows are distinct already
+    return matching.paired(to_train_sample <= tau * tau, to_holdout <= tau * tau, rows)
 
 
 def _distances(to_train, to_holdout, holdout_to_train) -> dict:  # noqa: ANN001 - distance.Neighbours

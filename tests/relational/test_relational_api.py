@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -29,6 +30,16 @@ def _file(name: str, frame: pd.DataFrame) -> io.BytesIO:
     handle = io.BytesIO(frame.to_csv(index=False).encode())
     handle.name = f"{name}.csv"
     return handle
+
+
+def _post_draft(client: Any, product: Any, sets: dict) -> None:
+    """Upload the three tables with their metadata as an unsubmitted draft (version 1)."""
+    response = client.post(
+        f"/api/v1/products/{product.slug}/versions/",
+        _body(sets, metadata=metadata(), submit="false"),
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
 
 
 def _body(sets: dict, **extra: object) -> dict:
@@ -145,12 +156,7 @@ def test_a_broken_set_is_refused_naming_table_column_and_count_and_leaves_nothin
 def test_metadata_with_a_cycle_is_refused_on_confirmation(provider, product_factory, api_client_for, sets):
     product = product_factory(provider)
     client = api_client_for(provider)
-    response = client.post(
-        f"/api/v1/products/{product.slug}/versions/",
-        _body(sets, metadata=metadata(), submit="false"),
-        format="multipart",
-    )
-    assert response.status_code == 201
+    _post_draft(client, product, sets)
     cyclic = metadata()
     cyclic["relationships"].append(
         {
@@ -173,12 +179,7 @@ def test_a_swapped_stored_table_is_refused_on_confirmation_and_certifies_nothing
 ):
     product = product_factory(provider)
     client = api_client_for(provider)
-    response = client.post(
-        f"/api/v1/products/{product.slug}/versions/",
-        _body(sets, metadata=metadata(), submit="false"),
-        format="multipart",
-    )
-    assert response.status_code == 201
+    _post_draft(client, product, sets)
     version = ProductVersion.objects.get(product=product)
     item = version.files.get(role="synthetic", table_name="plans")
     store = storages[item.storage_alias]
